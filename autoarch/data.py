@@ -1,0 +1,321 @@
+"""Data sets: the built-in real data, user CSV / NPZ files, and the held-out split.
+
+A :class:`Dataset` holds features ``X`` (``float32``; ``(n, d)`` for tabular data, ``(n, C, H, W)`` for images),
+targets ``y`` (class indices ``int64`` or ``float32`` values), the task kind and, for classification, the
+original class labels so that every output can map indices back to them.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from autoarch.exceptions import DataError, did_you_mean
+
+__all__ = ["Dataset", "BUILTIN_DATASETS", "load_dataset", "from_arrays", "train_test_split"]
+
+logger = logging.getLogger(__name__)
+
+CLASSIFICATION = "classification"
+REGRESSION = "regression"
+TASKS = (CLASSIFICATION, REGRESSION)
+FASHION_MNIST_DIR = Path(os.environ.get("AUTOARCH_FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist"))
+FASHION_MNIST_LABELS = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
+                        "Bag", "Ankle boot"]
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Features, targets and what they mean.
+
+    Attributes:
+        X: ``float32`` features, ``(n, d)`` (tabular) or ``(n, C, H, W)`` (image).
+        y: ``int64`` class indices into ``classes`` or ``float32`` regression targets.
+        task: ``"classification"`` or ``"regression"``.
+        classes: original class labels (JSON-serialisable), empty for regression.
+        name: a short name for reports.
+        feature_names: column names of tabular data, if known.
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    task: str
+    classes: list[Any] = field(default_factory=list)
+    name: str = "data"
+    feature_names: list[str] | None = None
+
+    @property
+    def input_kind(self) -> str:
+        """``"tabular"`` for ``(n, d)`` features, ``"image"`` for ``(n, C, H, W)``."""
+        return "image" if self.X.ndim == 4 else "tabular"
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(int(s) for s in self.X.shape[1:])
+
+    @property
+    def n_outputs(self) -> int:
+        return len(self.classes) if self.task == CLASSIFICATION else 1
+
+    def __len__(self) -> int:
+        return int(self.X.shape[0])
+
+    def subset(self, index: np.ndarray) -> Dataset:
+        return replace(self, X=self.X[index], y=self.y[index])
+
+    def labels(self, indices: np.ndarray) -> list[Any]:
+        """Map class indices back to the original labels."""
+        return [self.classes[int(i)] for i in indices]
+
+
+def _check_finite(X: np.ndarray, y: np.ndarray, source: str) -> None:
+    if not np.isfinite(X).all():
+        bad = int((~np.isfinite(X.reshape(len(X), -1))).any(axis=1).sum())
+        raise DataError(
+            f"{source}: {bad} sample(s) have NaN or infinite features; drop or impute them before the search."
+        )
+    if y.dtype.kind == "f" and not np.isfinite(y).all():
+        raise DataError(f"{source}: the target has NaN or infinite values; drop those rows before the search.")
+
+
+def _to_python(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def from_arrays(
+    X: Any, y: Any, task: str | None = None, name: str = "data", feature_names: list[str] | None = None,
+    classes: list[Any] | None = None,
+) -> Dataset:
+    """Build a :class:`Dataset` from array-likes, inferring the task when ``task`` is None.
+
+    ``X`` of shape ``(n, d)`` is tabular, ``(n, H, W)`` a set of one-channel images, ``(n, C, H, W)`` images.
+    Class labels of any type (strings included) are kept and mapped to indices ``0..k-1``.
+
+    Raises:
+        DataError: shapes do not match, features are not numeric, values are NaN or too few samples.
+    """
+    try:
+        X = np.asarray(X, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{name}: features must be numeric ({exc}); encode text columns as numbers first.") from None
+    y = np.asarray(y)
+    if X.ndim == 1:
+        X = X[:, None]
+    if X.ndim == 3:
+        X = X[:, None, :, :]
+    if X.ndim not in (2, 4):
+        raise DataError(
+            f"{name}: X must have shape (n, features), (n, H, W) or (n, C, H, W), but got {X.shape}; reshape it."
+        )
+    if y.ndim != 1:
+        y = y.reshape(len(y), -1)
+        if y.shape[1] != 1:
+            raise DataError(f"{name}: y must be one target per sample, but got shape {y.shape}.")
+        y = y[:, 0]
+    if len(X) != len(y):
+        raise DataError(f"{name}: X has {len(X)} samples but y has {len(y)}; they must have the same length.")
+    if len(X) < 4:
+        raise DataError(f"{name}: at least 4 samples are needed, but got {len(X)}.")
+    if task is None:
+        task = infer_task(y)
+    if task not in TASKS:
+        raise DataError(f"task must be one of {TASKS}, but got {task!r}.{did_you_mean(task, TASKS)}")
+    if task == CLASSIFICATION:
+        if classes is None:
+            if y.dtype.kind == "f" and np.isnan(y).any():
+                raise DataError(f"{name}: the target has missing values; drop those rows before the search.")
+            uniques, y_idx = np.unique(y, return_inverse=True)
+            classes = [_to_python(c) for c in uniques]
+        else:
+            y_idx = np.asarray(y, dtype=np.int64)
+        if len(classes) < 2:
+            raise DataError(
+                f"{name}: classification needs at least 2 classes, but the target has only {classes!r}."
+            )
+        y_out = np.asarray(y_idx, dtype=np.int64)
+    else:
+        try:
+            y_out = y.astype(np.float32)
+        except (TypeError, ValueError):
+            raise DataError(
+                f"{name}: a regression target must be numeric; use --task classification for labels."
+            ) from None
+        classes = []
+    _check_finite(X, y_out, name)
+    return Dataset(X=X, y=y_out, task=task, classes=list(classes), name=name, feature_names=feature_names)
+
+
+def infer_task(y: np.ndarray) -> str:
+    """Classification for non-numeric, boolean or integer targets with few distinct values; else regression."""
+    if y.dtype.kind in "OUSb":
+        return CLASSIFICATION
+    values = y[~np.isnan(y)] if y.dtype.kind == "f" else y
+    integral = np.all(np.mod(values, 1) == 0)
+    n_unique = len(np.unique(values))
+    if integral and n_unique <= max(2, min(50, len(y) // 5)):
+        return CLASSIFICATION
+    return REGRESSION
+
+
+def _load_sklearn(name: str) -> Dataset:
+    import sklearn.datasets as skd
+
+    loader = {"iris": skd.load_iris, "wine": skd.load_wine, "breast_cancer": skd.load_breast_cancer,
+              "diabetes": skd.load_diabetes, "digits": skd.load_digits}[name]
+    bunch = loader()
+    if name == "digits":
+        return from_arrays(bunch.images, bunch.target, task=CLASSIFICATION, name=name)
+    if name == "diabetes":
+        return from_arrays(bunch.data, bunch.target, task=REGRESSION, name=name,
+                           feature_names=list(bunch.feature_names))
+    names = [str(n) for n in bunch.target_names]
+    return from_arrays(bunch.data, bunch.target, task=CLASSIFICATION, name=name,
+                       feature_names=list(bunch.feature_names), classes=names)
+
+
+def _read_idx(path: Path, header: int) -> np.ndarray:
+    with gzip.open(path, "rb") as fh:
+        return np.frombuffer(fh.read(), dtype=np.uint8, offset=header)
+
+
+def _load_fashion_mnist() -> Dataset:
+    images = FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz"
+    labels = FASHION_MNIST_DIR / "train-labels-idx1-ubyte.gz"
+    if not images.exists() or not labels.exists():
+        raise DataError(
+            f"fashion-mnist is not installed ({images} is missing); install it with "
+            "'sudo apt-get install -y dataset-fashion-mnist'."
+        )
+    X = _read_idx(images, 16).reshape(-1, 1, 28, 28)
+    y = _read_idx(labels, 8)
+    return from_arrays(X, y, task=CLASSIFICATION, name="fashion-mnist", classes=FASHION_MNIST_LABELS)
+
+
+BUILTIN_DATASETS = {
+    "digits": "sklearn digits: 1,797 8x8 images, 10 classes",
+    "iris": "sklearn iris: 150 samples, 4 features, 3 classes",
+    "wine": "sklearn wine: 178 samples, 13 features, 3 classes",
+    "breast_cancer": "sklearn breast cancer: 569 samples, 30 features, 2 classes",
+    "diabetes": "sklearn diabetes: 442 samples, 10 features, regression",
+    "fashion-mnist": "Fashion-MNIST train set: 60,000 28x28 images, 10 classes (apt-get install dataset-fashion-mnist)",
+}
+
+
+def _load_csv(path: Path, target: str | None, task: str | None) -> Dataset:
+    import pandas as pd
+
+    if target is None:
+        raise DataError(f"{path}: a CSV file needs --target COLUMN naming the column to predict.")
+    try:
+        frame = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: the file is empty; give a CSV with a header row and data rows.") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"{path}: not a readable CSV file ({first}); check the delimiter and encoding.") from None
+    if target not in frame.columns:
+        cols = [str(c) for c in frame.columns]
+        raise DataError(
+            f"{path}: no column {target!r} for --target; the columns are {cols}.{did_you_mean(target, cols)}"
+        )
+    if frame.empty:
+        raise DataError(f"{path}: the file has a header but no data rows.")
+    features = frame.drop(columns=[target])
+    if features.shape[1] == 0:
+        raise DataError(f"{path}: no feature columns besides the target {target!r}.")
+    non_numeric = [str(c) for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])]
+    if non_numeric:
+        raise DataError(
+            f"{path}: feature columns must be numeric, but {non_numeric} are not; encode or drop them."
+        )
+    y = frame[target]
+    if y.isna().any():
+        raise DataError(f"{path}: the target column {target!r} has {int(y.isna().sum())} missing values; "
+                        "drop those rows.")
+    return from_arrays(features.to_numpy(dtype=np.float32), y.to_numpy(), task=task, name=path.name,
+                       feature_names=[str(c) for c in features.columns])
+
+
+def _load_npz(path: Path, task: str | None) -> Dataset:
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise DataError(f"{path}: not a readable .npz file ({exc}); save it with numpy.savez(path, X=X, y=y).") \
+            from None
+    keys = list(archive.keys())
+    missing = [k for k in ("X", "y") if k not in keys]
+    if missing:
+        raise DataError(f"{path}: the .npz file needs arrays 'X' and 'y', but has {keys}; "
+                        "save it with numpy.savez(path, X=X, y=y).")
+    return from_arrays(archive["X"], archive["y"], task=task, name=path.name)
+
+
+def load_dataset(source: str, target: str | None = None, task: str | None = None,
+                 max_samples: int | None = None, seed: int = 0) -> Dataset:
+    """Load a built-in data set by name, or a ``.csv`` / ``.npz`` file.
+
+    Args:
+        source: a name from :data:`BUILTIN_DATASETS` or a path to a CSV or NPZ file.
+        target: the target column of a CSV file.
+        task: ``"classification"`` or ``"regression"``; inferred from the target when None.
+        max_samples: keep a stratified random subset of at most this many samples.
+        seed: seed of that subset.
+
+    Raises:
+        DataError: unknown name, missing or unreadable file, bad content.
+    """
+    path = Path(source)
+    if source in BUILTIN_DATASETS:
+        data = _load_fashion_mnist() if source == "fashion-mnist" else _load_sklearn(source)
+        if task is not None and task != data.task:
+            data = from_arrays(data.X, np.asarray(data.labels(data.y)) if data.classes else data.y,
+                               task=task, name=data.name, feature_names=data.feature_names)
+    elif path.suffix.lower() in (".csv", ".npz"):
+        if not path.is_file():
+            raise DataError(f"data file {str(path)!r} does not exist; check the path.")
+        data = _load_csv(path, target, task) if path.suffix.lower() == ".csv" else _load_npz(path, task)
+    else:
+        raise DataError(
+            f"unknown data {source!r}: give a built-in data set ({', '.join(BUILTIN_DATASETS)}) or a .csv/.npz "
+            f"file.{did_you_mean(source, BUILTIN_DATASETS)}"
+        )
+    if max_samples is not None and len(data) > max_samples:
+        index, _ = _split_index(data, train_size=max_samples, seed=seed)
+        data = data.subset(index)
+    return data
+
+
+def _split_index(data: Dataset, train_size: float | int | None = None, test_size: float | int | None = None,
+                 seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.model_selection import train_test_split as sk_split
+
+    stratify = data.y if data.task == CLASSIFICATION else None
+    index = np.arange(len(data))
+    return sk_split(index, train_size=train_size, test_size=test_size, random_state=seed, stratify=stratify)
+
+
+def train_test_split(data: Dataset, test_size: float = 0.2, seed: int = 0) -> tuple[Dataset, Dataset]:
+    """Set aside a (stratified, for classification) held-out test split that the search never sees.
+
+    Raises:
+        DataError: a class has fewer than 2 samples, so it cannot be in both splits.
+    """
+    if not 0.0 < test_size < 1.0:
+        raise DataError(f"test_size must be in (0, 1), but got {test_size}.")
+    if data.task == CLASSIFICATION:
+        counts = np.bincount(data.y, minlength=len(data.classes))
+        rare = [data.classes[i] for i in np.flatnonzero(counts < 2)]
+        if rare:
+            raise DataError(f"{data.name}: class(es) {rare} have fewer than 2 samples; a stratified held-out "
+                            "split needs at least 2 per class. Add samples or drop those classes.")
+        n_test = int(np.ceil(test_size * len(data)))
+        if n_test < len(data.classes):
+            test_size = len(data.classes) / len(data)
+    train_idx, test_idx = _split_index(data, test_size=test_size, seed=seed)
+    return data.subset(np.sort(train_idx)), data.subset(np.sort(test_idx))

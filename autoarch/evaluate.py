@@ -1,0 +1,108 @@
+"""k-fold cross-validation of one candidate: splits from sklearn, metrics from sklearn.metrics.
+
+Everything fitted from data (input standardisation, target scale, the early-stopping split) is fitted on the
+training part of each fold only, so nothing of the validation fold leaks into training.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
+from torch import nn
+
+from autoarch.data import Dataset
+from autoarch.metrics import compute_metrics
+from autoarch.model import Model, fit_standardizer
+from autoarch.search_spaces import SearchSpace
+from autoarch.trainer import TrainConfig, fit, predict
+
+__all__ = ["CVResult", "cross_validate", "build_model", "EARLY_STOP_FRACTION"]
+
+EARLY_STOP_FRACTION = 0.1
+"""Share of each fold's training part set aside to pick the early-stopping epoch."""
+
+
+@dataclass
+class CVResult:
+    """Per-fold scores and best epochs of one candidate."""
+
+    fold_scores: list[dict[str, float]] = field(default_factory=list)
+    best_epochs: list[int] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def mean(self) -> dict[str, float]:
+        return {k: float(np.nanmean([s[k] for s in self.fold_scores])) for k in self.fold_scores[0]}
+
+    def std(self) -> dict[str, float]:
+        return {k: float(np.nanstd([s[k] for s in self.fold_scores])) for k in self.fold_scores[0]}
+
+
+def build_model(space: SearchSpace, arch: Mapping[str, Any], data: Dataset) -> Model:
+    """The space's network wrapped with standardisation fitted on ``data``."""
+    net = space.build(arch, data.input_shape, data.n_outputs)
+    mean, std = fit_standardizer(data.X)
+    if data.task == "regression":
+        return Model(net, mean, std, float(data.y.mean()), float(data.y.std() or 1.0))
+    return Model(net, mean, std)
+
+
+def splitter(task: str, cv: int, seed: int) -> KFold | StratifiedKFold:
+    cls = StratifiedKFold if task == "classification" else KFold
+    return cls(n_splits=cv, shuffle=True, random_state=seed)
+
+
+def early_stopping_split(data: Dataset, seed: int) -> tuple[Dataset, Dataset | None]:
+    """Split off :data:`EARLY_STOP_FRACTION` of ``data`` for early stopping, when there is enough data."""
+    n_val = int(round(EARLY_STOP_FRACTION * len(data)))
+    n_classes = data.n_outputs if data.task == "classification" else 1
+    if n_val < max(5, n_classes) or len(data) - n_val < max(10, 2 * n_classes):
+        return data, None
+    stratify = data.y if data.task == "classification" else None
+    if stratify is not None and np.bincount(stratify).min() < 2:
+        stratify = None
+    fit_idx, val_idx = train_test_split(np.arange(len(data)), test_size=n_val, random_state=seed, stratify=stratify)
+    return data.subset(fit_idx), data.subset(val_idx)
+
+
+def cross_validate(
+    space: SearchSpace,
+    arch: Mapping[str, Any],
+    cfg: TrainConfig,
+    data: Dataset,
+    *,
+    cv: int = 5,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    on_fold: Callable[[int, dict[str, float]], None] | None = None,
+) -> CVResult:
+    """Score ``arch`` trained with ``cfg`` by ``cv``-fold (stratified, for classification) cross-validation.
+
+    ``on_fold(i, scores)`` is called after each fold (the search reports to optuna's pruners there; it may
+    raise ``optuna.TrialPruned``).
+    """
+    result = CVResult()
+    start = time.perf_counter()
+    for i, (train_idx, val_idx) in enumerate(splitter(data.task, cv, seed).split(data.X, data.y)):
+        train, val = data.subset(train_idx), data.subset(val_idx)
+        fit_part, stop_part = early_stopping_split(train, seed + i)
+        torch.manual_seed(seed + i)
+        model = build_model(space, arch, fit_part)
+        res = fit(model, fit_part.X, fit_part.y, data.task, cfg, seed=seed + i, device=device,
+                  X_val=None if stop_part is None else stop_part.X, y_val=None if stop_part is None else stop_part.y)
+        scores = compute_metrics(data.task, val.y, predict(model, val.X, device=device), data.n_outputs)
+        result.fold_scores.append(scores)
+        result.best_epochs.append(res.best_epoch)
+        if on_fold is not None:
+            on_fold(i, scores)
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def count_params(model: nn.Module) -> int:
+    return int(sum(p.numel() for p in model.parameters()))

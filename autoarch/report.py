@@ -1,0 +1,92 @@
+"""A readable ``report.md`` from the report dictionary of a run."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pandas as pd
+
+__all__ = ["render_markdown"]
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _num(value: Any, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def _size(n_bytes: int) -> str:
+    return f"{n_bytes / 1024:.1f} KiB" if n_bytes < 1024 ** 2 else f"{n_bytes / 1024 ** 2:.2f} MiB"
+
+
+def render_markdown(report: dict[str, Any], board: pd.DataFrame) -> str:
+    data, srch, best, comp = report["data"], report["search"], report["best"], report["compression"]
+    metric = srch["metric"]
+    plain = metric[4:] if metric.startswith("neg_") else metric
+    states = ", ".join(f"{n} {k.lower()}" for k, n in srch["trial_states"].items())
+    out = [
+        f"# autoarch report: {data['name']}",
+        "",
+        f"- Task: {data['task']}, input shape {tuple(data['input_shape'])}, {data['n_samples']} samples "
+        f"({data['n_train']} for the search, {data['n_test']} held out and never seen by it)",
+        f"- Search: space `{srch['space']}`, controller `{srch['controller']}`, objective `{metric}` by "
+        f"{srch['cv']}-fold cross-validation, {srch['trials_requested']} trials ({states}), "
+        f"{srch['seconds_this_run']:.0f} s in this run, seed {srch['seed']}, device {srch['device']}",
+        "",
+        "## Best architecture",
+        "",
+        f"Trial {best['trial']}: **{best['summary']}**",
+        "",
+        _table(["parameter", "value"], [[k, v] for k, v in {**best["architecture"], **best["training"]}.items()]),
+        "",
+        f"Retrained on the whole training split for {best['retrain_epochs']} epochs (the median early-stopping "
+        "epoch of its folds).",
+        "",
+        "## Scores",
+        "",
+        _table(["metric", f"CV mean ± std ({srch['cv']} folds)", "held-out (retrained winner)"],
+               [[k, f"{_num(m)} ± {_num(s)}", _num(report["test"].get(k))] for k, (m, s) in best["cv"].items()]),
+        "",
+        "## Compression",
+        "",
+        f"Structural pruning ratio {comp['prune_ratio']} (share of channels/units removed from every hidden "
+        f"layer), {comp['finetune_epochs']} fine-tuning epochs; ONNX Runtime latency is the median of 30 runs "
+        "on 1 thread.",
+        "",
+        _table(["stage", "params", "MACs", "size", "latency b1 (ms)", "latency b64 (ms)", f"held-out {plain}"],
+               [[r["stage"], _num(r["params"]), _num(r["macs"]), _size(r["bytes"]),
+                 _num(r.get("latency_b1_ms"), 3), _num(r.get("latency_b64_ms"), 3), _num(r.get(plain))]
+                for r in comp["stages"]]),
+        "",
+        "### Verification",
+        "",
+        "```json",
+        json.dumps(comp["verification"], indent=2),
+        "```",
+    ]
+    if not comp["verification"].get("int8_faster_than_fp32_b64", True):
+        out += ["", "**Warning:** the int8 model is not faster than the fp32 model at batch 64 on this machine."]
+    top = board.head(10)
+    if not top.empty:
+        value_col = f"cv_{plain}_mean"
+        out += ["", "## Leaderboard (top 10)", "",
+                _table(["trial", "state", metric, f"CV {plain}", "params", "seconds", "architecture"],
+                       [[r["trial"], r["state"], _num(r["value"]), _num(r.get(value_col)), _num(r["params"]),
+                         _num(r["seconds"], 1), r["architecture"]] for _, r in top.iterrows()])]
+    failed = board[board["state"] == "FAIL"] if not board.empty else board
+    if not failed.empty:
+        out += ["", "## Failed trials", "",
+                _table(["trial", "reason"], [[r["trial"], r["fail_reason"] or "interrupted"]
+                                             for _, r in failed.iterrows()])]
+    out += ["", "Files: `architecture.json`, `model.pt` (state_dict; `autoarch.load(DIR)`), `model.onnx`, "
+            "`model.int8.onnx`, `leaderboard.csv`, `report.json`, `study.db` (optuna).", ""]
+    return "\n".join(out)

@@ -1,0 +1,206 @@
+"""One training loop: optimizer, L1/L2, learning-rate schedule, early stopping, seeds, device."""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import optuna
+import torch
+from torch import nn
+
+from autoarch.exceptions import ConfigError, TrainingError
+
+__all__ = ["TrainConfig", "suggest_training", "fit", "predict", "training_grid", "resolve_device"]
+
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
+SCHEDULES = ("constant", "cosine")
+BATCH_SIZES = (16, 32, 64, 128, 256)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training hyperparameters of one candidate (searched) and the epoch budget (set by the user)."""
+
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 1e-5
+    l1: float = 0.0
+    batch_size: int = 64
+    schedule: str = "cosine"
+    max_epochs: int = 30
+    patience: int = 5
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def suggest_training(trial: optuna.Trial, max_epochs: int, patience: int) -> TrainConfig:
+    """Sample training hyperparameters: optimizer, log-scale lr, momentum, L2, L1, batch size, schedule."""
+    optimizer = trial.suggest_categorical("optimizer", OPTIMIZERS)
+    lr = trial.suggest_float("lr", 1e-4, 0.3, log=True)
+    momentum = trial.suggest_float("momentum", 0.0, 0.99) if optimizer in ("sgd", "rmsprop") else 0.0
+    return TrainConfig(
+        optimizer=optimizer,
+        lr=lr,
+        momentum=momentum,
+        weight_decay=trial.suggest_float("weight_decay", 1e-6, 1e-2, log=True),
+        l1=trial.suggest_float("l1", 1e-8, 1e-3, log=True),
+        batch_size=trial.suggest_categorical("batch_size", BATCH_SIZES),
+        schedule=trial.suggest_categorical("schedule", SCHEDULES),
+        max_epochs=max_epochs,
+        patience=patience,
+    )
+
+
+def training_grid() -> dict[str, list[Any]]:
+    return {"optimizer": ["sgd", "adam"], "lr": [1e-3, 1e-2, 1e-1], "momentum": [0.9], "weight_decay": [1e-5, 1e-3],
+            "l1": [1e-8], "batch_size": [32, 128], "schedule": ["cosine"]}
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` picks CUDA when available; ``cuda`` without a GPU is an error, not a silent fallback."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda was asked for, but torch sees no CUDA device; use --device cpu or auto.")
+    if device not in ("cpu", "cuda"):
+        raise ConfigError(f"--device must be auto, cpu or cuda, but got {device!r}.")
+    return torch.device(device)
+
+
+def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    params = model.parameters()
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "rmsprop":
+        return torch.optim.RMSprop(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    raise ConfigError(f"optimizer must be one of {OPTIMIZERS}, but got {cfg.optimizer!r}.")
+
+
+@dataclass
+class FitResult:
+    best_epoch: int
+    epochs_run: int
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def _loss_fn(task: str, model: nn.Module) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    if task == "classification":
+        return nn.functional.cross_entropy
+    y_std = getattr(model, "y_std", torch.tensor(1.0))
+
+    def scaled_mse(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        # Regression models output original units; the loss is taken on the standardised scale.
+        return nn.functional.mse_loss(out.reshape(-1) / y_std, y / y_std)
+
+    return scaled_mse
+
+
+def fit(
+    model: nn.Module,
+    X: np.ndarray,
+    y: np.ndarray,
+    task: str,
+    cfg: TrainConfig,
+    *,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    X_val: np.ndarray | None = None,
+    y_val: np.ndarray | None = None,
+    epochs: int | None = None,
+    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+) -> FitResult:
+    """Train ``model`` in place.
+
+    With validation data, the epoch of lowest validation loss is kept and training stops after
+    ``cfg.patience`` epochs without improvement; without it, training runs ``epochs`` (default
+    ``cfg.max_epochs``) epochs.
+
+    Raises:
+        TrainingError: the loss became NaN or infinite.
+    """
+    device = torch.device(device)
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    model.to(device)
+    Xt = torch.as_tensor(X, dtype=torch.float32, device=device)
+    yt = torch.as_tensor(y, device=device)
+    yt = yt.long() if task == "classification" else yt.float()
+    loss_fn = _loss_fn(task, model)
+    n_epochs = epochs if epochs is not None else cfg.max_epochs
+    opt = _optimizer(model, cfg)
+    steps_per_epoch = max(1, math.ceil(len(Xt) / cfg.batch_size))
+    sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, n_epochs * steps_per_epoch))
+             if cfg.schedule == "cosine" else None)
+    weights = [p for n, p in model.named_parameters() if p.dim() > 1]
+    has_val = X_val is not None and y_val is not None and len(X_val) > 0
+    best_loss, best_epoch, best_state, bad_epochs = math.inf, n_epochs, None, 0
+    result = FitResult(best_epoch=n_epochs, epochs_run=0)
+    for epoch in range(1, n_epochs + 1):
+        model.train()
+        order = torch.randperm(len(Xt), generator=generator).to(device)
+        total = 0.0
+        for start in range(0, len(Xt), cfg.batch_size):
+            idx = order[start:start + cfg.batch_size]
+            if len(idx) < 2 and len(Xt) > 1:
+                continue  # a batch of one breaks batch norm
+            loss = loss_fn(model(Xt[idx]), yt[idx])
+            if cfg.l1 > 0:
+                loss = loss + cfg.l1 * sum(w.abs().sum() for w in weights)
+            if not torch.isfinite(loss):
+                raise TrainingError(
+                    f"the training loss became {loss.item()} in epoch {epoch} (lr={cfg.lr:.3g}, "
+                    f"optimizer={cfg.optimizer}); a lower learning rate usually avoids this."
+                )
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if sched is not None:
+                sched.step()
+            total += loss.item() * len(idx)
+        record = {"epoch": epoch, "train_loss": total / len(Xt)}
+        if has_val:
+            val_out = predict(model, X_val, device=device, as_numpy=False)
+            yv = torch.as_tensor(y_val, device=device)
+            val_loss = loss_fn(val_out, yv.long() if task == "classification" else yv.float()).item()
+            record["val_loss"] = val_loss
+            if val_loss < best_loss - 1e-6:
+                best_loss, best_epoch, bad_epochs = val_loss, epoch, 0
+                best_state = copy.deepcopy(model.state_dict())
+            else:
+                bad_epochs += 1
+        result.history.append(record)
+        result.epochs_run = epoch
+        if on_epoch is not None:
+            on_epoch(epoch, record)
+        if has_val and bad_epochs >= cfg.patience:
+            break
+    if has_val and best_state is not None:
+        model.load_state_dict(best_state)
+        result.best_epoch = best_epoch
+    else:
+        result.best_epoch = result.epochs_run
+    model.eval()
+    return result
+
+
+@torch.no_grad()
+def predict(model: nn.Module, X: np.ndarray, *, device: torch.device | str = "cpu", batch_size: int = 1024,
+            as_numpy: bool = True) -> Any:
+    """The model's raw output (logits or values) for ``X``, computed in evaluation mode."""
+    model.eval()
+    device = torch.device(device)
+    outs = [model(torch.as_tensor(X[i:i + batch_size], dtype=torch.float32, device=device))
+            for i in range(0, len(X), batch_size)]
+    out = torch.cat(outs) if outs else torch.empty(0)
+    return out.cpu().numpy() if as_numpy else out

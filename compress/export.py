@@ -1,0 +1,93 @@
+"""ONNX export (``torch.onnx.export`` with the dynamo exporter) and checking."""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import tempfile
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+
+import onnx
+import torch
+from torch import nn
+
+__all__ = ["export_onnx", "check_onnx", "set_metadata", "read_metadata"]
+
+logger = logging.getLogger(__name__)
+
+
+def export_onnx(model: nn.Module, example_input: torch.Tensor, path: str | Path,
+                metadata: Mapping[str, str] | None = None) -> Path:
+    """Export ``model`` to one ONNX file with a dynamic batch dimension (input ``x``, output ``y``).
+
+    The example batch must have at least 2 samples (with 1, recurrent layers get a fixed batch). The file is
+    written atomically: a crash never leaves a half-written model behind.
+    """
+    path = Path(path)
+    model = model.eval().cpu()
+    if example_input.shape[0] < 2:
+        example_input = example_input.repeat(2, *([1] * (example_input.dim() - 1)))
+    batch = torch.export.Dim("batch")
+    with warnings.catch_warnings(), _quiet_exporter():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(
+            model, (example_input.cpu(),), dynamo=True, external_data=False, input_names=["x"],
+            output_names=["y"], dynamic_shapes={"x": {0: batch}}, verbose=False,
+        )
+    proto = program.model_proto
+    if metadata:
+        set_metadata(proto, metadata)
+    save_atomic(proto, path)
+    return path
+
+
+class _quiet_exporter:
+    """The dynamo exporter prints progress lines to stdout; keep the library's output clean."""
+
+    def __enter__(self) -> None:
+        import contextlib
+
+        self._stack = contextlib.ExitStack()
+        self._stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
+        for name in ("torch.onnx", "torch.export", "torch._dynamo", "onnxscript", "onnx_ir"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+
+def save_atomic(proto: onnx.ModelProto, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        onnx.save_model(proto, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def check_onnx(path: str | Path) -> dict[str, object]:
+    """Run ``onnx.checker.check_model(full_check=True)``; return the opset and the result."""
+    proto = onnx.load(str(path))
+    onnx.checker.check_model(proto, full_check=True)
+    opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
+    return {"checker": "ok", "opset": opset}
+
+
+def set_metadata(proto: onnx.ModelProto, metadata: Mapping[str, str]) -> None:
+    existing = {p.key: p for p in proto.metadata_props}
+    for key, value in metadata.items():
+        if key in existing:
+            existing[key].value = str(value)
+        else:
+            prop = proto.metadata_props.add()
+            prop.key, prop.value = key, str(value)
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    return {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}

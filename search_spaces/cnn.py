@@ -1,0 +1,150 @@
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import optuna
+import torch
+from torch import nn
+
+from autoarch.exceptions import SpaceError
+from autoarch.search_spaces._base import ACTIVATIONS, CONNECTIVITY, Architecture, SearchSpace, activation
+
+__all__ = ["CNNSpace", "CNN"]
+
+POOLING = ("max", "avg", "none")
+
+
+def _conv(c_in: int, c_out: int, kernel: int, act: str, batch_norm: bool) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, kernel, padding=kernel // 2, bias=not batch_norm),
+        nn.BatchNorm2d(c_out) if batch_norm else nn.Identity(),
+        activation(act),
+    )
+
+
+class _Stage(nn.Module):
+    """``n_convs`` convolutions at one resolution, joined plainly, by residual adds or densely.
+
+    In a dense stage every convolution reads the concatenation of the stage input and all earlier outputs, and a
+    1x1 transition convolution maps the concatenation of all of them to ``channels``.
+    """
+
+    def __init__(self, c_in: int, channels: int, n_convs: int, kernel: int, connectivity: str, act: str,
+                 batch_norm: bool) -> None:
+        super().__init__()
+        self.connectivity = connectivity
+        self.convs = nn.ModuleList()
+        self.skips = nn.ModuleList()
+        fan_in = c_in
+        for _ in range(n_convs):
+            self.convs.append(_conv(fan_in, channels, kernel, act, batch_norm))
+            if connectivity == "residual":
+                self.skips.append(nn.Identity() if fan_in == channels else nn.Conv2d(fan_in, channels, 1, bias=False))
+            fan_in = fan_in + channels if connectivity == "dense" else channels
+        self.transition = _conv(fan_in, channels, 1, act, batch_norm) if connectivity == "dense" else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.transition is not None:
+            features = [x]
+            for conv in self.convs:
+                features.append(conv(torch.cat(features, dim=1)))
+            return self.transition(torch.cat(features, dim=1))
+        for i, conv in enumerate(self.convs):
+            x = conv(x) + self.skips[i](x) if self.connectivity == "residual" else conv(x)
+        return x
+
+
+class CNN(nn.Module):
+    """Stages of convolutions, 2x2 pooling between stages, global average pooling, dropout and a linear head."""
+
+    def __init__(self, input_shape: Sequence[int], stages: Sequence[tuple[int, int, int]], n_outputs: int,
+                 connectivity: str, act: str, batch_norm: bool, dropout: float, pooling: str) -> None:
+        super().__init__()
+        c_in, height, width = (int(s) for s in input_shape)
+        layers: list[nn.Module] = []
+        for i, (channels, n_convs, kernel) in enumerate(stages):
+            layers.append(_Stage(c_in, channels, n_convs, kernel, connectivity, act, batch_norm))
+            c_in = channels
+            # Downsample between stages while the feature map is at least 2x2.
+            if i < len(stages) - 1 and pooling != "none" and min(height, width) >= 2:
+                layers.append(nn.MaxPool2d(2) if pooling == "max" else nn.AvgPool2d(2))
+                height, width = height // 2, width // 2
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.head = nn.Linear(c_in, n_outputs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.drop(self.pool(self.features(x)).flatten(1)))
+
+
+class CNNSpace(SearchSpace):
+    """Convolutional networks for images ``(C, H, W)``.
+
+    Searches the number of stages (``n_stages``) and, per stage, channels (``channels_i``), depth
+    (``n_convs_i``) and kernel size (``kernel_i``); connectivity (plain, residual, dense), pooling between
+    stages (max, avg, none), activation, dropout before the head and batch norm.
+    """
+
+    name = "cnn"
+    input_kinds = ("image",)
+
+    def __init__(self, max_stages: int = 3, channels: Sequence[int] = (8, 16, 32, 64, 128), max_convs: int = 3,
+                 kernels: Sequence[int] = (3, 5), activations: Sequence[str] = tuple(ACTIVATIONS)) -> None:
+        self.max_stages = max_stages
+        self.channels = tuple(channels)
+        self.max_convs = max_convs
+        self.kernels = tuple(kernels)
+        self.activations = tuple(activations)
+
+    def suggest(self, trial: optuna.Trial) -> Architecture:
+        n_stages = trial.suggest_int("n_stages", 1, self.max_stages)
+        arch: Architecture = {"n_stages": n_stages}
+        for i in range(n_stages):
+            arch[f"channels_{i}"] = trial.suggest_categorical(f"channels_{i}", self.channels)
+            arch[f"n_convs_{i}"] = trial.suggest_int(f"n_convs_{i}", 1, self.max_convs)
+            arch[f"kernel_{i}"] = trial.suggest_categorical(f"kernel_{i}", self.kernels)
+        arch["connectivity"] = trial.suggest_categorical("connectivity", CONNECTIVITY)
+        arch["pooling"] = trial.suggest_categorical("pooling", POOLING)
+        arch["activation"] = trial.suggest_categorical("activation", self.activations)
+        arch["dropout"] = trial.suggest_float("dropout", 0.0, 0.5, step=0.05)
+        arch["batch_norm"] = trial.suggest_categorical("batch_norm", (False, True))
+        return arch
+
+    def build(self, arch: Mapping[str, Any], input_shape: Sequence[int], n_outputs: int) -> nn.Module:
+        self._require(arch, "n_stages", "connectivity", "pooling", "activation", "dropout", "batch_norm")
+        if len(input_shape) != 3:
+            raise SpaceError(
+                f"the cnn space needs image input (C, H, W), but got input shape {tuple(input_shape)}; "
+                "use --space mlp for tabular data."
+            )
+        n_stages = int(arch["n_stages"])
+        if n_stages < 1:
+            raise SpaceError(f"n_stages must be >= 1, but got {n_stages}.")
+        keys = [f"{k}_{i}" for i in range(n_stages) for k in ("channels", "n_convs", "kernel")]
+        self._require(arch, *keys)
+        if arch["connectivity"] not in CONNECTIVITY or arch["pooling"] not in POOLING:
+            raise SpaceError(f"connectivity must be in {CONNECTIVITY} and pooling in {POOLING}, but got "
+                             f"{arch['connectivity']!r} and {arch['pooling']!r}.")
+        stages = [(int(arch[f"channels_{i}"]), int(arch[f"n_convs_{i}"]), int(arch[f"kernel_{i}"]))
+                  for i in range(n_stages)]
+        return CNN(input_shape, stages, n_outputs, arch["connectivity"], arch["activation"],
+                   bool(arch["batch_norm"]), float(arch["dropout"]), arch["pooling"])
+
+    def grid(self) -> dict[str, list[Any]]:
+        coarse = sorted({self.channels[0], self.channels[len(self.channels) // 2], self.channels[-1]})
+        grid: dict[str, list[Any]] = {"n_stages": list(range(1, self.max_stages + 1))}
+        for i in range(self.max_stages):
+            grid[f"channels_{i}"] = coarse
+            grid[f"n_convs_{i}"] = sorted({1, self.max_convs})
+            grid[f"kernel_{i}"] = list(self.kernels[:1])
+        grid.update({"connectivity": list(CONNECTIVITY), "pooling": ["max", "avg"], "activation": ["relu", "gelu"],
+                     "dropout": [0.0, 0.2], "batch_norm": [False, True]})
+        return grid
+
+    def describe(self, arch: Mapping[str, Any]) -> str:
+        stages = " | ".join(f"{arch[f'n_convs_{i}']}x conv{arch[f'kernel_{i}']} {arch[f'channels_{i}']}ch"
+                            for i in range(int(arch["n_stages"])))
+        return (f"CNN [{stages}] {arch['connectivity']} pool={arch['pooling']} {arch['activation']} "
+                f"dropout={arch['dropout']:.2f}{' bn' if arch['batch_norm'] else ''}")
