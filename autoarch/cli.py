@@ -29,9 +29,19 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         if "unrecognized arguments:" in message:
             bad = message.split(":", 1)[1].split()[0]
-            options = [s for a in self._actions for s in a.option_strings]
+            options = [s for p in _parsers(self) for a in p._actions for s in a.option_strings]
             message += did_you_mean(bad.split("=")[0], options)
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def _parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """``parser`` and its subcommands' parsers (an unknown option of a subcommand is reported by the top)."""
+    found = [parser]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found.extend(_parsers(sub))
+    return found
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -115,7 +125,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s" if args.debug else "%(message)s")
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.DEBUG if args.debug else optuna.logging.WARNING)
+    # Failed trials are summarised by autoarch (one line each, and in report.md); optuna's own warning
+    # carries a traceback.
+    optuna.logging.set_verbosity(optuna.logging.DEBUG if args.debug else optuna.logging.ERROR)
     for noisy in ("torch_pruning", "onnxruntime", "onnxscript", "torch.onnx"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if args.debug else logging.ERROR)
     try:

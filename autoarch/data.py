@@ -274,8 +274,8 @@ def load_dataset(source: str, target: str | None = None, task: str | None = None
     if source in BUILTIN_DATASETS:
         data = _load_fashion_mnist() if source == "fashion-mnist" else _load_sklearn(source)
         if task is not None and task != data.task:
-            data = from_arrays(data.X, np.asarray(data.labels(data.y)) if data.classes else data.y,
-                               task=task, name=data.name, feature_names=data.feature_names)
+            y = np.asarray(data.labels(data.y)) if data.classes and task == CLASSIFICATION else data.y
+            data = from_arrays(data.X, y, task=task, name=data.name, feature_names=data.feature_names)
     elif path.suffix.lower() in (".csv", ".npz"):
         if not path.is_file():
             raise DataError(f"data file {str(path)!r} does not exist; check the path.")

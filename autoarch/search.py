@@ -59,11 +59,11 @@ class SearchConfig:
     trials: int = 30
     timeout: float | None = None
     seed: int = 0
-    epochs: int = 30
+    epochs: int = 20
     patience: int = 5
     test_size: float = 0.2
     prune: float = 0.3
-    finetune_epochs: int = 5
+    finetune_epochs: int = 10
     calibration_samples: int = 256
     max_samples: int | None = None
     device: str = "auto"
@@ -210,6 +210,8 @@ class _Progress:
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         if not _counts_toward_budget(trial):
             return
+        if trial.state == TrialState.FAIL:
+            logger.warning("trial %d failed: %s", trial.number, trial.user_attrs.get("fail_reason"))
         self._bar.update(1)
         post = {}
         try:
@@ -229,11 +231,11 @@ def _make_objective(space: SearchSpace, train: Dataset, cfg: SearchConfig, metri
     example = torch.as_tensor(train.X[:2], dtype=torch.float32)
 
     def objective(trial: optuna.Trial) -> float:
-        arch = space.suggest(trial)
-        tcfg = suggest_training(trial, cfg.epochs, cfg.patience)
-        trial.set_user_attr("architecture", arch)
-        trial.set_user_attr("training", tcfg.to_dict())
         try:
+            arch = space.suggest(trial)
+            tcfg = suggest_training(trial, cfg.epochs, cfg.patience)
+            trial.set_user_attr("architecture", arch)
+            trial.set_user_attr("training", tcfg.to_dict())
             macs, params = count_macs_params(build_model(space, arch, train), example)
             trial.set_user_attr("params", params)
             trial.set_user_attr("macs", macs)
@@ -437,7 +439,7 @@ def _finish(study: optuna.Study, space: SearchSpace, dataset: Dataset, train: Da
         "test": test_scores,
         "compression": {"prune_ratio": cfg.prune, "finetune_epochs": cfg.finetune_epochs,
                         "stages": comp.stages, "verification": comp.verification},
-        "config": asdict(cfg),
+        "config": {**asdict(cfg), "space": space.name},
     }
     if out_dir is not None:
         from autoarch.report import render_markdown

@@ -19,7 +19,7 @@ __all__ = ["TrainConfig", "suggest_training", "fit", "predict", "training_grid",
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 SCHEDULES = ("constant", "cosine")
-BATCH_SIZES = (16, 32, 64, 128, 256)
+BATCH_SIZES = (32, 64, 128, 256)
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ class TrainConfig:
 def suggest_training(trial: optuna.Trial, max_epochs: int, patience: int) -> TrainConfig:
     """Sample training hyperparameters: optimizer, log-scale lr, momentum, L2, L1, batch size, schedule."""
     optimizer = trial.suggest_categorical("optimizer", OPTIMIZERS)
-    lr = trial.suggest_float("lr", 1e-4, 0.3, log=True)
+    lr = trial.suggest_float("lr", 5e-4, 0.1, log=True)
     momentum = trial.suggest_float("momentum", 0.0, 0.99) if optimizer in ("sgd", "rmsprop") else 0.0
     return TrainConfig(
         optimizer=optimizer,

@@ -70,7 +70,7 @@ def compress_model(
     *,
     train_config: TrainConfig,
     prune_ratio: float = 0.3,
-    finetune_epochs: int = 5,
+    finetune_epochs: int = 10,
     calibration_samples: int = 256,
     importance: str = "l2",
     seed: int = 0,

@@ -28,5 +28,5 @@ def get_space(name: str | SearchSpace, input_kind: str = "tabular") -> SearchSpa
         raise SpaceError(f"space must be one of {choices}, but got {name!r}.{did_you_mean(name, choices)}")
     space = SPACES[name]()
     if input_kind not in space.input_kinds:
-        raise SpaceError(f"the {name} space does not take {input_kind} input; use --space auto or mlp.")
+        raise SpaceError(f"the {name} space does not take {input_kind} input; use --space mlp or --space auto.")
     return space

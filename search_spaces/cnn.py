@@ -26,8 +26,10 @@ def _conv(c_in: int, c_out: int, kernel: int, act: str, batch_norm: bool) -> nn.
 class _Stage(nn.Module):
     """``n_convs`` convolutions at one resolution, joined plainly, by residual adds or densely.
 
-    In a dense stage every convolution reads the concatenation of the stage input and all earlier outputs, and a
-    1x1 transition convolution maps the concatenation of all of them to ``channels``.
+    In a dense stage the first convolution reads the stage input, every later one the concatenation of all
+    earlier outputs of the stage, and a 1x1 transition convolution maps the concatenation of all of them to
+    ``channels``. The concatenation grows one convolution at a time and leaves the stage input out: the forms
+    torch-pruning's dependency graph prunes correctly.
     """
 
     def __init__(self, c_in: int, channels: int, n_convs: int, kernel: int, connectivity: str, act: str,
@@ -37,19 +39,19 @@ class _Stage(nn.Module):
         self.convs = nn.ModuleList()
         self.skips = nn.ModuleList()
         fan_in = c_in
-        for _ in range(n_convs):
+        for i in range(n_convs):
             self.convs.append(_conv(fan_in, channels, kernel, act, batch_norm))
             if connectivity == "residual":
                 self.skips.append(nn.Identity() if fan_in == channels else nn.Conv2d(fan_in, channels, 1, bias=False))
-            fan_in = fan_in + channels if connectivity == "dense" else channels
+            fan_in = fan_in + channels if connectivity == "dense" and i > 0 else channels
         self.transition = _conv(fan_in, channels, 1, act, batch_norm) if connectivity == "dense" else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.transition is not None:
-            features = [x]
-            for conv in self.convs:
-                features.append(conv(torch.cat(features, dim=1)))
-            return self.transition(torch.cat(features, dim=1))
+            x = self.convs[0](x)
+            for conv in self.convs[1:]:
+                x = torch.cat([x, conv(x)], dim=1)
+            return self.transition(x)
         for i, conv in enumerate(self.convs):
             x = conv(x) + self.skips[i](x) if self.connectivity == "residual" else conv(x)
         return x
@@ -90,7 +92,7 @@ class CNNSpace(SearchSpace):
     name = "cnn"
     input_kinds = ("image",)
 
-    def __init__(self, max_stages: int = 3, channels: Sequence[int] = (8, 16, 32, 64, 128), max_convs: int = 3,
+    def __init__(self, max_stages: int = 3, channels: Sequence[int] = (8, 16, 32, 64), max_convs: int = 2,
                  kernels: Sequence[int] = (3, 5), activations: Sequence[str] = tuple(ACTIVATIONS)) -> None:
         self.max_stages = max_stages
         self.channels = tuple(channels)

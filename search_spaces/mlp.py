@@ -31,7 +31,10 @@ class MLP(nn.Module):
     - plain: ``h_i = block_i(h_{i-1})``
     - residual: ``h_i = block_i(h_{i-1}) + skip_i(h_{i-1})``; ``skip_i`` is the identity when widths match,
       else a bias-free linear projection.
-    - dense: ``h_i = block_i(concat(x, h_1, ..., h_{i-1}))`` and the head reads ``concat(h_1, ..., h_L)``.
+    - dense: ``h_1 = block_1(x)``, ``h_i = block_i(concat(h_1, ..., h_{i-1}))`` and the head reads
+      ``concat(h_1, ..., h_L)``. The concatenation grows one block at a time (``z = concat(z, block(z))``) and
+      leaves the raw input out: the two forms torch-pruning's dependency graph prunes correctly (measured: with
+      the input in the concatenation, or the same tensors concatenated twice, pruned shapes no longer match).
     """
 
     def __init__(self, n_in: int, widths: Sequence[int], n_outputs: int, connectivity: str, act: str,
@@ -41,21 +44,21 @@ class MLP(nn.Module):
         self.blocks = nn.ModuleList()
         self.skips = nn.ModuleList()
         fan_in = n_in
-        for width in widths:
+        for i, width in enumerate(widths):
             self.blocks.append(_Block(fan_in, width, act, batch_norm, dropout))
             if connectivity == "residual":
                 self.skips.append(nn.Identity() if fan_in == width else nn.Linear(fan_in, width, bias=False))
-            fan_in = fan_in + width if connectivity == "dense" else width
-        head_in = sum(widths) if connectivity == "dense" else widths[-1]
+            fan_in = fan_in + width if connectivity == "dense" and i > 0 else width
+        head_in = fan_in
         self.head = nn.Linear(head_in, n_outputs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.flatten(1)
         if self.connectivity == "dense":
-            features = [x]
-            for block in self.blocks:
-                features.append(block(torch.cat(features, dim=1)))
-            return self.head(torch.cat(features[1:], dim=1))
+            x = self.blocks[0](x)
+            for block in self.blocks[1:]:
+                x = torch.cat([x, block(x)], dim=1)
+            return self.head(x)
         for i, block in enumerate(self.blocks):
             x = block(x) + self.skips[i](x) if self.connectivity == "residual" else block(x)
         return self.head(x)

@@ -69,6 +69,7 @@ class EvolutionSampler(BaseSampler):
 
     def sample_relative(self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
                         ) -> dict[str, Any]:
+        self._raise_error_if_multi_objective(study)
         return {}
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
@@ -93,6 +94,7 @@ class EvolutionSampler(BaseSampler):
 
     def sample_independent(self, study: Study, trial: FrozenTrial, param_name: str,
                            param_distribution: BaseDistribution) -> Any:
+        self._raise_error_if_multi_objective(study)
         with self._lock:
             parent, target = self._parents.get(trial._trial_id, (None, None))
         if parent is None or param_name not in parent.params:

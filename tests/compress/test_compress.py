@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from autoarch.compress import (
+    check_onnx,
+    compress_model,
+    count_macs_params,
+    export_onnx,
+    prune,
+    quantize_int8,
+    read_metadata,
+    replay_pruning,
+    run_onnx,
+    session,
+)
+from autoarch.data import load_dataset, train_test_split
+from autoarch.evaluate import build_model
+from autoarch.exceptions import ConfigError
+from autoarch.search_spaces import CNNSpace
+from autoarch.trainer import TrainConfig, fit
+
+ARCH = {"n_stages": 2, "channels_0": 32, "n_convs_0": 2, "kernel_0": 3, "channels_1": 64, "n_convs_1": 1,
+        "kernel_1": 3, "connectivity": "residual", "pooling": "max", "activation": "relu", "dropout": 0.1,
+        "batch_norm": True}
+
+
+@pytest.fixture(scope="module")
+def trained():
+    data = load_dataset("digits")
+    train, test = train_test_split(data, 0.2, seed=0)
+    torch.manual_seed(0)
+    model = build_model(CNNSpace(), ARCH, train)
+    cfg = TrainConfig(lr=3e-3, batch_size=64)
+    fit(model, train.X, train.y, "classification", cfg, epochs=4)
+    return model.eval(), train, test, cfg
+
+
+def test_prune_ratio_zero_is_a_no_op_and_bad_ratio_errors(trained) -> None:
+    model = trained[0]
+    x = torch.zeros(2, 1, 8, 8)
+    assert prune(model, x, 0.0) == []
+    with pytest.raises(ConfigError, match=r"\[0, 1\)"):
+        prune(model, x, 1.0)
+
+
+def test_pruning_shrinks_params_and_macs_and_replays(trained) -> None:
+    import copy
+
+    model, train, test, _ = trained
+    x = torch.as_tensor(test.X[:8])
+    pruned = copy.deepcopy(model)
+    history = prune(pruned, x[:2], 0.5)
+    macs0, params0 = count_macs_params(model, x)
+    macs1, params1 = count_macs_params(pruned, x)
+    assert params1 < 0.5 * params0 and macs1 < 0.5 * macs0
+    rebuilt = replay_pruning(build_model(CNNSpace(), ARCH, train), x[:2], history)
+    rebuilt.load_state_dict(pruned.state_dict())
+    torch.testing.assert_close(rebuilt.eval()(x), pruned(x))
+
+
+def test_export_and_int8_quantization(trained, tmp_path) -> None:
+    model, train, test, _ = trained
+    x = torch.as_tensor(train.X[:2])
+    fp32 = export_onnx(model, x, tmp_path / "m.onnx", metadata={"classes": "[0, 1]"})
+    assert check_onnx(fp32)["checker"] == "ok"
+    assert read_metadata(fp32)["classes"] == "[0, 1]"
+    out = run_onnx(session(fp32), test.X)
+    np.testing.assert_allclose(out, model(torch.as_tensor(test.X)).detach().numpy(), atol=1e-4)
+    int8 = quantize_int8(fp32, tmp_path / "m.int8.onnx", train.X[:128])
+    assert check_onnx(int8)["checker"] == "ok"
+    assert read_metadata(int8)["classes"] == "[0, 1]"
+    assert int8.stat().st_size < 0.5 * fp32.stat().st_size
+    agree = (run_onnx(session(int8), test.X).argmax(1) == out.argmax(1)).mean()
+    assert agree > 0.95
+    assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave no temporaries
+
+
+def test_compress_model_reports_every_stage(trained, tmp_path) -> None:
+    model, train, test, cfg = trained
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    res = compress_model(model, train, test, tmp_path, train_config=cfg, prune_ratio=0.3, finetune_epochs=1,
+                         calibration_samples=64)
+    stages = [r["stage"] for r in res.stages]
+    assert stages == ["torch fp32", "torch pruned", "onnx fp32 unpruned", "onnx fp32", "onnx int8"]
+    for row in res.stages:
+        assert 0.0 <= row["accuracy"] <= 1.0 and row["params"] > 0 and row["bytes"] > 0
+    assert res.stages[1]["params"] < res.stages[0]["params"]
+    assert res.verification["onnx_fp32"]["max_abs_diff_vs_torch"] < 1e-4
+    assert res.verification["onnx_int8"]["calibration_samples"] == 64
+    assert (tmp_path / "model.onnx").exists() and (tmp_path / "model.int8.onnx").exists()
+    for k, v in model.state_dict().items():  # the input model is left untouched
+        torch.testing.assert_close(v, before[k])

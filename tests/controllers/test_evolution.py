@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import optuna
+import pytest
+from optuna.testing.pytest_samplers import BasicSamplerTestCase, SingleOnlySamplerTestCase
+
+from autoarch.controllers import CONTROLLERS, EvolutionSampler, make_sampler
+from autoarch.exceptions import ConfigError
+
+
+class TestEvolutionSamplerContract(BasicSamplerTestCase, SingleOnlySamplerTestCase):
+    """optuna's own sampler contract suite, run against our sampler."""
+
+    @pytest.fixture
+    def sampler(self) -> Callable[[], EvolutionSampler]:
+        return lambda: EvolutionSampler(population_size=4, sample_size=2, seed=0)
+
+
+def _conditional_objective(trial: optuna.Trial) -> float:
+    n_layers = trial.suggest_int("n_layers", 1, 4)
+    widths = [trial.suggest_categorical(f"width_{i}", [8, 16, 32, 64]) for i in range(n_layers)]
+    lr = trial.suggest_float("lr", 1e-4, 1e-1, log=True)
+    act = trial.suggest_categorical("act", ["relu", "gelu", "tanh"])
+    return sum(widths) / 100 - abs(lr - 0.01) * 10 + (act == "gelu") - abs(n_layers - 3)
+
+
+def _run(seed: int, n_trials: int = 40, storage: str | None = None) -> optuna.Study:
+    sampler = EvolutionSampler(population_size=8, sample_size=3, seed=seed)
+    study = optuna.create_study(sampler=sampler, direction="maximize", storage=storage)
+    study.optimize(_conditional_objective, n_trials=n_trials)
+    return study
+
+
+def test_same_seed_gives_the_same_sequence() -> None:
+    a, b = _run(seed=3), _run(seed=3)
+    assert [t.params for t in a.trials] == [t.params for t in b.trials]
+    assert [t.params for t in _run(seed=4).trials] != [t.params for t in a.trials]
+
+
+def test_children_copy_their_parent_except_the_mutated_parameters() -> None:
+    study = _run(seed=0, n_trials=60)
+    children = [t for t in study.trials if "evolution:parent" in t.system_attrs]
+    assert len(children) == 60 - 8  # every trial after the initial random population has a parent
+    for child in children:
+        parent = study.trials[child.system_attrs["evolution:parent"]]
+        assert parent.number < child.number
+        target = child.system_attrs["evolution:mutate"]
+        assert child.params[target] != parent.params[target]
+        shared = set(child.params) & set(parent.params)
+        changed = {k for k in shared if child.params[k] != parent.params[k]}
+        assert target in changed or target not in child.params
+        # Conditional parameters the parent lacks (a new layer's width) are sampled, not copied.
+        assert set(child.params) - set(parent.params) <= {f"width_{i}" for i in range(4)}
+    # Few parameters change at once: most children differ from their parent in at most 2 parameters.
+    small = sum(sum(child.params.get(k) != study.trials[child.system_attrs["evolution:parent"]].params.get(k)
+                    for k in child.params) <= 2 for child in children)
+    assert small >= 0.7 * len(children)
+
+
+def test_parent_is_the_tournament_winner_of_the_aging_population() -> None:
+    study = _run(seed=1, n_trials=50)
+    for child in study.trials[8:]:
+        parent = study.trials[child.system_attrs["evolution:parent"]]
+        # The population holds the 8 youngest complete trials when the child was created.
+        assert child.number - 8 <= parent.number < child.number
+
+
+def test_evolution_improves_on_its_random_start() -> None:
+    study = _run(seed=2, n_trials=80)
+    start = max(t.value for t in study.trials[:8])
+    assert study.best_value > start
+
+
+def test_state_lives_in_the_storage_so_a_resumed_study_continues(tmp_path) -> None:
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    _run(seed=0, n_trials=20, storage=storage)
+    resumed = optuna.load_study(study_name=optuna.get_all_study_names(storage)[0], storage=storage,
+                                sampler=EvolutionSampler(population_size=8, sample_size=3, seed=99))
+    resumed.optimize(_conditional_objective, n_trials=5)
+    for child in resumed.trials[20:]:  # a fresh sampler object finds the population in the storage
+        assert child.system_attrs["evolution:parent"] < 20 + 5
+
+
+def test_invalid_arguments_state_the_rule() -> None:
+    with pytest.raises(ValueError, match="sample_size <= population_size"):
+        EvolutionSampler(population_size=4, sample_size=5)
+    with pytest.raises(ValueError, match="population_size >= 2"):
+        EvolutionSampler(population_size=1, sample_size=1)
+
+
+def test_make_sampler_knows_every_controller() -> None:
+    for name in CONTROLLERS:
+        sampler = make_sampler(name, seed=0, n_trials=20, grid={"x": [1, 2]})
+        assert isinstance(sampler, optuna.samplers.BaseSampler)
+    with pytest.raises(ConfigError, match="Did you mean 'evolution'"):
+        make_sampler("evolutoin", seed=0)

@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+import pytest
+
+from autoarch.exceptions import SpaceError
+from autoarch.search_spaces import ACTIVATIONS, CNNSpace, MLPSpace, get_space
+from autoarch.search_spaces.testing import SearchSpaceContract
+
+
+def _mlp(n_layers: int, width: int, connectivity: str, **kw: object) -> dict:
+    arch = {"n_layers": n_layers, **{f"width_{i}": width for i in range(n_layers)}, "connectivity": connectivity,
+            "activation": "relu", "dropout": 0.1, "batch_norm": True}
+    arch.update(kw)
+    return arch
+
+
+def _cnn(n_stages: int, channels: int, n_convs: int, connectivity: str, **kw: object) -> dict:
+    arch: dict = {"n_stages": n_stages}
+    for i in range(n_stages):
+        arch.update({f"channels_{i}": channels, f"n_convs_{i}": n_convs, f"kernel_{i}": 3})
+    arch.update({"connectivity": connectivity, "pooling": "max", "activation": "gelu", "dropout": 0.0,
+                 "batch_norm": True})
+    arch.update(kw)
+    return arch
+
+
+class TestMLPSpace(SearchSpaceContract):
+    @pytest.fixture
+    def space(self) -> MLPSpace:
+        return MLPSpace()
+
+    @pytest.fixture
+    def input_shape(self) -> tuple[int, ...]:
+        return (7,)
+
+    @pytest.fixture
+    def extremes(self) -> list[dict]:
+        return [_mlp(1, 16, "plain"), _mlp(1, 512, "dense"), _mlp(4, 512, "dense"), _mlp(4, 16, "residual"),
+                _mlp(4, 16, "dense", batch_norm=False, dropout=0.5, activation="sigmoid"),
+                *[_mlp(2, 32, "residual", activation=a) for a in ACTIVATIONS]]
+
+
+class TestMLPOnImages(SearchSpaceContract):
+    """The MLP space also takes images (flattened)."""
+
+    @pytest.fixture
+    def space(self) -> MLPSpace:
+        return MLPSpace(max_layers=2, widths=(8, 32))
+
+    @pytest.fixture
+    def input_shape(self) -> tuple[int, ...]:
+        return (1, 8, 8)
+
+
+class TestCNNSpace(SearchSpaceContract):
+    @pytest.fixture
+    def space(self) -> CNNSpace:
+        return CNNSpace()
+
+    @pytest.fixture
+    def input_shape(self) -> tuple[int, ...]:
+        return (1, 8, 8)
+
+    @pytest.fixture
+    def extremes(self) -> list[dict]:
+        return [_cnn(1, 8, 1, "plain"), _cnn(3, 64, 2, "dense"), _cnn(3, 64, 2, "residual", pooling="none"),
+                _cnn(3, 8, 2, "dense", pooling="avg", batch_norm=False, dropout=0.5),
+                {**_cnn(2, 16, 2, "residual"), "channels_1": 32, "kernel_1": 5}]
+
+
+class TestCNNOnRGB(SearchSpaceContract):
+    """Three channels and an odd, non-square image size."""
+
+    @pytest.fixture
+    def space(self) -> CNNSpace:
+        return CNNSpace(max_stages=3, channels=(4, 8))
+
+    @pytest.fixture
+    def input_shape(self) -> tuple[int, ...]:
+        return (3, 7, 5)
+
+
+def test_auto_space_picks_by_input_kind() -> None:
+    assert get_space("auto", "image").name == "cnn"
+    assert get_space("auto", "tabular").name == "mlp"
+
+
+def test_unknown_space_suggests_the_closest_name() -> None:
+    with pytest.raises(SpaceError, match="Did you mean 'cnn'"):
+        get_space("cnnn", "image")
+
+
+def test_cnn_rejects_tabular_input() -> None:
+    with pytest.raises(SpaceError, match="--space mlp"):
+        get_space("cnn", "tabular")
+    with pytest.raises(SpaceError, match="image input"):
+        CNNSpace().build(_cnn(1, 8, 1, "plain"), (10,), 2)
+
+
+def test_build_names_missing_keys() -> None:
+    arch = _mlp(3, 16, "plain")
+    del arch["width_2"]
+    with pytest.raises(SpaceError, match="width_2"):
+        MLPSpace().build(arch, (4,), 2)
+
+
+def test_unknown_activation_is_a_clear_error() -> None:
+    with pytest.raises(SpaceError, match="Did you mean 'gelu'"):
+        MLPSpace().build(_mlp(1, 8, "plain", activation="gelu2"), (4,), 2)

@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from autoarch.cli import build_parser, main
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "autoarch.cli", *args], capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_help_documents_every_option() -> None:
+    text = _run("search", "--help").stdout
+    parser = build_parser()
+    search = parser._subparsers._group_actions[0].choices["search"]
+    for action in search._actions:
+        for flag in action.option_strings:
+            assert flag in text
+        assert action.help, action.dest
+
+
+def _bad_inputs(tmp_path):
+    text = tmp_path / "text.csv"
+    text.write_text("a,b,label\n" + "\n".join(f"{i},x{i},{i % 2}" for i in range(20)))
+    nan = tmp_path / "nan.csv"
+    nan.write_text("a,label\n" + "\n".join(f"{'' if i == 3 else i},{i % 2}" for i in range(20)))
+    rare = tmp_path / "rare.csv"
+    rare.write_text("a,label\n" + "\n".join(f"{i},{'r' if i < 3 else 'c'}" for i in range(30)))
+    return [
+        (["search", str(tmp_path / "missing.csv"), "--target", "y"], "does not exist"),
+        (["search", "digitz"], "Did you mean 'digits'"),
+        (["search", "iris", "--trails", "3"], "Did you mean '--trials'"),
+        (["search", "iris", "--metric", "acc"], "invalid choice"),
+        (["search", "iris", "--metric", "neg_mse"], "regression metric"),
+        (["search", str(text), "--target", "label"], "must be numeric"),
+        (["search", str(nan), "--target", "label"], "NaN"),
+        (["search", str(rare), "--target", "label", "--cv", "3"], "fewer than the 3 folds"),
+        (["search", "iris", "--cv", "1"], "int >= 2"),
+        (["search", "iris", "--out", str(text)], "is a file"),
+    ]
+
+
+def _exit_code(args: list[str]) -> int:
+    try:
+        return main(args)
+    except SystemExit as exc:  # argparse's own errors
+        return int(exc.code)
+
+
+def test_bad_input_is_one_line_and_exit_status_2(tmp_path, capsys) -> None:
+    for args, expected in _bad_inputs(tmp_path):
+        assert _exit_code([*args, "--quiet"]) == 2, args
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1, (args, err)
+        assert expected in err, (args, err)
+        assert "Traceback" not in err
+
+
+def test_argparse_errors_exit_2() -> None:
+    proc = _run("search", "iris", "--trails", "3")
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_debug_shows_the_traceback() -> None:
+    proc = _run("search", "digitz", "--debug")
+    assert proc.returncode != 0 and "Traceback" in proc.stderr
+
+
+def test_search_shows_progress_and_summary(tmp_path) -> None:
+    np.savez(tmp_path / "d.npz", X=np.random.default_rng(0).normal(size=(60, 6, 6)), y=np.arange(60) % 2)
+    proc = _run("search", str(tmp_path / "d.npz"), "--trials", "2", "--cv", "2", "--epochs", "1",
+                "--finetune-epochs", "1", "--out", str(tmp_path / "run"))
+    assert proc.returncode == 0, proc.stderr
+    assert "2/2" in proc.stderr and "best=" in proc.stderr
+    assert "held-out accuracy" in proc.stdout and "onnx int8" in proc.stdout
+    assert (tmp_path / "run" / "model.int8.onnx").exists()

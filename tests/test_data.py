@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from autoarch.data import BUILTIN_DATASETS, from_arrays, infer_task, load_dataset, train_test_split
+from autoarch.exceptions import DataError
+
+
+@pytest.mark.parametrize("name,task,shape,n_classes", [
+    ("digits", "classification", (1, 8, 8), 10),
+    ("iris", "classification", (4,), 3),
+    ("wine", "classification", (13,), 3),
+    ("breast_cancer", "classification", (30,), 2),
+    ("diabetes", "regression", (10,), 0),
+])
+def test_builtin_data_sets(name: str, task: str, shape: tuple, n_classes: int) -> None:
+    data = load_dataset(name)
+    assert data.task == task and data.input_shape == shape and len(data.classes) == n_classes
+    assert data.X.dtype == np.float32 and np.isfinite(data.X).all()
+
+
+def test_fashion_mnist_missing_names_the_install_command(monkeypatch, tmp_path) -> None:
+    monkeypatch.setattr("autoarch.data.FASHION_MNIST_DIR", tmp_path)
+    with pytest.raises(DataError, match="apt-get install -y dataset-fashion-mnist"):
+        load_dataset("fashion-mnist")
+
+
+def test_fashion_mnist_reads_idx_files(monkeypatch, tmp_path) -> None:
+    import gzip
+
+    images = (np.arange(6 * 28 * 28) % 256).astype(np.uint8).reshape(6, 28, 28)
+    with gzip.open(tmp_path / "train-images-idx3-ubyte.gz", "wb") as fh:
+        fh.write(b"\0" * 16 + images.tobytes())
+    with gzip.open(tmp_path / "train-labels-idx1-ubyte.gz", "wb") as fh:
+        fh.write(b"\0" * 8 + bytes([0, 9, 9, 1, 0, 1]))
+    monkeypatch.setattr("autoarch.data.FASHION_MNIST_DIR", tmp_path)
+    data = load_dataset("fashion-mnist")
+    assert data.X.shape == (6, 1, 28, 28) and np.array_equal(data.X[1, 0], images[1])
+    assert data.labels(data.y[:2]) == ["T-shirt/top", "Ankle boot"]
+
+
+def test_unknown_name_suggests_the_closest() -> None:
+    with pytest.raises(DataError, match="Did you mean 'digits'"):
+        load_dataset("digit")
+    assert "fashion-mnist" in BUILTIN_DATASETS
+
+
+def test_csv_keeps_string_labels(tmp_path) -> None:
+    path = tmp_path / "d.csv"
+    rows = ["a,b,label"] + [f"{i},{i % 3},{'cat' if i % 2 else 'dog'}" for i in range(20)]
+    path.write_text("\n".join(rows))
+    data = load_dataset(str(path), target="label")
+    assert data.task == "classification" and data.classes == ["cat", "dog"]
+    assert data.labels(data.y[:2]) == ["dog", "cat"]
+    assert data.feature_names == ["a", "b"]
+
+
+def test_csv_errors_name_the_problem(tmp_path) -> None:
+    path = tmp_path / "d.csv"
+    path.write_text("a,b,label\n1,x,0\n2,y,1\n3,z,0\n4,w,1\n")
+    with pytest.raises(DataError, match=r"must be numeric, but \['b'\]"):
+        load_dataset(str(path), target="label")
+    with pytest.raises(DataError, match="Did you mean 'label'"):
+        load_dataset(str(path), target="lable")
+    with pytest.raises(DataError, match="needs --target"):
+        load_dataset(str(path))
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(DataError, match="empty"):
+        load_dataset(str(empty), target="label")
+    with pytest.raises(DataError, match="does not exist"):
+        load_dataset(str(tmp_path / "missing.csv"), target="label")
+
+
+def test_nan_features_are_rejected(tmp_path) -> None:
+    path = tmp_path / "d.csv"
+    path.write_text("a,label\n1,0\n,1\n3,0\n4,1\n5,0\n")
+    with pytest.raises(DataError, match="NaN or infinite"):
+        load_dataset(str(path), target="label")
+
+
+def test_npz_keeps_image_shapes_and_checks_keys(tmp_path) -> None:
+    path = tmp_path / "d.npz"
+    np.savez(path, X=np.random.rand(12, 5, 6), y=np.arange(12) % 2)
+    data = load_dataset(str(path))
+    assert data.input_shape == (1, 5, 6) and data.input_kind == "image"
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, features=np.zeros((4, 2)), y=np.zeros(4))
+    with pytest.raises(DataError, match="needs arrays 'X' and 'y'"):
+        load_dataset(str(bad))
+
+
+def test_length_mismatch_and_single_class() -> None:
+    with pytest.raises(DataError, match="same length"):
+        from_arrays(np.zeros((5, 2)), np.zeros(4))
+    with pytest.raises(DataError, match="at least 2 classes"):
+        from_arrays(np.zeros((5, 2)), np.zeros(5, dtype=int), task="classification")
+
+
+def test_task_inference_and_override() -> None:
+    assert infer_task(np.array(["a", "b"])) == "classification"
+    assert infer_task(np.arange(100) % 3) == "classification"
+    assert infer_task(np.linspace(0, 1, 100)) == "regression"
+    data = load_dataset("iris", task="regression")
+    assert data.task == "regression" and data.y.dtype == np.float32
+
+
+def test_held_out_split_is_stratified_and_disjoint() -> None:
+    data = from_arrays(np.arange(400).reshape(200, 2), np.arange(200) % 4)
+    train, test = train_test_split(data, 0.2, seed=0)
+    assert len(train) == 160 and len(test) == 40
+    assert not set(train.X[:, 0]) & set(test.X[:, 0])
+    assert np.bincount(test.y).tolist() == [10, 10, 10, 10]
+
+
+def test_rare_class_cannot_be_split() -> None:
+    data = from_arrays(np.random.rand(10, 2), ["a"] * 9 + ["b"])
+    with pytest.raises(DataError, match=r"\['b'\] have fewer than 2 samples"):
+        train_test_split(data)

@@ -1,0 +1,143 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import optuna
+import pandas as pd
+import pytest
+import torch
+
+import autoarch
+from autoarch.compress import run_onnx, session
+from autoarch.exceptions import ConfigError, DataError
+from autoarch.search_spaces import MLPSpace
+
+TINY = dict(trials=3, cv=2, epochs=2, patience=1, finetune_epochs=1, calibration_samples=32, seed=0)
+
+
+@pytest.fixture(scope="module")
+def iris_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "iris"
+    return autoarch.search("iris", out=out, **TINY), out
+
+
+def test_run_directory_holds_every_artifact(iris_run) -> None:
+    result, out = iris_run
+    for name in ("architecture.json", "model.pt", "model.onnx", "model.int8.onnx", "leaderboard.csv", "report.json",
+                 "report.md", "study.db"):
+        assert (out / name).is_file(), name
+    assert not list(out.glob(".*.tmp"))
+    spec = json.loads((out / "architecture.json").read_text())
+    assert spec["space"] == "mlp" and spec["classes"] == ["setosa", "versicolor", "virginica"]
+    assert spec["architecture"] == result.architecture
+    board = pd.read_csv(out / "leaderboard.csv")
+    assert len(board) == 3 and {"cv_accuracy_mean", "cv_accuracy_std", "params", "architecture"} <= set(board)
+    report = json.loads((out / "report.json").read_text())
+    assert report["data"]["n_test"] == 30 and report["search"]["cv"] == 2
+    assert [r["stage"] for r in report["compression"]["stages"]][-1] == "onnx int8"
+    md = (out / "report.md").read_text()
+    for heading in ("## Best architecture", "## Scores", "## Compression", "latency b64"):
+        assert heading in md
+
+
+def test_every_metric_mean_and_std_is_stored_on_trials(iris_run) -> None:
+    result, _ = iris_run
+    for trial in result.study.trials:
+        for metric in ("accuracy", "precision_macro", "recall_macro", "f1_macro", "roc_auc"):
+            assert f"cv_{metric}_mean" in trial.user_attrs and f"cv_{metric}_std" in trial.user_attrs
+    best = result.study.best_trial
+    assert result.cv_scores["accuracy"][0] == best.value
+
+
+def test_load_rebuilds_the_pruned_model_and_onnx_agrees(iris_run) -> None:
+    result, out = iris_run
+    model = autoarch.load(out)
+    X = autoarch.data.load_dataset("iris").X
+    expected = result.model.eval()(torch.as_tensor(X)).detach().numpy()
+    np.testing.assert_allclose(model(torch.as_tensor(X)).detach().numpy(), expected, atol=1e-6)
+    np.testing.assert_allclose(run_onnx(session(out / "model.onnx"), X), expected, atol=1e-4)
+    assert sum(p.numel() for p in model.parameters()) == result.report["compression"]["stages"][1]["params"]
+    meta = {p.key: p.value for p in onnx.load(str(out / "model.onnx")).metadata_props}
+    assert json.loads(meta["classes"]) == ["setosa", "versicolor", "virginica"]
+
+
+def test_rerun_resumes_instead_of_starting_over(iris_run) -> None:
+    _, out = iris_run
+    again = autoarch.search("iris", out=out, **TINY).study.trials
+    assert len(again) == 3  # nothing new to do
+    more = autoarch.search("iris", out=out, **{**TINY, "trials": 4}).study.trials
+    assert len(more) == 4
+    assert [t.params for t in more[:3]] == [t.params for t in again]
+
+
+def test_resume_with_other_settings_is_refused(iris_run) -> None:
+    _, out = iris_run
+    with pytest.raises(ConfigError, match=r"cv: 2 -> 3"):
+        autoarch.search("iris", out=out, **{**TINY, "cv": 3})
+
+
+def test_interrupted_trials_are_redone(tmp_path) -> None:
+    out = tmp_path / "run"
+    autoarch.search("iris", out=out, **TINY)
+    storage = f"sqlite:///{out / 'study.db'}"
+    study = optuna.load_study(study_name="autoarch", storage=storage)
+    study.ask()  # a trial left RUNNING, as after kill -9
+    result = autoarch.search("iris", out=out, **{**TINY, "trials": 4})
+    states = [t.state.name for t in result.study.trials]
+    assert states.count("COMPLETE") == 4 and states.count("FAIL") == 1
+
+
+def test_same_seed_same_leaderboard(tmp_path) -> None:
+    a = autoarch.search("wine", out=tmp_path / "a", **TINY).leaderboard
+    b = autoarch.search("wine", out=tmp_path / "b", **TINY).leaderboard
+    pd.testing.assert_frame_equal(a.drop(columns=["seconds"]), b.drop(columns=["seconds"]))
+
+
+class _FlakySpace(MLPSpace):
+    """Fails on every even trial, like a candidate that crashes."""
+
+    def suggest(self, trial):
+        arch = super().suggest(trial)
+        if trial.number % 2 == 0:
+            raise RuntimeError("boom: candidate crashed")
+        return arch
+
+
+def test_failing_candidates_are_recorded_and_the_search_goes_on(tmp_path) -> None:
+    result = autoarch.search("iris", out=tmp_path / "r", space=_FlakySpace(max_layers=1), **{**TINY, "trials": 4})
+    states = {t.number: t.state.name for t in result.study.trials}
+    assert states == {0: "FAIL", 1: "COMPLETE", 2: "FAIL", 3: "COMPLETE"}
+    board = result.leaderboard.set_index("trial")
+    assert board.loc[0, "fail_reason"] == "RuntimeError: boom: candidate crashed"
+    assert "## Failed trials" in (tmp_path / "r" / "report.md").read_text()
+
+
+def test_arrays_and_regression(tmp_path) -> None:
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 3)).astype(np.float32)
+    y = X @ np.array([1.0, -2.0, 0.5]) * 10 + 100
+    result = autoarch.search(X, y, metric="neg_mae", **TINY, prune=0.0)
+    assert set(result.test_scores) == {"mse", "rmse", "mae", "r2"}
+    assert result.report["data"]["task"] == "regression"
+    assert [r["stage"] for r in result.compression.stages] == ["torch fp32", "onnx fp32", "onnx int8"]
+    path = result.export(tmp_path / "exported.onnx", int8=True)
+    assert run_onnx(session(path), X).shape == (120, 1)
+
+
+@pytest.mark.parametrize("controller", ["random", "tpe", "grid"])
+def test_optuna_controllers_run(controller: str) -> None:
+    result = autoarch.search("iris", controller=controller, **{**TINY, "trials": 2}, prune=0.0)
+    assert len(result.study.trials) == 2
+
+
+def test_bad_options_fail_before_any_training(tmp_path) -> None:
+    with pytest.raises(ConfigError, match="'cv' parameter of search must be an int >= 2. Got 1"):
+        autoarch.search("iris", cv=1)
+    with pytest.raises(ConfigError, match="Did you mean 'trials'"):
+        autoarch.search("iris", trails=3)
+    with pytest.raises(DataError, match="fewer than the 5 folds"):
+        X = np.random.rand(40, 2)
+        autoarch.search(X, ["a"] * 35 + ["b"] * 5, cv=5)
+    assert not (tmp_path / "x").exists()
