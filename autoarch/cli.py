@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     from autoarch.controllers import CONTROLLERS
     from autoarch.data import BUILTIN_DATASETS
     from autoarch.metrics import OBJECTIVES
-    from autoarch.search import SearchConfig
+    from autoarch.config import SearchConfig
 
     d = SearchConfig()
     parser = _Parser(prog="autoarch", description="Neural architecture search for small, accurate edge models.")

@@ -1,0 +1,60 @@
+"""The options of a search, validated in one place (imports no torch, so the CLI starts fast)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from autoarch.exceptions import ConfigError, did_you_mean
+
+if TYPE_CHECKING:
+    from autoarch.search_spaces import SearchSpace
+
+__all__ = ["SearchConfig"]
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Every option of a search, validated by :meth:`validate` (the CLI flags map one to one)."""
+
+    space: str | SearchSpace = "auto"
+    controller: str = "evolution"
+    metric: str | None = None
+    cv: int = 5
+    trials: int = 30
+    timeout: float | None = None
+    seed: int = 0
+    epochs: int = 20
+    patience: int = 5
+    test_size: float = 0.2
+    prune: float = 0.3
+    finetune_epochs: int = 10
+    calibration_samples: int = 256
+    max_samples: int | None = None
+    device: str = "auto"
+
+    def validate(self) -> None:
+        def need(ok: bool, name: str, rule: str, value: Any) -> None:
+            if not ok:
+                raise ConfigError(f"The '{name}' parameter of search must be {rule}. Got {value!r} instead.")
+
+        need(isinstance(self.cv, int) and self.cv >= 2, "cv", "an int >= 2", self.cv)
+        need(isinstance(self.trials, int) and self.trials >= 1, "trials", "an int >= 1", self.trials)
+        need(self.timeout is None or self.timeout > 0, "timeout", "None or > 0 seconds", self.timeout)
+        need(isinstance(self.epochs, int) and self.epochs >= 1, "epochs", "an int >= 1", self.epochs)
+        need(isinstance(self.patience, int) and self.patience >= 1, "patience", "an int >= 1", self.patience)
+        need(0.0 < self.test_size < 1.0, "test_size", "a float in (0, 1)", self.test_size)
+        need(0.0 <= self.prune < 1.0, "prune", "a float in [0, 1)", self.prune)
+        need(isinstance(self.finetune_epochs, int) and self.finetune_epochs >= 0, "finetune_epochs",
+             "an int >= 0", self.finetune_epochs)
+        need(isinstance(self.calibration_samples, int) and self.calibration_samples >= 1, "calibration_samples",
+             "an int >= 1", self.calibration_samples)
+        need(self.max_samples is None or self.max_samples >= 10, "max_samples", "None or an int >= 10",
+             self.max_samples)
+        from autoarch.controllers import CONTROLLERS
+        from autoarch.trainer import resolve_device
+
+        if self.controller not in CONTROLLERS:
+            raise ConfigError(f"The 'controller' parameter of search must be one of {list(CONTROLLERS)}. Got "
+                              f"{self.controller!r} instead.{did_you_mean(self.controller, CONTROLLERS)}")
+        resolve_device(self.device)
