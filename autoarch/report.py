@@ -87,6 +87,7 @@ def render_markdown(report: dict[str, Any], board: pd.DataFrame) -> str:
         out += ["", "## Failed trials", "",
                 _table(["trial", "reason"], [[r["trial"], r["fail_reason"] or "interrupted"]
                                              for _, r in failed.iterrows()])]
-    out += ["", "Files: `architecture.json`, `model.pt` (state_dict; `autoarch.load(DIR)`), `model.onnx`, "
-            "`model.int8.onnx`, `leaderboard.csv`, `report.json`, `study.db` (optuna).", ""]
+    out += ["", "Files: `architecture.json`, `model.pt` (final state_dict; `autoarch.load(DIR)`), `winner.pt` "
+            "(before pruning), `model.onnx`, `model.int8.onnx`, `leaderboard.csv`, `report.json`, `study.db` "
+            "(optuna).", ""]
     return "\n".join(out)

@@ -401,6 +401,7 @@ def _finish(study: optuna.Study, space: SearchSpace, dataset: Dataset, train: Da
 
         _write_text(out_dir / "architecture.json", json.dumps(description, indent=2))
         _save_state_dict(comp.model, out_dir / "model.pt")
+        _save_state_dict(model, out_dir / "winner.pt")  # before pruning: what `autoarch compress` starts from
         tmp_csv = out_dir / ".leaderboard.csv.tmp"
         board.to_csv(tmp_csv, index=False)
         os.replace(tmp_csv, out_dir / "leaderboard.csv")

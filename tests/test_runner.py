@@ -25,7 +25,7 @@ def iris_run(tmp_path_factory):
 
 def test_run_directory_holds_every_artifact(iris_run) -> None:
     result, out = iris_run
-    for name in ("architecture.json", "model.pt", "model.onnx", "model.int8.onnx", "leaderboard.csv", "report.json",
+    for name in ("architecture.json", "model.pt", "winner.pt", "model.onnx", "model.int8.onnx", "leaderboard.csv", "report.json",
                  "report.md", "study.db"):
         assert (out / name).is_file(), name
     assert not list(out.glob(".*.tmp"))
