@@ -46,10 +46,10 @@ def _parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
 
 def build_parser() -> argparse.ArgumentParser:
     from autoarch import __version__
+    from autoarch.config import SearchConfig
     from autoarch.controllers import CONTROLLERS
     from autoarch.data import BUILTIN_DATASETS
     from autoarch.metrics import OBJECTIVES
-    from autoarch.config import SearchConfig
 
     d = SearchConfig()
     parser = _Parser(prog="autoarch", description="Neural architecture search for small, accurate edge models.")
@@ -76,7 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"objective, one of {', '.join(metrics)} (default: accuracy for classification, "
                         "neg_rmse for regression)")
     p.add_argument("--cv", type=int, default=d.cv, help="folds of (stratified) k-fold CV, >= 2 (default: %(default)s)")
-    p.add_argument("--trials", type=int, default=d.trials, help="number of candidates to evaluate (default: %(default)s)")
+    p.add_argument("--trials", type=int, default=d.trials,
+                   help="number of candidates to evaluate; a resumed run counts the trials already done "
+                        "(default: %(default)s)")
     p.add_argument("--timeout", type=float, help="stop starting new trials after this many seconds")
     p.add_argument("--seed", type=int, default=d.seed, help="seed of splits, controller and training "
                                                              "(default: %(default)s)")

@@ -33,7 +33,7 @@ from autoarch.config import SearchConfig
 from autoarch.controllers import make_sampler
 from autoarch.data import Dataset, from_arrays, load_dataset, train_test_split
 from autoarch.evaluate import build_model, cross_validate
-from autoarch.exceptions import AutoArchError, ConfigError, DataError
+from autoarch.exceptions import AutoArchError, ConfigError, DataError, did_you_mean
 from autoarch.metrics import check_metric, compute_metrics, default_metric, objective_value
 from autoarch.model import Model
 from autoarch.search_spaces import SearchSpace, get_space
@@ -309,9 +309,8 @@ def search(
     """
     unknown = sorted(set(options) - set(SearchConfig.__dataclass_fields__))
     if unknown:
-        from autoarch.exceptions import did_you_mean
-
-        raise ConfigError(f"search() got unknown option {unknown[0]!r}.{did_you_mean(unknown[0], SearchConfig.__dataclass_fields__)}")
+        hint = did_you_mean(unknown[0], SearchConfig.__dataclass_fields__)
+        raise ConfigError(f"search() got unknown option {unknown[0]!r}.{hint}")
     cfg = SearchConfig(**options)
     cfg.validate()
     dataset = _resolve_data(data, y, target, task, cfg.max_samples, cfg.seed)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import os
 import tempfile
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import onnx
@@ -59,19 +60,19 @@ def _strip_debug_info(proto: onnx.ModelProto) -> None:
             del info.metadata_props[:]
 
 
-class _quiet_exporter:
-    """The dynamo exporter prints progress lines to stdout; keep the library's output clean."""
-
-    def __enter__(self) -> None:
-        import contextlib
-
-        self._stack = contextlib.ExitStack()
-        self._stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
-        for name in ("torch.onnx", "torch.export", "torch._dynamo", "onnxscript", "onnx_ir"):
-            logging.getLogger(name).setLevel(logging.ERROR)
-
-    def __exit__(self, *exc: object) -> None:
-        self._stack.close()
+@contextlib.contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    """The dynamo exporter prints progress to stdout and INFO logs; keep the library's output clean."""
+    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._dynamo", "onnxscript", "onnx_ir")]
+    levels = [lg.level for lg in loggers]
+    try:
+        for lg in loggers:
+            lg.setLevel(logging.ERROR)
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
 
 
 def save_atomic(proto: onnx.ModelProto, path: Path) -> None:

@@ -6,10 +6,11 @@
 
 from __future__ import annotations
 
-from autoarch.exceptions import SpaceError, did_you_mean
 from autoarch.search_spaces._base import ACTIVATIONS, CONNECTIVITY, Architecture, SearchSpace
 from autoarch.search_spaces.cnn import CNNSpace
 from autoarch.search_spaces.mlp import MLPSpace
+
+from autoarch.exceptions import SpaceError, did_you_mean
 
 __all__ = ["ACTIVATIONS", "CONNECTIVITY", "Architecture", "SearchSpace", "MLPSpace", "CNNSpace", "get_space",
            "SPACES"]

@@ -22,10 +22,10 @@ import numpy as np
 import optuna
 import pytest
 import torch
-
 from autoarch.compress import check_onnx, export_onnx, prune, replay_pruning, run_onnx, session
-from autoarch.model import Model
 from autoarch.search_spaces import Architecture, SearchSpace
+
+from autoarch.model import Model
 
 __all__ = ["SearchSpaceContract", "sample_architectures", "N_SAMPLED"]
 

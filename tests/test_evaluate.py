@@ -1,10 +1,10 @@
 from __future__ import annotations
 
 import numpy as np
+from autoarch.search_spaces import MLPSpace
 
 import autoarch.evaluate as ev
 from autoarch.data import from_arrays, load_dataset
-from autoarch.search_spaces import MLPSpace
 from autoarch.trainer import TrainConfig
 
 ARCH = {"n_layers": 1, "width_0": 16, "connectivity": "plain", "activation": "relu", "dropout": 0.0,
@@ -27,7 +27,7 @@ def test_scaling_is_fitted_inside_each_fold_only(monkeypatch) -> None:
     folds = list(ev.splitter("classification", 3, 0).split(data.X, data.y))
     ev.cross_validate(MLPSpace(), ARCH, TrainConfig(max_epochs=2), data, cv=3, seed=0)
     assert len(seen) == 3
-    for fitted_on, (_, val_idx) in zip(seen, folds):
+    for fitted_on, (_, val_idx) in zip(seen, folds, strict=True):
         assert not fitted_on & set(data.X[val_idx, 0].tolist())
 
 

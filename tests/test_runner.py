@@ -8,11 +8,11 @@ import optuna
 import pandas as pd
 import pytest
 import torch
+from autoarch.compress import run_onnx, session
+from autoarch.search_spaces import MLPSpace
 
 import autoarch
-from autoarch.compress import run_onnx, session
 from autoarch.exceptions import ConfigError, DataError
-from autoarch.search_spaces import MLPSpace
 
 TINY = dict(trials=3, cv=2, epochs=2, patience=1, finetune_epochs=1, calibration_samples=32, seed=0)
 
@@ -25,8 +25,8 @@ def iris_run(tmp_path_factory):
 
 def test_run_directory_holds_every_artifact(iris_run) -> None:
     result, out = iris_run
-    for name in ("architecture.json", "model.pt", "winner.pt", "model.onnx", "model.int8.onnx", "leaderboard.csv", "report.json",
-                 "report.md", "study.db"):
+    for name in ("architecture.json", "model.pt", "winner.pt", "model.onnx", "model.int8.onnx", "leaderboard.csv",
+                 "report.json", "report.md", "study.db"):
         assert (out / name).is_file(), name
     assert not list(out.glob(".*.tmp"))
     spec = json.loads((out / "architecture.json").read_text())

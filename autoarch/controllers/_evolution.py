@@ -4,7 +4,6 @@ import threading
 from typing import Any
 
 import numpy as np
-import optuna
 from optuna._transform import _SearchSpaceTransform
 from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.samplers import BaseSampler, RandomSampler

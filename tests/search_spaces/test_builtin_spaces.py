@@ -1,10 +1,10 @@
 from __future__ import annotations
 
 import pytest
-
-from autoarch.exceptions import SpaceError
 from autoarch.search_spaces import ACTIVATIONS, CNNSpace, MLPSpace, get_space
 from autoarch.search_spaces.testing import SearchSpaceContract
+
+from autoarch.exceptions import SpaceError
 
 
 def _mlp(n_layers: int, width: int, connectivity: str, **kw: object) -> dict:
