@@ -46,7 +46,7 @@ def _parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
 
 def build_parser() -> argparse.ArgumentParser:
     from autoarch import __version__
-    from autoarch.config import SearchConfig
+    from autoarch.config import EARLY_STOP, SearchConfig
     from autoarch.controllers import CONTROLLERS
     from autoarch.data import BUILTIN_DATASETS
     from autoarch.metrics import OBJECTIVES
@@ -101,9 +101,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=d.device, choices=["auto", "cpu", "cuda"],
                    help="training device (default: %(default)s)")
     p.add_argument("--out", help="run directory (default: runs/<data name>)")
+    p.add_argument("--workers", type=int, default=d.workers,
+                   help="local worker processes on one study, one torch thread each (default: %(default)s)")
+    p.add_argument("--early-stop", default=d.early_stop, choices=EARLY_STOP,
+                   help="stop poor candidates after a fold with optuna's median, successive-halving or hyperband "
+                        "pruner (default: %(default)s)")
+    p.add_argument("--trial-timeout", type=float, metavar="SECONDS",
+                   help="fail a candidate whose cross-validation runs longer than this")
+    p.add_argument("--max-params", type=int, help="reject candidates with more parameters, before any training")
+    p.add_argument("--max-macs", type=int, help="reject candidates with more multiply-accumulates per sample, "
+                                                 "before any training")
+    p.add_argument("--storage", metavar="URL",
+                   help="optuna storage shared by workers on many machines: postgresql://user:pw@host/db, "
+                        "mysql+pymysql://..., sqlite:///file.db or journal:FILE (default: sqlite file in --out)")
+    p.add_argument("--study", default=d.study_name, help="study name in the storage (default: %(default)s)")
+    _common(p)
+
+    w = sub.add_parser(
+        "worker", help="join a study started by 'autoarch search --storage URL' and evaluate its trials",
+        description="Join a study that 'autoarch search DATA --storage URL --study NAME' created, on this or "
+                    "another machine, and evaluate trials until its --trials budget is spent. The data is "
+                    "loaded as the search loaded it (a built-in name, or a file at the same path).")
+    w.add_argument("--storage", required=True, metavar="URL", help="the study's storage URL")
+    w.add_argument("--study", default=d.study_name, help="study name (default: %(default)s)")
+    w.add_argument("--threads", type=int, default=1, help="torch threads of this worker (default: %(default)s)")
+    _common(w)
+    _add_compress_parser(sub)
+    _add_predict_parser(sub)
+    return parser
+
+
+def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar or log lines")
     p.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
-    return parser
 
 
 def _summary(result: Any) -> str:
@@ -119,6 +149,138 @@ def _summary(result: Any) -> str:
                      f"{plain} {row[plain]:.4f}{lat}")
     lines.append(f"run directory: {result.out_dir}  (report.md, model.onnx, model.int8.onnx)")
     return "\n".join(lines)
+
+
+COMPRESS_EPILOG = """examples:
+  autoarch compress runs/digits --target-macs 0.25 --max-drop 0.5
+  autoarch compress runs/digits --target-latency 0.4 --importance taylor --global-pruning --out runs/digits/fast
+  autoarch compress runs/mine --data data.csv --target label --target-params 0.3
+"""
+
+PREDICT_EPILOG = """examples:
+  autoarch predict runs/digits/compressed/model.int8.onnx samples.npz -o predictions.csv
+  autoarch predict model.onnx new_rows.csv
+"""
+
+
+def _add_compress_parser(sub: Any) -> None:
+    from autoarch.compress.config import IMPORTANCES, INT8_MODES, CompressConfig
+
+    d = CompressConfig()
+    p = sub.add_parser(
+        "compress", help="prune a search's winner within an accuracy budget, export it to ONNX and int8",
+        description="Compress the winner of a search run directory on its own: prune it in steps toward a "
+                    "target (parameters, MACs or measured latency), fine-tuning after each step and checking the "
+                    "validation metric on data held back from the training split; keep the most compressed step "
+                    "within --max-drop; export it to ONNX, quantize it to int8 and verify every stage. The data "
+                    "is reloaded and split as the search did; the held-out split is only reported.",
+        epilog=COMPRESS_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run_dir", help="a search's --out directory (architecture.json + winner.pt or model.pt)")
+    p.add_argument("--out", help="where to write the compressed model (default: RUN_DIR/compressed)")
+    target = p.add_mutually_exclusive_group()
+    target.add_argument("--target-params", type=float, metavar="SHARE",
+                        help="keep this share of the parameters, e.g. 0.3")
+    target.add_argument("--target-macs", type=float, metavar="SHARE",
+                        help="keep this share of the multiply-accumulates per sample, e.g. 0.25 (the default "
+                             "target is --target-macs 0.25)")
+    target.add_argument("--target-latency", type=float, metavar="SHARE",
+                        help="keep this share of the ONNX Runtime fp32 latency at batch 64 (1 thread, measured "
+                             "after every step), e.g. 0.4")
+    p.add_argument("--max-drop", type=float, default=d.max_drop, metavar="POINTS",
+                   help="largest allowed loss of the validation metric, in points (0.5: accuracy 0.960 -> 0.955); "
+                        "for error metrics, in percent of the unpruned error (default: %(default)s)")
+    p.add_argument("--importance", default=d.importance, choices=IMPORTANCES,
+                   help="channel ranking: l1/l2 weight magnitude, bn_scale (batch-norm scale; needs batch norm) "
+                        "or taylor (|weight x gradient| on training data) (default: %(default)s)")
+    p.add_argument("--global-pruning", action="store_true",
+                   help="rank channels across all layers (layers shrink unevenly) instead of removing the same "
+                        "share from every layer")
+    p.add_argument("--round-to", type=int, default=d.round_to,
+                   help="keep channel counts multiples of this; 1 = exact (default: %(default)s)")
+    p.add_argument("--steps", type=int, default=d.steps,
+                   help="pruning steps toward the target, each fine-tuned and validated (default: %(default)s)")
+    p.add_argument("--finetune-epochs", type=int, default=d.finetune_epochs,
+                   help="fine-tuning epochs after every step (default: %(default)s)")
+    p.add_argument("--val-size", type=float, default=d.val_size,
+                   help="share of the training split held back as validation data (default: %(default)s)")
+    p.add_argument("--calibration-samples", type=int, default=d.calibration_samples,
+                   help="training samples that calibrate int8 activation ranges (default: %(default)s)")
+    p.add_argument("--int8", default=d.int8, choices=INT8_MODES,
+                   help="static QDQ, dynamic, auto (static for CNNs; for Linear-only models both are timed at "
+                        "batch 64 and the faster kept) or none (default: %(default)s)")
+    p.add_argument("--start", default="auto", choices=["auto", "winner", "model"],
+                   help="start from winner.pt (unpruned) or model.pt (the search's pruned model); auto = winner.pt "
+                        "when present (default: %(default)s)")
+    p.add_argument("--data", help="the data, when report.json cannot locate it: a built-in name or a .csv/.npz "
+                                  "file (split with the run's seed and test size)")
+    p.add_argument("--target", help="the target column of a --data CSV file")
+    p.add_argument("--seed", type=int, help="seed of the validation split, fine-tuning and calibration (default: "
+                                            "the run's seed)")
+    p.add_argument("--device", default=d.device, choices=["auto", "cpu", "cuda"],
+                   help="fine-tuning device (default: %(default)s)")
+    p.add_argument("--quiet", action="store_true", help="no log lines")
+    p.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+
+
+def _compress_command(args: argparse.Namespace) -> str:
+    from autoarch.compress import compress_run
+
+    options: dict[str, Any] = {
+        "target_params": args.target_params, "target_macs": args.target_macs, "target_latency": args.target_latency,
+        "max_drop": args.max_drop, "importance": args.importance, "global_pruning": args.global_pruning,
+        "round_to": args.round_to, "steps": args.steps, "finetune_epochs": args.finetune_epochs,
+        "val_size": args.val_size, "calibration_samples": args.calibration_samples, "int8": args.int8,
+        "device": args.device,
+    }
+    if args.seed is not None:
+        options["seed"] = args.seed
+    result = compress_run(args.run_dir, out=args.out, data=args.data, target=args.target, start=args.start,
+                          on_stage=lambda s: logging.getLogger("autoarch").info("compression: %s", s), **options)
+    pr = result.pruning
+    plain = pr["metric"][4:] if pr["metric"].startswith("neg_") else pr["metric"]
+    lines = [f"pruning: {pr['stop_reason']}; kept step {pr['kept_step']} "
+             f"(target keep {pr['target']['keep']:g} of {pr['target']['kind']}: "
+             f"{'reached' if pr['target_reached'] else 'NOT reached'})"]
+    for s in result.steps:
+        lines.append(f"  step {s['step']}: {s['params']:>9,} params {s['macs']:>12,} MACs  val {plain} "
+                     f"{s[f'val_{plain}']:.4f}  drop {s['drop']:.2f}{'' if s['within_budget'] else '  over budget'}")
+    for row in result.stages:
+        lat = (f"  b1 {row['latency_b1_ms']:.3f} ms  b64 {row['latency_b64_ms']:.3f} ms"
+               if "latency_b64_ms" in row else "")
+        lines.append(f"  {row['stage']:<20} {row['params']:>9,} params  {row['bytes'] / 1024:>8.1f} KiB  "
+                     f"held-out {plain} {row[plain]:.4f}{lat}")
+    if result.verification.get("warnings"):
+        lines.append(f"{len(result.verification['warnings'])} warning(s) above; see compression.md")
+    out_dir = result.onnx_path.parent if result.onnx_path is not None else args.out
+    lines.append(f"written to {out_dir}  (compression.md, model.onnx, model.int8.onnx, model.pt)")
+    return "\n".join(lines)
+
+
+def _add_predict_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "predict", help="predict with an exported ONNX model (onnxruntime + numpy, no torch)",
+        description="Run an ONNX model exported by autoarch on the samples of a .csv (one sample per row; a "
+                    "header is matched to the model's feature names) or .npz file (array X), with onnxruntime "
+                    "and numpy only. Writes a CSV: 'prediction' with the original class labels and, for "
+                    "classification, one 'proba_<label>' column per class.",
+        epilog=PREDICT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", help="an .onnx file written by 'autoarch search' or 'autoarch compress'")
+    p.add_argument("input", help="a .csv or .npz file with the samples to predict")
+    p.add_argument("-o", "--output", help="CSV file to write (default: standard output)")
+    p.add_argument("--no-proba", action="store_true", help="leave out the class probability columns")
+    p.add_argument("--threads", type=int, default=1, help="onnxruntime threads (default: %(default)s)")
+    p.add_argument("--quiet", action="store_true", help="no log lines")
+    p.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+
+
+def _predict_command(args: argparse.Namespace) -> None:
+    from autoarch.predict import predict_file
+
+    frame = predict_file(args.model, args.input, output=args.output, proba=not args.no_proba, threads=args.threads)
+    if args.output is None:
+        frame.to_csv(sys.stdout, index=False)
+    elif not args.quiet:
+        print(f"{len(frame)} predictions written to {args.output}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -149,8 +311,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                 timeout=args.timeout, seed=args.seed, epochs=args.epochs, patience=args.patience,
                 test_size=args.test_size, prune=args.prune, finetune_epochs=args.finetune_epochs,
                 calibration_samples=args.calibration_samples, max_samples=args.max_samples, device=args.device,
+                workers=args.workers, early_stop=args.early_stop, trial_timeout=args.trial_timeout,
+                max_params=args.max_params, max_macs=args.max_macs, storage=args.storage, study_name=args.study,
             )
             print(_summary(result))
+        elif args.command == "compress":
+            print(_compress_command(args))
+        elif args.command == "predict":
+            _predict_command(args)
+        elif args.command == "worker":
+            from autoarch.runner import run_worker
+
+            n = run_worker(args.storage, args.study, threads=args.threads, progress=not args.quiet)
+            print(f"this worker evaluated {n} trial(s); the study's budget is spent.")
         return 0
     except AutoArchError as exc:
         if args.debug:

@@ -10,7 +10,10 @@ from autoarch.exceptions import ConfigError, did_you_mean
 if TYPE_CHECKING:
     from autoarch.search_spaces import SearchSpace
 
-__all__ = ["SearchConfig"]
+__all__ = ["SearchConfig", "EARLY_STOP"]
+
+EARLY_STOP = ("none", "median", "halving", "hyperband")
+"""Optuna pruners that stop poor candidates after a fold: MedianPruner, SuccessiveHalvingPruner, HyperbandPruner."""
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,13 @@ class SearchConfig:
     calibration_samples: int = 256
     max_samples: int | None = None
     device: str = "auto"
+    workers: int = 1
+    early_stop: str = "none"
+    trial_timeout: float | None = None
+    max_params: int | None = None
+    max_macs: int | None = None
+    storage: str | None = None
+    study_name: str = "autoarch"
 
     def validate(self) -> None:
         def need(ok: bool, name: str, rule: str, value: Any) -> None:
@@ -51,6 +61,13 @@ class SearchConfig:
              "an int >= 1", self.calibration_samples)
         need(self.max_samples is None or self.max_samples >= 10, "max_samples", "None or an int >= 10",
              self.max_samples)
+        need(isinstance(self.workers, int) and self.workers >= 1, "workers", "an int >= 1", self.workers)
+        need(self.early_stop in EARLY_STOP, "early_stop", f"one of {list(EARLY_STOP)}", self.early_stop)
+        need(self.trial_timeout is None or self.trial_timeout > 0, "trial_timeout", "None or > 0 seconds",
+             self.trial_timeout)
+        need(self.max_params is None or self.max_params >= 1, "max_params", "None or an int >= 1", self.max_params)
+        need(self.max_macs is None or self.max_macs >= 1, "max_macs", "None or an int >= 1", self.max_macs)
+        need(bool(self.study_name), "study_name", "a non-empty string", self.study_name)
         from autoarch.controllers import CONTROLLERS
         from autoarch.trainer import resolve_device
 

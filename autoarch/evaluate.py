@@ -80,11 +80,12 @@ def cross_validate(
     seed: int = 0,
     device: torch.device | str = "cpu",
     on_fold: Callable[[int, dict[str, float]], None] | None = None,
+    deadline: float | None = None,
 ) -> CVResult:
     """Score ``arch`` trained with ``cfg`` by ``cv``-fold (stratified, for classification) cross-validation.
 
     ``on_fold(i, scores)`` is called after each fold (the search reports to optuna's pruners there; it may
-    raise ``optuna.TrialPruned``).
+    raise ``optuna.TrialPruned``). ``deadline`` (``time.monotonic()``) bounds the whole cross-validation.
     """
     result = CVResult()
     start = time.perf_counter()
@@ -94,7 +95,8 @@ def cross_validate(
         torch.manual_seed(seed + i)
         model = build_model(space, arch, fit_part)
         res = fit(model, fit_part.X, fit_part.y, data.task, cfg, seed=seed + i, device=device,
-                  X_val=None if stop_part is None else stop_part.X, y_val=None if stop_part is None else stop_part.y)
+                  X_val=None if stop_part is None else stop_part.X, y_val=None if stop_part is None else stop_part.y,
+                  deadline=deadline)
         scores = compute_metrics(data.task, val.y, predict(model, val.X, device=device), data.n_outputs)
         result.fold_scores.append(scores)
         result.best_epochs.append(res.best_epoch)

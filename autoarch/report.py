@@ -85,8 +85,7 @@ def render_markdown(report: dict[str, Any], board: pd.DataFrame) -> str:
     failed = board[board["state"] == "FAIL"] if not board.empty else board
     if not failed.empty:
         out += ["", "## Failed trials", "",
-                _table(["trial", "reason"], [[r["trial"], r["fail_reason"] or "interrupted"]
-                                             for _, r in failed.iterrows()])]
+                _table(["trial", "reason"], [[r["trial"], r["reason"]] for _, r in failed.iterrows()])]
     out += ["", "Files: `architecture.json`, `model.pt` (final state_dict; `autoarch.load(DIR)`), `winner.pt` "
             "(before pruning), `model.onnx`, `model.int8.onnx`, `leaderboard.csv`, `report.json`, `study.db` "
             "(optuna).", ""]

@@ -31,7 +31,7 @@ from autoarch import __version__
 from autoarch.compress import CompressionResult, compress_model, count_macs_params, replay_pruning
 from autoarch.config import SearchConfig
 from autoarch.controllers import make_sampler
-from autoarch.data import Dataset, from_arrays, load_dataset, train_test_split
+from autoarch.data import BUILTIN_DATASETS, Dataset, from_arrays, load_dataset, train_test_split
 from autoarch.evaluate import build_model, cross_validate
 from autoarch.exceptions import AutoArchError, ConfigError, DataError, did_you_mean
 from autoarch.metrics import check_metric, compute_metrics, default_metric, objective_value
@@ -39,7 +39,8 @@ from autoarch.model import Model
 from autoarch.search_spaces import SearchSpace, get_space
 from autoarch.trainer import TrainConfig, fit, predict, resolve_device, suggest_training, training_grid
 
-__all__ = ["SearchConfig", "SearchResult", "search", "load", "leaderboard"]
+__all__ = ["SearchConfig", "SearchResult", "search", "run_worker", "load", "leaderboard", "open_storage",
+           "make_pruner"]
 
 logger = logging.getLogger(__name__)
 
@@ -117,64 +118,132 @@ def _check_folds(train: Dataset, cv: int) -> None:
         )
 
 
-def _open_study(out: Path | None, fingerprint: dict[str, Any], sampler: optuna.samplers.BaseSampler
-                ) -> optuna.Study:
-    storage = None
-    if out is not None:
-        storage = optuna.storages.RDBStorage(f"sqlite:///{out / STUDY_FILE}")
-    study = optuna.create_study(study_name=STUDY_NAME, storage=storage, sampler=sampler, direction="maximize",
-                                pruner=optuna.pruners.NopPruner(), load_if_exists=True)
+HEARTBEAT_INTERVAL = 5
+GRACE_PERIOD = 20
+"""A RUNNING trial whose worker has sent no heartbeat for GRACE_PERIOD seconds is failed and retried."""
+
+
+def open_storage(url: str) -> optuna.storages.BaseStorage:
+    """An optuna storage for ``url``: a SQLAlchemy URL (``sqlite:///run/study.db``, ``postgresql://...``,
+    ``mysql+pymysql://...``) with heartbeats on, or a journal file (``journal:PATH`` or a ``.log`` path).
+
+    Raises:
+        ConfigError: the storage cannot be opened (bad URL, server down, missing driver).
+    """
+    try:
+        if url.startswith("journal:") or url.endswith((".log", ".journal")):
+            from optuna.storages.journal import JournalFileBackend
+
+            path = url[len("journal:"):] if url.startswith("journal:") else url
+            return optuna.storages.JournalStorage(JournalFileBackend(path))
+        engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+        return optuna.storages.RDBStorage(
+            url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_INTERVAL, grace_period=GRACE_PERIOD,
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1),
+        )
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"cannot open the storage {url!r} ({first[:200]}); check the URL, the database "
+                          "driver (e.g. pip install psycopg2-binary) and that the server is running.") from None
+
+
+def _has_heartbeat(study: optuna.Study) -> bool:
+    from optuna.storages._heartbeat import is_heartbeat_enabled
+
+    return is_heartbeat_enabled(study._storage)
+
+
+def _open_study(storage: optuna.storages.BaseStorage, name: str, fingerprint: dict[str, Any],
+                spec: dict[str, Any], sampler: optuna.samplers.BaseSampler, pruner: optuna.pruners.BasePruner,
+                where: str) -> optuna.Study:
+    study = optuna.create_study(study_name=name, storage=storage, sampler=sampler, direction="maximize",
+                                pruner=pruner, load_if_exists=True)
     saved = study.user_attrs.get("config")
     if saved is None:
         study.set_user_attr("config", fingerprint)
+        study.set_user_attr("spec", spec)
     elif saved != fingerprint:
         diff = {k: (saved.get(k), fingerprint.get(k)) for k in set(saved) | set(fingerprint)
                 if saved.get(k) != fingerprint.get(k)}
         changes = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in sorted(diff.items()))
         raise ConfigError(
-            f"{out} holds a study made with other settings ({changes}); rerun with the same options to resume, "
-            "or use another --out."
+            f"{where} holds a study made with other settings ({changes}); rerun with the same options to resume, "
+            "or use another --out (or --study)."
         )
     return study
 
 
+def make_pruner(name: str, cv: int) -> optuna.pruners.BasePruner:
+    """The optuna pruner of ``--early-stop``; a step is a CV fold, the value the running mean over folds."""
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0)
+    if name == "halving":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=cv, reduction_factor=3)
+    return optuna.pruners.NopPruner()
+
+
 def _counts_toward_budget(trial: optuna.trial.FrozenTrial) -> bool:
-    # A FAIL without our fail_reason was interrupted (Ctrl-C, kill): it is redone, not counted.
+    # A FAIL without our fail_reason was interrupted (Ctrl-C, kill -9): it is redone, not counted.
     if trial.state in (TrialState.COMPLETE, TrialState.PRUNED):
         return True
     return trial.state == TrialState.FAIL and "fail_reason" in trial.user_attrs
 
 
-def _fail_stale(study: optuna.Study) -> None:
-    """Mark trials left RUNNING by a killed run as failed (interrupted) so that they are redone."""
+def _fail_running(study: optuna.Study) -> None:
+    """Without heartbeats (journal or in-memory storage) a RUNNING trial found at start-up was left by an
+    interrupted run of this same command: mark it failed (interrupted) so that it is redone."""
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
         logger.info("trial %d was left running by an interrupted run; it will be redone", trial.number)
 
 
-class _Progress:
-    """A tqdm bar: trial n/N, best so far, time left."""
+def _n_done(study: optuna.Study) -> int:
+    return sum(_counts_toward_budget(t) for t in study.get_trials(deepcopy=False))
 
-    def __init__(self, total: int, done: int, timeout: float | None, enabled: bool) -> None:
+
+def _run_until_budget(study: optuna.Study, objective: Callable[[optuna.Trial], float], budget: int,
+                      deadline: float | None, callbacks: list[Callable[..., None]]) -> int:
+    """Run trials one at a time until the study has ``budget`` finished trials (all workers together) or the
+    deadline (``time.time()``) passes. Returns the number of trials this worker ran.
+
+    A worker starts a trial only while fewer than ``budget`` trials are finished, so with N workers the study
+    can end with up to N - 1 trials more than the budget (the trials in flight when it is reached); one worker
+    never overshoots. A trial of a dead worker is not counted: with heartbeats (RDB storages) optuna fails it
+    after ``GRACE_PERIOD`` seconds and enqueues a retry with the same parameters.
+    """
+    ran = 0
+    while deadline is None or time.time() < deadline:
+        optuna.storages.fail_stale_trials(study)
+        if _n_done(study) >= budget:
+            break
+        study.optimize(objective, n_trials=1, catch=(Exception,), callbacks=callbacks, gc_after_trial=False)
+        ran += 1
+    return ran
+
+
+class _Progress:
+    """A tqdm bar: trial n/N (every worker's trials), best so far, time left."""
+
+    def __init__(self, total: int, done: int, deadline: float | None, enabled: bool) -> None:
         from tqdm.auto import tqdm
 
         self._bar = tqdm(total=total, initial=done, desc="trials", unit="trial", disable=not enabled,
                          dynamic_ncols=True)
-        self._deadline = None if timeout is None else time.monotonic() + timeout
+        self._deadline = deadline
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        if not _counts_toward_budget(trial):
-            return
-        if trial.state == TrialState.FAIL:
-            logger.warning("trial %d failed: %s", trial.number, trial.user_attrs.get("fail_reason"))
-        self._bar.update(1)
+        if trial.state == TrialState.FAIL and "fail_reason" in trial.user_attrs:
+            logger.warning("trial %d failed: %s", trial.number, trial.user_attrs["fail_reason"])
+        self._bar.n = min(self._bar.total, _n_done(study))
         post = {}
         try:
             post["best"] = f"{study.best_value:.4f}"
         except ValueError:
             post["best"] = "-"
         if self._deadline is not None:
-            post["timeout_in"] = f"{max(0.0, self._deadline - time.monotonic()):.0f}s"
+            post["timeout_in"] = f"{max(0.0, self._deadline - time.time()):.0f}s"
         self._bar.set_postfix(post)
 
     def close(self) -> None:
@@ -194,19 +263,27 @@ def _make_objective(space: SearchSpace, train: Dataset, cfg: SearchConfig, metri
             macs, params = count_macs_params(build_model(space, arch, train), example)
             trial.set_user_attr("params", params)
             trial.set_user_attr("macs", macs)
+            over = [f"{name} {value:,} > --max-{name} {limit:,}" for name, value, limit in
+                    (("params", params, cfg.max_params), ("macs", macs, cfg.max_macs))
+                    if limit is not None and value > limit]
+            if over:  # rejected before any training
+                trial.set_user_attr("pruned_reason", "; ".join(over))
+                raise optuna.TrialPruned(over[0])
             running: list[float] = []
 
             def on_fold(i: int, scores: dict[str, float]) -> None:
                 running.append(objective_value(metric, scores))
                 trial.report(float(np.mean(running)), i)
                 if trial.should_prune():
+                    trial.set_user_attr("pruned_reason", f"--early-stop {cfg.early_stop} after fold {i + 1}")
                     raise optuna.TrialPruned()
 
+            deadline = None if cfg.trial_timeout is None else time.monotonic() + cfg.trial_timeout
             result = cross_validate(space, arch, tcfg, train, cv=cfg.cv, seed=cfg.seed, device=device,
-                                    on_fold=on_fold)
+                                    on_fold=on_fold, deadline=deadline)
         except optuna.TrialPruned:
             raise
-        except Exception as exc:
+        except Exception as exc:  # MemoryError and CUDA out-of-memory included: the trial fails, the search goes on
             trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}".splitlines()[0][:500])
             raise
         mean, std = result.mean(), result.std()
@@ -225,7 +302,8 @@ def _make_objective(space: SearchSpace, train: Dataset, cfg: SearchConfig, metri
 
 
 def leaderboard(study: optuna.Study, space: SearchSpace | None = None) -> pd.DataFrame:
-    """One row per trial: state, objective, CV metrics (mean and std), size, time, architecture; best first."""
+    """One row per trial: state, objective, CV metrics (mean and std), size, time, architecture, and why a trial
+    failed or was pruned; best first."""
     rows = []
     for t in study.get_trials(deepcopy=False):
         arch = t.user_attrs.get("architecture")
@@ -236,7 +314,8 @@ def leaderboard(study: optuna.Study, space: SearchSpace | None = None) -> pd.Dat
         row["seconds"] = t.user_attrs.get("seconds")
         row["architecture"] = (space.describe(arch) if space is not None and arch else json.dumps(arch))
         row["training"] = json.dumps(t.user_attrs.get("training"))
-        row["fail_reason"] = t.user_attrs.get("fail_reason", "")
+        row["reason"] = t.user_attrs.get("fail_reason") or t.user_attrs.get("pruned_reason") or (
+            "interrupted" if t.state == TrialState.FAIL else "")
         rows.append(row)
     frame = pd.DataFrame(rows)
     if frame.empty:
@@ -273,6 +352,77 @@ def _prepare_out(out: str | os.PathLike[str] | None) -> Path | None:
     return path
 
 
+@dataclass
+class _Context:
+    """Everything a worker needs to evaluate trials: the data, its splits, the space and the options."""
+
+    dataset: Dataset
+    train: Dataset
+    test: Dataset
+    space: SearchSpace
+    cfg: SearchConfig
+    metric: str
+    target: str | None
+
+    @property
+    def fingerprint(self) -> dict[str, Any]:
+        fp = {k: getattr(self.cfg, k) for k in _FINGERPRINT_KEYS}
+        fp.update(space=self.space.name, metric=self.metric, data=self.dataset.name, n_samples=len(self.dataset),
+                  task=self.dataset.task, target=self.target)
+        return fp
+
+
+def _prepare(data: Any, y: Any, target: str | None, task: str | None, options: Mapping[str, Any]) -> _Context:
+    """Validate the options and the data (before any training) and split off the held-out set."""
+    unknown = sorted(set(options) - set(SearchConfig.__dataclass_fields__))
+    if unknown:
+        hint = did_you_mean(unknown[0], SearchConfig.__dataclass_fields__)
+        raise ConfigError(f"search() got unknown option {unknown[0]!r}.{hint}")
+    cfg = SearchConfig(**options)
+    cfg.validate()
+    dataset = _resolve_data(data, y, target, task, cfg.max_samples, cfg.seed)
+    space = get_space(cfg.space, dataset.input_kind)
+    metric = cfg.metric or default_metric(dataset.task)
+    check_metric(metric, dataset.task)
+    train, test = train_test_split(dataset, cfg.test_size, cfg.seed)
+    _check_folds(train, cfg.cv)
+    return _Context(dataset, train, test, space, cfg, metric, target)
+
+
+def _data_spec(data: Any, target: str | None, task: str | None) -> dict[str, Any] | None:
+    """How a remote worker reloads the data: a built-in name or an absolute file path (arrays cannot travel)."""
+    if not isinstance(data, (str, os.PathLike)):
+        return None
+    source = str(data)
+    if source not in BUILTIN_DATASETS:
+        source = str(Path(source).resolve())
+    return {"source": source, "target": target, "task": task}
+
+
+def _sampler(ctx: _Context, worker: int, done: int) -> optuna.samplers.BaseSampler:
+    # Each worker, and a resumed run, continues with its own random stream.
+    grid = {**ctx.space.grid(), **training_grid()} if ctx.cfg.controller == "grid" else None
+    return make_sampler(ctx.cfg.controller, seed=ctx.cfg.seed + 7919 * worker + done, n_trials=ctx.cfg.trials,
+                        grid=grid)
+
+
+def _worker_loop(ctx: _Context, storage: optuna.storages.BaseStorage, worker: int, deadline: float | None,
+                 callbacks: list[Callable[..., None]] | None = None) -> int:
+    study = optuna.load_study(study_name=ctx.cfg.study_name, storage=storage)
+    study.sampler = _sampler(ctx, worker, _n_done(study))
+    study.pruner = make_pruner(ctx.cfg.early_stop, ctx.cfg.cv)
+    objective = _make_objective(ctx.space, ctx.train, ctx.cfg, ctx.metric, resolve_device(ctx.cfg.device))
+    return _run_until_budget(study, objective, ctx.cfg.trials, deadline, callbacks or [])
+
+
+def _local_worker(ctx: _Context, url: str, worker: int, deadline: float | None, threads: int) -> None:
+    """Entry point of a ``--workers`` child process."""
+    torch.set_num_threads(threads)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    logging.basicConfig(level=logging.WARNING)
+    _worker_loop(ctx, open_storage(url), worker, deadline)
+
+
 def search(
     data: Any,
     y: Any = None,
@@ -292,11 +442,13 @@ def search(
         target: the target column of a CSV file.
         task: ``"classification"`` or ``"regression"``; inferred when None.
         out: the run directory (study database, models, reports); re-running with the same directory resumes
-            the study. None keeps the study in memory and the files in a temporary directory.
+            the study. None keeps the study in memory (unless ``storage`` is given) and the files in a
+            temporary directory.
         progress: show a progress bar on stderr.
-        **options: the fields of :class:`SearchConfig` (``space``, ``controller``, ``metric``, ``cv``,
-            ``trials``, ``timeout``, ``seed``, ``epochs``, ``patience``, ``test_size``, ``prune``,
-            ``finetune_epochs``, ``calibration_samples``, ``max_samples``, ``device``).
+        **options: the fields of :class:`~autoarch.config.SearchConfig` (``space``, ``controller``, ``metric``,
+            ``cv``, ``trials``, ``timeout``, ``seed``, ``epochs``, ``patience``, ``test_size``, ``prune``,
+            ``finetune_epochs``, ``calibration_samples``, ``max_samples``, ``device``, ``workers``,
+            ``early_stop``, ``trial_timeout``, ``max_params``, ``max_macs``, ``storage``, ``study_name``).
 
     Raises:
         DataError, ConfigError, SpaceError: bad data or options (checked before any training).
@@ -307,43 +459,90 @@ def search(
         >>> X, y = load_iris(return_X_y=True)
         >>> result = search(X, y, trials=3, cv=3, epochs=5)  # doctest: +SKIP
     """
-    unknown = sorted(set(options) - set(SearchConfig.__dataclass_fields__))
-    if unknown:
-        hint = did_you_mean(unknown[0], SearchConfig.__dataclass_fields__)
-        raise ConfigError(f"search() got unknown option {unknown[0]!r}.{hint}")
-    cfg = SearchConfig(**options)
-    cfg.validate()
-    dataset = _resolve_data(data, y, target, task, cfg.max_samples, cfg.seed)
-    space = get_space(cfg.space, dataset.input_kind)
-    metric = cfg.metric or default_metric(dataset.task)
-    check_metric(metric, dataset.task)
-    train, test = train_test_split(dataset, cfg.test_size, cfg.seed)
-    _check_folds(train, cfg.cv)
+    ctx = _prepare(data, y, target, task, options)
+    cfg = ctx.cfg
     device = resolve_device(cfg.device)
     out_dir = _prepare_out(out)
-
-    fingerprint = {k: getattr(cfg, k) for k in _FINGERPRINT_KEYS}
-    fingerprint.update(space=space.name, metric=metric, data=dataset.name, n_samples=len(dataset),
-                       task=dataset.task, target=target)
-    grid = {**space.grid(), **training_grid()} if cfg.controller == "grid" else None
+    url = cfg.storage or (f"sqlite:///{out_dir / STUDY_FILE}" if out_dir is not None else None)
+    if cfg.workers > 1 and url is None:
+        raise ConfigError("--workers > 1 needs a shared study: give --out DIR (SQLite file inside) or --storage URL.")
+    storage = open_storage(url) if url is not None else optuna.storages.InMemoryStorage()
     start = time.perf_counter()
-    # A resumed study continues the controller's random stream from where the finished trials left it.
-    study = _open_study(out_dir, fingerprint, make_sampler(cfg.controller, seed=cfg.seed, n_trials=cfg.trials,
-                                                           grid=grid))
-    _fail_stale(study)
-    done = sum(_counts_toward_budget(t) for t in study.get_trials(deepcopy=False))
+    deadline = None if cfg.timeout is None else time.time() + cfg.timeout
+    spec = {"data": _data_spec(data, target, task), "options": {**asdict(cfg), "space": ctx.space.name}}
+    # The study is created here, before any worker starts (two processes creating one SQLite study race).
+    study = _open_study(storage, cfg.study_name, ctx.fingerprint, spec, _sampler(ctx, 0, 0),
+                        make_pruner(cfg.early_stop, cfg.cv), str(out_dir or url))
+    if not _has_heartbeat(study):
+        _fail_running(study)
+    done = _n_done(study)
     if done:
-        study.sampler = make_sampler(cfg.controller, seed=cfg.seed + done, n_trials=cfg.trials, grid=grid)
-        logger.info("resuming the study in %s: %d of %d trials done", out_dir, done, cfg.trials)
-    remaining = cfg.trials - done
-    if remaining > 0:
-        bar = _Progress(cfg.trials, done, cfg.timeout, progress)
+        logger.info("resuming the study in %s: %d of %d trials done", out_dir or url, done, cfg.trials)
+    if done < cfg.trials:
+        children = []
+        if cfg.workers > 1:
+            import multiprocessing
+
+            mp = multiprocessing.get_context("spawn")
+            children = [mp.Process(target=_local_worker, args=(ctx, url, i, deadline, 1), daemon=True)
+                        for i in range(1, cfg.workers)]
+            for child in children:
+                child.start()
+        threads = torch.get_num_threads()
+        bar = _Progress(cfg.trials, done, deadline, progress)
         try:
-            study.optimize(_make_objective(space, train, cfg, metric, device), n_trials=remaining,
-                           timeout=cfg.timeout, catch=(Exception,), callbacks=[bar], gc_after_trial=False)
+            if cfg.workers > 1:
+                torch.set_num_threads(1)  # one thread per worker process
+            _worker_loop(ctx, storage, 0, deadline, [bar])
+            for child in children:
+                child.join()
+                if child.exitcode:
+                    logger.warning("a worker process exited with status %s; its trial is retried", child.exitcode)
         finally:
+            torch.set_num_threads(threads)
             bar.close()
-    return _finish(study, space, dataset, train, test, cfg, metric, device, out_dir, time.perf_counter() - start)
+            for child in children:
+                if child.is_alive():
+                    child.terminate()
+    study = optuna.load_study(study_name=cfg.study_name, storage=storage)
+    return _finish(study, ctx.space, ctx.dataset, ctx.train, ctx.test, cfg, ctx.metric, device, out_dir,
+                   time.perf_counter() - start)
+
+
+def run_worker(storage: str, study_name: str = STUDY_NAME, *, threads: int = 1, progress: bool = False) -> int:
+    """Join the study ``study_name`` in ``storage`` and evaluate trials until its budget is spent.
+
+    The study must have been created by :func:`search` (``autoarch search ... --storage URL``), which stored its
+    options and how to load its data (a built-in data set, or a file at the same path on this machine).
+    The search that created the study retrains and compresses the winner; workers only evaluate trials.
+
+    Returns:
+        The number of trials this worker evaluated.
+    """
+    store = open_storage(storage)
+    try:
+        study = optuna.load_study(study_name=study_name, storage=store)
+    except KeyError:
+        names = optuna.get_all_study_names(store)
+        raise ConfigError(f"no study {study_name!r} in {storage}; the studies there are {names}. Start it with "
+                          "'autoarch search DATA --storage URL --study NAME' first.") from None
+    spec = study.user_attrs.get("spec")
+    if spec is None or spec.get("data") is None:
+        raise ConfigError(f"study {study_name!r} was not created by 'autoarch search' from a data set name or file, "
+                          "so a worker cannot load its data; start it from a data set name or file.")
+    options = {k: v for k, v in spec["options"].items() if k in SearchConfig.__dataclass_fields__}
+    data = spec["data"]
+    ctx = _prepare(data["source"], None, data["target"], data["task"], {**options, "workers": 1})
+    if ctx.fingerprint != study.user_attrs.get("config"):
+        raise DataError(f"the data this worker loaded from {data['source']!r} differs from the study's "
+                        f"({len(ctx.dataset)} samples); give every machine the same file.")
+    torch.set_num_threads(threads)
+    deadline = None
+    bar = _Progress(ctx.cfg.trials, _n_done(study), deadline, progress)
+    try:
+        return _worker_loop(ctx, store, 1 + os.getpid() % 1000, deadline, [bar])
+    finally:
+        bar.close()
 
 
 def _finish(study: optuna.Study, space: SearchSpace, dataset: Dataset, train: Dataset, test: Dataset,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -119,15 +120,17 @@ def fit(
     y_val: np.ndarray | None = None,
     epochs: int | None = None,
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+    deadline: float | None = None,
 ) -> FitResult:
     """Train ``model`` in place.
 
     With validation data, the epoch of lowest validation loss is kept and training stops after
     ``cfg.patience`` epochs without improvement; without it, training runs ``epochs`` (default
-    ``cfg.max_epochs``) epochs.
+    ``cfg.max_epochs``) epochs. ``deadline`` is a ``time.monotonic()`` value; training past it stops with a
+    :class:`TrainingError` (the per-trial time limit).
 
     Raises:
-        TrainingError: the loss became NaN or infinite.
+        TrainingError: the loss became NaN or infinite, or the deadline passed.
     """
     device = torch.device(device)
     torch.manual_seed(seed)
@@ -168,6 +171,9 @@ def fit(
             if sched is not None:
                 sched.step()
             total += loss.item() * len(idx)
+            if deadline is not None and time.monotonic() > deadline:
+                raise TrainingError(f"the trial ran past its time limit in epoch {epoch} (--trial-timeout); "
+                                    "raise the limit or search smaller networks.")
         record = {"epoch": epoch, "train_loss": total / len(Xt)}
         if has_val:
             val_out = predict(model, X_val, device=device, as_numpy=False)
