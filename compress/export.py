@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 import os
 import tempfile
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import onnx
 import torch
 from torch import nn
 
-__all__ = ["export_onnx", "check_onnx", "set_metadata", "read_metadata"]
+__all__ = ["export_onnx", "check_onnx", "set_metadata", "read_metadata", "model_metadata"]
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +38,7 @@ def export_onnx(model: nn.Module, example_input: torch.Tensor, path: str | Path,
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
             model, (example_input.cpu(),), dynamo=True, external_data=False, input_names=["x"],
-            output_names=["y"], dynamic_shapes={"x": {0: batch}}, verbose=False,
+            output_names=["y"], dynamic_shapes=({0: batch},), verbose=False,
         )
     proto = program.model_proto
     _strip_debug_info(proto)
@@ -107,3 +109,33 @@ def set_metadata(proto: onnx.ModelProto, metadata: Mapping[str, str]) -> None:
 
 def read_metadata(path: str | Path) -> dict[str, str]:
     return {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+
+
+def _floats(tensor: torch.Tensor) -> list[Any]:
+    return [float(v) for v in tensor.detach().cpu().reshape(-1)] if tensor.numel() > 1 else float(tensor.item())
+
+
+def model_metadata(model: nn.Module, *, task: str, classes: Sequence[Any], input_shape: Sequence[int],
+                   feature_names: Sequence[str] | None = None) -> dict[str, str]:
+    """The metadata that makes an ONNX file self-describing, as ``{key: JSON text}``.
+
+    Keys: ``task``, ``classes`` (the original labels, index = output column), ``input_shape`` (one sample,
+    without the batch), ``input_dtype``, ``feature_names`` (tabular columns, in input order, or null),
+    ``output`` (``logits`` or ``value``) and ``preprocessing``: the standardisation that the graph itself
+    applies (``(x - mean) / std`` with per-feature or per-channel ``mean`` / ``std``, and for regression the
+    output scale), so raw features go in. The search adds ``architecture``, ``metric`` and the version;
+    quantization adds ``quantization``.
+    """
+    prep: dict[str, Any] = {"applied_inside_model": True, "feed": "raw features, float32"}
+    if hasattr(model, "mean") and hasattr(model, "std"):
+        mean, std = model.mean, model.std
+        prep["standardize"] = {"formula": "(x - mean) / std", "shape": list(mean.shape),
+                               "axis": "channel" if mean.dim() == 3 else "feature",
+                               "mean": _floats(mean), "std": _floats(std)}
+    if task == "regression" and hasattr(model, "y_mean"):
+        prep["output_scale"] = {"formula": "net(x) * y_std + y_mean", "y_mean": float(model.y_mean),
+                                "y_std": float(model.y_std)}
+    shape = [int(s) for s in input_shape]
+    return {"task": task, "classes": json.dumps(list(classes)), "input_shape": json.dumps(shape),
+            "input_dtype": "float32", "feature_names": json.dumps(list(feature_names) if feature_names else None),
+            "output": "logits" if task == "classification" else "value", "preprocessing": json.dumps(prep)}

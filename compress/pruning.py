@@ -3,20 +3,28 @@ gets smaller and faster, and residual adds, dense concatenations and batch norm 
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable
 from typing import Any
 
 import torch
 import torch_pruning as tp
+from autoarch.compress.config import IMPORTANCES
 from torch import nn
 
-from autoarch.exceptions import ConfigError
+from autoarch.exceptions import ConfigError, did_you_mean
 
-__all__ = ["IMPORTANCES", "prune", "replay_pruning", "count_macs_params"]
-
-IMPORTANCES = ("l1", "l2", "bn_scale")
+__all__ = ["IMPORTANCES", "PruningHistory", "prune", "prune_to", "replay_pruning", "count_macs_params",
+           "count_params", "has_batch_norm"]
 
 PruningHistory = list[tuple[str, bool, list[int]]]
 """torch-pruning's record of what was removed: (module name, output channels?, indices); JSON-serialisable."""
+
+Gradients = Callable[[nn.Module], None]
+"""Fills ``.grad`` of a model's parameters (a backward pass on training data), for Taylor importance."""
+
+# Global pruning may not empty a layer: keep at least 20% of every group's channels.
+MAX_LAYER_RATIO = 0.8
 
 
 def _importance(name: str) -> tp.importance.Importance:
@@ -26,35 +34,126 @@ def _importance(name: str) -> tp.importance.Importance:
         return tp.importance.GroupMagnitudeImportance(p=2)
     if name == "bn_scale":
         return tp.importance.BNScaleImportance()
-    raise ConfigError(f"pruning importance must be one of {IMPORTANCES}, but got {name!r}.")
+    if name == "taylor":
+        return tp.importance.GroupTaylorImportance()
+    raise ConfigError(f"pruning importance must be one of {IMPORTANCES}, but got {name!r}."
+                      f"{did_you_mean(name, IMPORTANCES)}")
+
+
+def has_batch_norm(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
+def count_params(model: nn.Module) -> int:
+    return int(sum(p.numel() for p in model.parameters()))
+
+
+class _Pruner(tp.pruner.BasePruner):
+    """torch-pruning's pruner whose ``round_to`` never empties a layer: it rounds the channels kept *down* to a
+    multiple, which for a layer narrower than two multiples would remove every channel."""
+
+    def _round_to(self, n_pruned: int, current_channels: int, round_to: int) -> int:
+        keep = current_channels - n_pruned
+        rounded = keep - keep % round_to
+        if rounded == 0:
+            rounded = min(round_to, current_channels)
+        return max(current_channels - rounded, 0)
 
 
 def prune(model: nn.Module, example_input: torch.Tensor, ratio: float, importance: str = "l2",
-          global_pruning: bool = False) -> PruningHistory:
+          global_pruning: bool = False, gradients: Gradients | None = None, round_to: int | None = None
+          ) -> PruningHistory:
     """Remove ``ratio`` of the channels (convolutions) or units (linear layers) of every prunable group, in place.
 
     The output layer (``model.head``) keeps its outputs. Channels coupled by a residual add or a concatenation
     are pruned together (torch-pruning's dependency groups). With ``global_pruning`` the same overall ratio is
-    spread by importance across layers instead of uniformly.
+    spread by importance across layers (none loses more than 80%) instead of uniformly.
+
+    Args:
+        importance: ``l1``, ``l2`` (weight magnitude), ``bn_scale`` (batch-norm scale) or ``taylor``
+            (|weight x gradient|; needs ``gradients``).
+        gradients: fills the parameters' ``.grad`` (a backward pass on training data); Taylor only.
+        round_to: keep channel counts multiples of this (a layer narrower than it is left alone): ONNX
+            Runtime's convolutions are measured up to 2.4x slower on unaligned counts (34 vs 32 channels).
 
     Returns:
         The pruning history, which :func:`replay_pruning` applies to a freshly built model.
+
+    Raises:
+        ConfigError: bad ratio or importance, ``bn_scale`` on a model without batch norm, ``taylor`` without
+            ``gradients``.
     """
     if not 0.0 <= ratio < 1.0:
         raise ConfigError(f"the pruning ratio must be in [0, 1), but got {ratio}.")
+    imp = _importance(importance)
+    if importance == "bn_scale" and not has_batch_norm(model):
+        raise ConfigError("importance 'bn_scale' ranks channels by their batch-norm scale, but this model has no "
+                          "batch norm; use importance 'l2' or 'taylor'.")
+    if importance == "taylor" and gradients is None:
+        raise ConfigError("importance 'taylor' needs gradients on training data; pass gradients=..., or use 'l2'.")
     if ratio == 0.0:
         return []
     model.eval()
-    pruner = tp.pruner.BasePruner(
-        model, example_input, importance=_importance(importance), pruning_ratio=ratio,
-        global_pruning=global_pruning, ignored_layers=[model.head],
+    if importance == "taylor":
+        assert gradients is not None
+        model.zero_grad(set_to_none=True)
+        gradients(model)
+    pruner = _Pruner(
+        model, example_input, importance=imp, pruning_ratio=ratio, global_pruning=global_pruning,
+        max_pruning_ratio=MAX_LAYER_RATIO if global_pruning else 1.0, ignored_layers=[model.head],
+        round_to=round_to if round_to and round_to > 1 else None,
     )
     pruner.step()
+    model.zero_grad(set_to_none=True)
     return [(name, bool(out), [int(i) for i in idx]) for name, out, idx in pruner.pruning_history()]
 
 
+def prune_to(model: nn.Module, example_input: torch.Tensor, measure: Callable[[nn.Module], float], goal: float,
+             *, importance: str = "l2", global_pruning: bool = False, gradients: Gradients | None = None,
+             round_to: int | None = None, max_ratio: float = MAX_LAYER_RATIO, iterations: int = 4
+             ) -> tuple[nn.Module, float, PruningHistory]:
+    """Prune a copy of ``model`` just enough that ``measure(copy) <= goal``.
+
+    Channel ratios 0.1, 0.2, ... are tried until one meets the goal, then the last interval is bisected
+    ``iterations`` times (pruning is deterministic for given weights, so every try on a fresh copy ranks the
+    channels the same way). The measure is not always monotone in the ratio (torch-pruning leaves a layer
+    alone rather than empty it), hence the scan. When no ratio meets the goal, the smallest measure is used.
+
+    Returns:
+        ``(pruned copy, channel ratio, pruning history)``; ``model`` itself is not modified.
+    """
+
+    def attempt(ratio: float) -> tuple[nn.Module, float, float, PruningHistory]:
+        candidate = copy.deepcopy(model)
+        history = prune(candidate, example_input, ratio, importance, global_pruning, gradients, round_to)
+        return candidate, measure(candidate), ratio, history
+
+    tries = []
+    for step in range(1, int(round(max_ratio * 10)) + 1):
+        tries.append(attempt(step / 10))
+        if tries[-1][1] <= goal:
+            break
+    best = tries[-1]
+    if best[1] > goal:  # the goal is out of reach: the smallest model seen
+        best = min(tries, key=lambda t: (t[1], t[2]))
+        return best[0], best[2], best[3]
+    lo, hi = best[2] - 0.1, best[2]
+    for _ in range(iterations):
+        mid = (lo + hi) / 2
+        candidate = attempt(mid)
+        if candidate[1] <= goal:
+            hi, best = mid, candidate
+        else:
+            lo = mid
+    return best[0], best[2], best[3]
+
+
 def replay_pruning(model: nn.Module, example_input: torch.Tensor, history: list[Any]) -> nn.Module:
-    """Apply a recorded pruning ``history`` to ``model`` (built from the same architecture), in place."""
+    """Apply a recorded pruning ``history`` to ``model`` (built from the same architecture), in place.
+
+    Histories of successive pruning steps can be concatenated: each record is applied to the network as the
+    records before it left it.
+    """
     if history:
         graph = tp.DependencyGraph().build_dependency(model, example_input)
         graph.load_pruning_history([(str(n), bool(o), [int(i) for i in idx]) for n, o, idx in history])

@@ -1,27 +1,37 @@
-"""int8 quantization with onnxruntime: static QDQ, per-channel weights, calibrated on training data."""
+"""int8 quantization with onnxruntime: static QDQ (per-channel weights, calibrated on training data), and
+dynamic quantization where it measures faster."""
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
+from autoarch.compress.config import INT8_MODES
+from autoarch.compress.export import save_atomic, set_metadata
+from autoarch.compress.runtime import latency_ms, session
 from onnxruntime.quantization import (
     CalibrationDataReader,
     QuantFormat,
     QuantType,
     quant_pre_process,
+    quantize_dynamic,
     quantize_static,
 )
 
-from autoarch.compress.export import save_atomic
+from autoarch.exceptions import ConfigError
 
-__all__ = ["quantize_int8"]
+__all__ = ["quantize_int8", "quantize_dynamic_int8", "choose_int8", "has_convolutions"]
 
 logger = logging.getLogger(__name__)
+
+STATIC = "static QDQ: per-channel int8 weights, uint8 activations calibrated (min/max) on training samples"
+DYNAMIC = "dynamic: int8 weights, activations quantized at run time (MatMulInteger)"
 
 
 class _Batches(CalibrationDataReader):
@@ -32,12 +42,21 @@ class _Batches(CalibrationDataReader):
         return next(self._batches, None)
 
 
+def _copy_metadata(fp32_path: str | Path, quantized: str, out_path: Path, method: str) -> None:
+    proto = onnx.load(quantized)
+    source = onnx.load(str(fp32_path), load_external_data=False)
+    del proto.metadata_props[:]
+    proto.metadata_props.extend(source.metadata_props)
+    set_metadata(proto, {"quantization": method})
+    save_atomic(proto, out_path)
+
+
 def quantize_int8(fp32_path: str | Path, out_path: str | Path, calibration: np.ndarray) -> Path:
     """Static int8 quantization (QDQ format, per-channel int8 weights, uint8 activations).
 
     Activation ranges are calibrated (min/max) on ``calibration``, a sample of *training* inputs. The graph is
     pre-processed (shape inference, optimisation) first, as onnxruntime recommends. The metadata of the fp32
-    model is carried over. The output is written atomically.
+    model is carried over (plus ``quantization``). The output is written atomically.
     """
     out_path = Path(out_path)
     with tempfile.TemporaryDirectory() as tmp:
@@ -46,9 +65,70 @@ def quantize_int8(fp32_path: str | Path, out_path: str | Path, calibration: np.n
         quant_pre_process(str(fp32_path), pre, skip_symbolic_shape=False)
         quantize_static(pre, quantized, _Batches(calibration), quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
-        proto = onnx.load(quantized)
-        source = onnx.load(str(fp32_path), load_external_data=False)
-        del proto.metadata_props[:]
-        proto.metadata_props.extend(source.metadata_props)
-        save_atomic(proto, out_path)
+        _copy_metadata(fp32_path, quantized, out_path, "static")
     return out_path
+
+
+def quantize_dynamic_int8(fp32_path: str | Path, out_path: str | Path) -> Path:
+    """Dynamic int8 quantization: int8 weights, activations quantized on the fly; no calibration data.
+
+    Fast for Linear (MatMul/Gemm) layers; convolutions become much slower (measured 6-9x on CNNs), so
+    :func:`choose_int8` only considers it for Linear-only models.
+    """
+    out_path = Path(out_path)
+    with tempfile.TemporaryDirectory() as tmp:
+        pre = os.path.join(tmp, "pre.onnx")
+        quantized = os.path.join(tmp, "int8.onnx")
+        quant_pre_process(str(fp32_path), pre, skip_symbolic_shape=False)
+        quantize_dynamic(pre, quantized, weight_type=QuantType.QInt8)
+        _copy_metadata(fp32_path, quantized, out_path, "dynamic")
+    return out_path
+
+
+def has_convolutions(path: str | Path) -> bool:
+    graph = onnx.load(str(path), load_external_data=False).graph
+    return any(node.op_type in ("Conv", "ConvTranspose") for node in graph.node)
+
+
+def choose_int8(fp32_path: str | Path, out_path: str | Path, calibration: np.ndarray, bench_X: np.ndarray,
+                mode: str = "auto", repeats: int = 50) -> tuple[Path, dict[str, Any]]:
+    """Quantize ``fp32_path`` to int8 with the method ``mode`` asks for, and say which and why.
+
+    ``auto``: static QDQ for models with convolutions; for Linear-only models, both static and dynamic are
+    built and timed at batch 64 (1 thread, median of ``repeats``) and the faster is kept.
+
+    Returns:
+        ``(path, decision)``: ``decision`` has ``method`` (``static`` / ``dynamic``), ``reason``, and the
+        measured ``candidates`` when both were tried.
+    """
+    if mode not in INT8_MODES or mode == "none":
+        raise ConfigError(f"int8 mode must be one of {[m for m in INT8_MODES if m != 'none']}, but got {mode!r}.")
+    out_path = Path(out_path)
+    conv = has_convolutions(fp32_path)
+    if mode == "static":
+        return quantize_int8(fp32_path, out_path, calibration), {
+            "method": "static", "description": STATIC, "reason": "asked for (int8='static')"}
+    if mode == "dynamic":
+        reason = "asked for (int8='dynamic')"
+        if conv:
+            reason += "; the model has convolutions, which dynamic quantization makes slower"
+        return quantize_dynamic_int8(fp32_path, out_path), {"method": "dynamic", "description": DYNAMIC,
+                                                            "reason": reason}
+    if conv:
+        return quantize_int8(fp32_path, out_path, calibration), {
+            "method": "static", "description": STATIC,
+            "reason": "the model has convolutions: static QDQ (dynamic int8 is only tried on Linear-only models; "
+                      "it makes convolutions several times slower)"}
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = {"static": quantize_int8(fp32_path, Path(tmp) / "static.onnx", calibration),
+                 "dynamic": quantize_dynamic_int8(fp32_path, Path(tmp) / "dynamic.onnx")}
+        timed = {name: latency_ms(session(p), bench_X, 64, repeats=repeats) for name, p in paths.items()}
+        method = min(timed, key=lambda k: timed[k])
+        other = "dynamic" if method == "static" else "static"
+        shutil.copyfile(paths[method], out_path)
+    return out_path, {
+        "method": method, "description": STATIC if method == "static" else DYNAMIC,
+        "reason": f"Linear-only model: both measured at batch 64 (1 thread, median of {repeats}); {method} "
+                  f"{timed[method]:.4f} ms vs {other} {timed[other]:.4f} ms, kept the faster",
+        "candidates": {name: {"latency_b64_ms": ms} for name, ms in timed.items()},
+    }

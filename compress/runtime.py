@@ -1,14 +1,20 @@
-"""onnxruntime inference and measurement: outputs, latency, file size."""
+"""onnxruntime inference and measurement: outputs, latency, peak memory."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 
-__all__ = ["session", "run_onnx", "latency_ms"]
+__all__ = ["session", "run_onnx", "latency_ms", "peak_memory"]
 
 
 def session(path: str | Path, threads: int = 1) -> ort.InferenceSession:
@@ -25,11 +31,15 @@ def run_onnx(sess: ort.InferenceSession, X: np.ndarray, batch_size: int = 1024) 
     return np.concatenate(outs)
 
 
+def _batch(X: np.ndarray, batch: int) -> np.ndarray:
+    reps = int(np.ceil(batch / len(X)))
+    return np.concatenate([X] * reps)[:batch].astype(np.float32)
+
+
 def latency_ms(sess: ort.InferenceSession, X: np.ndarray, batch: int, repeats: int = 30, warmup: int = 5) -> float:
     """Median wall time of one ``batch``-sized inference, in milliseconds."""
     name = sess.get_inputs()[0].name
-    reps = int(np.ceil(batch / len(X)))
-    xb = np.concatenate([X] * reps)[:batch].astype(np.float32)
+    xb = _batch(X, batch)
     for _ in range(warmup):
         sess.run(None, {name: xb})
     times = []
@@ -38,3 +48,64 @@ def latency_ms(sess: ort.InferenceSession, X: np.ndarray, batch: int, repeats: i
         sess.run(None, {name: xb})
         times.append(time.perf_counter() - start)
     return float(np.median(times) * 1000.0)
+
+
+# Runs in a fresh interpreter that imports only numpy and onnxruntime, so that the figure is the memory of
+# one inference session, not of the torch process measuring it.
+_PROBE = r"""
+import json, sys
+import numpy as np
+import onnxruntime as ort
+
+def status(field):
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith(field):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        return None
+
+x = np.load(sys.argv[2])
+base = status("VmRSS:")
+try:
+    with open("/proc/self/clear_refs", "w") as fh:
+        fh.write("5")  # resets the peak (VmHWM) to the current resident size
+    reset = True
+except OSError:
+    reset = False
+opts = ort.SessionOptions()
+opts.intra_op_num_threads = 1
+opts.inter_op_num_threads = 1
+opts.log_severity_level = 3
+sess = ort.InferenceSession(sys.argv[1], sess_options=opts, providers=["CPUExecutionProvider"])
+name = sess.get_inputs()[0].name
+for _ in range(3):
+    sess.run(None, {name: x})
+peak = status("VmHWM:")
+if peak is None:
+    import resource
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+print(json.dumps({"peak_rss_mb": peak, "baseline_rss_mb": base,
+                  "session_peak_mb": (peak - base) if (reset and base is not None) else None}))
+"""
+
+
+def peak_memory(path: str | Path, X: np.ndarray, batch: int = 64, timeout: float = 120.0) -> dict[str, Any]:
+    """Peak resident memory of loading ``path`` and running ``batch``-sized inference (1 thread).
+
+    Measured in a fresh process that imports only numpy and onnxruntime: ``session_peak_mb`` is the growth of
+    its peak resident size over the size after those imports (Linux; None elsewhere), ``peak_rss_mb`` the
+    whole process's peak.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        data = os.path.join(tmp, "x.npy")
+        np.save(data, _batch(X, batch))
+        proc = subprocess.run([sys.executable, "-c", _PROBE, str(path), data], capture_output=True, text=True,
+                              timeout=timeout)
+    if proc.returncode != 0:
+        last = proc.stderr.strip().splitlines()[-1:] or ["no output"]
+        return {"peak_rss_mb": None, "session_peak_mb": None, "error": last[0][:300]}
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result["batch"] = batch
+    return result

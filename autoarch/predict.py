@@ -1,0 +1,234 @@
+"""Predictions from an exported ONNX model with onnxruntime and numpy alone (no torch).
+
+The model's metadata (written by autoarch's export) says everything needed: the input shape, the feature
+names, the class labels and whether the output is logits or a value. The standardisation is inside the graph,
+so raw features go in.
+
+Example:
+    >>> from autoarch.predict import Predictor
+    >>> predictor = Predictor("runs/digits/model.int8.onnx")  # doctest: +SKIP
+    >>> frame = predictor.predict_frame(X)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from autoarch.exceptions import DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["Predictor", "read_inputs", "predict_file"]
+
+REQUIRED_KEYS = ("task", "classes", "input_shape")
+
+
+class Predictor:
+    """An onnxruntime session plus the model's self-description.
+
+    Attributes:
+        task: ``classification`` or ``regression``.
+        classes: the original class labels (column ``i`` of the output is ``classes[i]``).
+        input_shape: the shape of one sample.
+        feature_names: tabular column names in input order, or None.
+        metadata: every metadata entry, JSON values decoded.
+
+    Raises:
+        DataError: the file is missing, not an ONNX model, or lacks autoarch's metadata.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], threads: int = 1) -> None:
+        import onnxruntime as ort
+
+        path = Path(path)
+        if not path.is_file():
+            raise DataError(f"model file {str(path)!r} does not exist; give the path of a model.onnx.")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types for unreadable files
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise DataError(f"{path} is not a loadable ONNX model ({first}); give a model.onnx that autoarch "
+                            "exported.") from None
+        raw = self.session.get_modelmeta().custom_metadata_map
+        missing = [k for k in REQUIRED_KEYS if k not in raw]
+        if missing:
+            raise DataError(f"{path} lacks autoarch's metadata {missing}; export it with autoarch (search or "
+                            "compress) so that it describes its input and classes.")
+        self.metadata: dict[str, Any] = {}
+        for key, value in raw.items():
+            try:
+                self.metadata[key] = json.loads(value)
+            except (json.JSONDecodeError, TypeError):
+                self.metadata[key] = value
+        self.task: str = self.metadata["task"]
+        self.classes: list[Any] = list(self.metadata["classes"] or [])
+        self.input_shape: tuple[int, ...] = tuple(int(s) for s in self.metadata["input_shape"])
+        names = self.metadata.get("feature_names")
+        self.feature_names: list[str] | None = [str(n) for n in names] if names else None
+        self.output_kind: str = str(self.metadata.get("output", "logits" if self.task == "classification" else "value"))
+        self._input = self.session.get_inputs()[0].name
+
+    @property
+    def n_features(self) -> int:
+        return int(math.prod(self.input_shape))
+
+    def run(self, X: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+        """The raw model output (logits or values) for ``X`` of shape ``(n, *input_shape)`` or ``(n, features)``."""
+        X = self._shape(X)
+        if len(X) == 0:
+            return np.zeros((0, max(1, len(self.classes))), dtype=np.float32)
+        outs = [self.session.run(None, {self._input: X[i:i + batch_size]})[0] for i in range(0, len(X), batch_size)]
+        return np.concatenate(outs)
+
+    def _shape(self, X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float32)
+        if X.ndim >= 1 and X.shape[1:] == self.input_shape:
+            return np.ascontiguousarray(X)
+        flat = X.reshape(len(X), -1) if X.ndim >= 2 else X.reshape(1, -1)
+        if flat.shape[1] != self.n_features:
+            raise DataError(f"the model takes {self.n_features} features per sample (input shape "
+                            f"{list(self.input_shape)}), but the input has {flat.shape[1]} (shape {list(X.shape)}).")
+        return np.ascontiguousarray(flat.reshape(len(flat), *self.input_shape))
+
+    def predict(self, X: np.ndarray) -> tuple[list[Any], np.ndarray | None]:
+        """``(predictions, probabilities)``: original class labels and softmax probabilities (classification), or
+        values and None (regression)."""
+        out = self.run(X)
+        if self.task != "classification":
+            return [float(v) for v in out.reshape(len(out), -1)[:, 0]], None
+        if self.output_kind == "logits":
+            shifted = out.astype(np.float64) - out.max(axis=1, keepdims=True)
+            proba = np.exp(shifted)
+            proba /= proba.sum(axis=1, keepdims=True)
+        else:
+            proba = out.astype(np.float64)
+        index = proba.argmax(axis=1)
+        return [self.classes[int(i)] for i in index], proba
+
+    def predict_frame(self, X: np.ndarray, proba: bool = True) -> pd.DataFrame:
+        """A table with column ``prediction`` (class labels or values) and, for classification, ``proba_<label>``
+        per class."""
+        import pandas as pd
+
+        labels, probabilities = self.predict(X)
+        frame = pd.DataFrame({"prediction": labels})
+        if proba and probabilities is not None:
+            for i, label in enumerate(self.classes):
+                frame[f"proba_{label}"] = probabilities[:, i]
+        return frame
+
+
+def read_inputs(path: str | os.PathLike[str], predictor: Predictor) -> np.ndarray:
+    """Load the samples to predict from a ``.csv`` (one sample per row) or ``.npz`` (array ``X``, or its only
+    array) file, in the model's input layout.
+
+    A CSV with a header is matched to the model's feature names (extra columns, e.g. an id or the target, are
+    ignored); without known feature names its numeric columns are taken in order (pixels flattened row-major
+    for images). A CSV without a header is read as numbers only.
+
+    Raises:
+        DataError: missing or unreadable file, missing columns, wrong number of features, non-numeric values.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"input file {str(path)!r} does not exist; check the path.")
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        X = _read_npz(path)
+    elif suffix == ".csv":
+        X = _read_csv(path, predictor)
+    else:
+        raise DataError(f"input {str(path)!r} must be a .csv or .npz file, but has suffix {path.suffix!r}.")
+    if not np.isfinite(X).all():
+        bad = int((~np.isfinite(X.reshape(len(X), -1))).any(axis=1).sum())
+        raise DataError(f"{path}: {bad} sample(s) have NaN or infinite features; impute or drop them first.")
+    return predictor._shape(X)
+
+
+def _read_npz(path: Path) -> np.ndarray:
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise DataError(f"{path}: not a readable .npz file ({exc}); save it with numpy.savez(path, X=X).") from None
+    keys = list(archive.keys())
+    if "X" in keys:
+        key = "X"
+    elif len(keys) == 1:
+        key = keys[0]
+    else:
+        raise DataError(f"{path}: the .npz file needs an array 'X' (or exactly one array), but has {keys}.")
+    try:
+        return np.asarray(archive[key], dtype=np.float32)
+    except (TypeError, ValueError):
+        raise DataError(f"{path}: array {key!r} is not numeric.") from None
+
+
+def _is_number(text: Any) -> bool:
+    try:
+        float(text)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _read_csv(path: Path, predictor: Predictor) -> np.ndarray:
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: the file is empty; give one sample per row.") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise DataError(f"{path}: not a readable CSV file ({first}); check the delimiter and encoding.") from None
+    header = [str(c) for c in frame.columns]
+    # A header of numbers other than 0..n-1 (what pandas writes for unnamed columns) is a data row.
+    if all(_is_number(c) for c in header) and header != [str(i) for i in range(len(header))]:
+        frame = pd.read_csv(path, header=None)
+    names = predictor.feature_names
+    columns = [str(c) for c in frame.columns]
+    frame.columns = columns
+    if names and set(names) <= set(columns):
+        frame = frame[names]
+    elif names and any(n in columns for n in names):
+        missing = [n for n in names if n not in columns]
+        raise DataError(f"{path}: the model needs columns {missing[:5]}{' ...' if len(missing) > 5 else ''}, "
+                        f"which the file lacks; its columns are {columns[:10]}.")
+    non_numeric = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
+    if non_numeric:
+        raise DataError(f"{path}: feature columns must be numeric, but {non_numeric[:5]} are not; encode or drop them.")
+    if frame.shape[1] != predictor.n_features:
+        raise DataError(f"{path}: the model takes {predictor.n_features} features per row (input shape "
+                        f"{list(predictor.input_shape)}), but the file has {frame.shape[1]} columns.")
+    return frame.to_numpy(dtype=np.float32)
+
+
+def predict_file(model: str | os.PathLike[str], inputs: str | os.PathLike[str],
+                 output: str | os.PathLike[str] | None = None, proba: bool = True, threads: int = 1
+                 ) -> pd.DataFrame:
+    """Predict every sample of ``inputs`` (.csv / .npz) with the ONNX ``model`` and write a CSV to ``output``
+    (when given): ``prediction`` with the original class labels, plus ``proba_<label>`` columns.
+
+    Returns:
+        The predictions table.
+    """
+    predictor = Predictor(model, threads=threads)
+    frame = predictor.predict_frame(read_inputs(inputs, predictor), proba=proba)
+    if output is not None:
+        out = Path(output)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.tmp")
+        frame.to_csv(tmp, index=False)
+        os.replace(tmp, out)
+    return frame

@@ -1,0 +1,114 @@
+"""The options of the standalone compression stage, validated in one place (imports no torch, so the CLI's
+parser starts fast)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+from autoarch.exceptions import ConfigError, did_you_mean
+
+__all__ = ["CompressConfig", "IMPORTANCES", "INT8_MODES", "TARGET_KINDS"]
+
+IMPORTANCES = ("l1", "l2", "bn_scale", "taylor")
+INT8_MODES = ("auto", "static", "dynamic", "none")
+TARGET_KINDS = ("params", "macs", "latency")
+
+
+@dataclass(frozen=True)
+class CompressConfig:
+    """How far to prune, how much validation metric may be lost, and how to quantize.
+
+    Attributes:
+        target_params, target_macs, target_latency: the share to keep (``0.25`` keeps 25%) of the parameter
+            count, of the multiply-accumulates per sample, or of the ONNX Runtime fp32 latency at batch 64
+            (1 thread, measured). At most one; with none, ``target_macs=0.25``.
+        max_drop: the largest allowed loss of the validation metric, in points: ``0.5`` lets accuracy fall from
+            0.960 to 0.955. For error metrics (``neg_rmse``, ...) it is a percentage of the unpruned error.
+        importance: how channels are ranked: ``l1`` / ``l2`` weight magnitude, ``bn_scale`` (batch-norm
+            scale; needs batch norm) or ``taylor`` (first-order loss change, from gradients on training data).
+        global_pruning: rank channels across all layers (layers shrink unevenly) instead of removing the same
+            share from every layer.
+        round_to: keep channel / unit counts multiples of this (1: exact counts). ONNX Runtime's convolutions
+            are measured 1.5-2.4x slower on unaligned counts (e.g. 26 or 34 channels vs 24 or 32).
+        steps: pruning steps to reach the target; each is followed by fine-tuning and a validation check.
+        finetune_epochs: fine-tuning epochs after every step.
+        val_size: share of the *training* split held back to measure the validation metric (the held-out test
+            split is only reported, never used for a decision).
+        calibration_samples: training samples that calibrate int8 activation ranges.
+        int8: ``static`` (QDQ, per-channel), ``dynamic`` (weights only; Linear layers), ``auto`` (static for
+            models with convolutions; for Linear-only models both are measured at batch 64 and the faster is
+            kept) or ``none``.
+        seed: seed of the validation split, fine-tuning and calibration sample.
+        device: fine-tuning device (``auto``, ``cpu``, ``cuda``).
+    """
+
+    target_params: float | None = None
+    target_macs: float | None = None
+    target_latency: float | None = None
+    max_drop: float = 1.0
+    importance: str = "l2"
+    global_pruning: bool = False
+    round_to: int = 8
+    steps: int = 4
+    finetune_epochs: int = 2
+    val_size: float = 0.15
+    calibration_samples: int = 256
+    int8: str = "auto"
+    seed: int = 0
+    device: str = "auto"
+
+    @property
+    def target(self) -> tuple[str, float]:
+        """``(kind, share to keep)``: the one target that is set, or ``("macs", 0.25)``."""
+        for kind in TARGET_KINDS:
+            value = getattr(self, f"target_{kind}")
+            if value is not None:
+                return kind, float(value)
+        return "macs", 0.25
+
+    def validate(self) -> None:
+        """Raise a :class:`~autoarch.exceptions.ConfigError` naming the first invalid option."""
+
+        def need(ok: bool, name: str, rule: str, value: Any) -> None:
+            if not ok:
+                raise ConfigError(f"The '{name}' parameter of compress must be {rule}. Got {value!r} instead.")
+
+        targets = [k for k in TARGET_KINDS if getattr(self, f"target_{k}") is not None]
+        if len(targets) > 1:
+            given = ", ".join(f"target_{k}" for k in targets)
+            raise ConfigError(f"give at most one compression target, but got {given}; keep one of them.")
+        for kind in targets:
+            value = getattr(self, f"target_{kind}")
+            need(isinstance(value, (int, float)) and 0.0 < value < 1.0, f"target_{kind}",
+                 "the share to keep, a float in (0, 1) (0.25 keeps 25%)", value)
+        need(isinstance(self.max_drop, (int, float)) and self.max_drop >= 0, "max_drop", "a number of points >= 0",
+             self.max_drop)
+        if self.importance not in IMPORTANCES:
+            raise ConfigError(f"The 'importance' parameter of compress must be one of {list(IMPORTANCES)}. Got "
+                              f"{self.importance!r} instead.{did_you_mean(self.importance, IMPORTANCES)}")
+        need(isinstance(self.round_to, int) and self.round_to >= 1, "round_to", "an int >= 1", self.round_to)
+        need(isinstance(self.steps, int) and 1 <= self.steps <= 50, "steps", "an int in [1, 50]", self.steps)
+        need(isinstance(self.finetune_epochs, int) and self.finetune_epochs >= 0, "finetune_epochs", "an int >= 0",
+             self.finetune_epochs)
+        need(isinstance(self.val_size, (int, float)) and 0.0 < self.val_size < 1.0, "val_size",
+             "a float in (0, 1)", self.val_size)
+        need(isinstance(self.calibration_samples, int) and self.calibration_samples >= 1, "calibration_samples",
+             "an int >= 1", self.calibration_samples)
+        if self.int8 not in INT8_MODES:
+            raise ConfigError(f"The 'int8' parameter of compress must be one of {list(INT8_MODES)}. Got "
+                              f"{self.int8!r} instead.{did_you_mean(self.int8, INT8_MODES)}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ConfigError(f"The 'device' parameter of compress must be auto, cpu or cuda. Got {self.device!r} "
+                              "instead.")
+
+    @classmethod
+    def from_options(cls, **options: Any) -> CompressConfig:
+        """Build and validate a config from keyword options, with a 'did you mean' for a misspelled one."""
+        names = [f.name for f in fields(cls)]
+        unknown = sorted(set(options) - set(names))
+        if unknown:
+            raise ConfigError(f"compress got unknown option {unknown[0]!r}.{did_you_mean(unknown[0], names)}")
+        config = cls(**options)
+        config.validate()
+        return config

@@ -1,0 +1,289 @@
+"""Compress a search run directory on its own: ``autoarch compress RUN_DIR`` and :func:`compress_run`."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from autoarch.compress.config import CompressConfig
+from autoarch.compress.pipeline import CompressionResult, compress
+from autoarch.compress.pruning import replay_pruning
+from torch import nn
+
+from autoarch.data import BUILTIN_DATASETS, Dataset, from_arrays, load_dataset, train_test_split
+from autoarch.exceptions import DataError
+from autoarch.metrics import compute_metrics, default_metric
+from autoarch.model import Model
+from autoarch.trainer import TrainConfig, predict
+
+__all__ = ["compress_run", "load_run_model", "reload_data", "render_markdown"]
+
+logger = logging.getLogger(__name__)
+
+OUT_SUBDIR = "compressed"
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path} is not valid JSON ({exc.msg}, line {exc.lineno}); restore it from the run.") from None
+
+
+def load_run_model(run_dir: str | os.PathLike[str], start: str = "auto"
+                   ) -> tuple[Model, dict[str, Any], str, list[Any]]:
+    """Rebuild the model compression starts from: ``winner.pt`` (the unpruned winner; any earlier pruning
+    history is ignored) or ``model.pt`` (with ``architecture.json``'s pruning history replayed).
+
+    Args:
+        start: ``winner``, ``model`` or ``auto`` (``winner.pt`` when present, else ``model.pt``).
+
+    Returns:
+        ``(model, architecture spec, weights file name, pruning history already applied)``.
+
+    Raises:
+        DataError: ``architecture.json`` or the weights file is missing or does not fit.
+    """
+    from autoarch.search_spaces import get_space
+
+    run = Path(run_dir)
+    if not run.is_dir():
+        raise DataError(f"run directory {str(run)!r} does not exist; give the --out directory of a search.")
+    spec_path = run / "architecture.json"
+    if not spec_path.is_file():
+        raise DataError(f"{spec_path} is missing; give the --out directory of a finished search.")
+    spec = _read_json(spec_path)
+    if start not in ("auto", "winner", "model"):
+        raise DataError(f"start must be auto, winner or model, but got {start!r}.")
+    name = "winner.pt" if start == "winner" or (start == "auto" and (run / "winner.pt").is_file()) else "model.pt"
+    weights = run / name
+    if not weights.is_file():
+        raise DataError(f"{weights} is missing; a finished search writes winner.pt and model.pt.")
+    missing = [k for k in ("space", "architecture", "input_shape", "n_outputs") if k not in spec]
+    if missing:
+        raise DataError(f"{spec_path} lacks {missing}; it was not written by autoarch.")
+    space = get_space(spec["space"], "image" if len(spec["input_shape"]) == 3 else "tabular")
+    net = space.build(spec["architecture"], spec["input_shape"], spec["n_outputs"])
+    state = torch.load(weights, map_location="cpu", weights_only=True)
+    model = Model(net, state["mean"].numpy(), state["std"].numpy())
+    history = [] if name == "winner.pt" else list(spec.get("pruning_history") or [])
+    replay_pruning(model, torch.zeros(2, *spec["input_shape"]), history)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise DataError(f"{weights} does not fit the network of {spec_path} "
+                        f"({str(exc).splitlines()[0][:200]}); the files come from different runs.") from None
+    return model.eval(), spec, name, history
+
+
+def reload_data(report: dict[str, Any], data: Any = None, y: Any = None, target: str | None = None,
+                ) -> tuple[Dataset, Dataset]:
+    """The training and held-out splits of a run, rebuilt from ``report.json`` (data source, ``seed``,
+    ``test_size``, ``max_samples``) or from ``data`` given again (a name, a .csv/.npz path, a Dataset or an
+    array with ``y``).
+
+    Raises:
+        DataError: the data cannot be found again; pass it explicitly.
+    """
+    info, config = report.get("data", {}), report.get("config", {})
+    seed, test_size, max_samples = int(config.get("seed", 0)), float(config.get("test_size", 0.2)), \
+        config.get("max_samples")
+    task = info.get("task")
+    source = info.get("source") or {}
+    if data is None:
+        if source.get("source"):
+            data, target = source["source"], target or source.get("target")
+        elif info.get("name") in BUILTIN_DATASETS:
+            data = info["name"]
+        else:
+            raise DataError(f"cannot reload the data of this run ({info.get('name', 'unknown')!r} is not a built-in "
+                            "data set and report.json records no file); pass it with --data FILE [--target COL].")
+    if isinstance(data, Dataset):
+        dataset = data
+    elif isinstance(data, (str, os.PathLike)):
+        dataset = load_dataset(str(data), target=target, task=task, max_samples=max_samples, seed=seed)
+    else:
+        if y is None:
+            raise DataError("data given as an array needs its targets y as well.")
+        dataset = from_arrays(data, y, task=task)
+        if max_samples is not None and len(dataset) > max_samples:
+            dataset, _ = train_test_split(dataset, test_size=1 - max_samples / len(dataset), seed=seed)
+    return train_test_split(dataset, test_size, seed)
+
+
+def _check_same_data(report: dict[str, Any], model: nn.Module, train: Dataset, test: Dataset, metric: str,
+                     compare_scores: bool) -> None:
+    info = report.get("data", {})
+    expected = (info.get("n_train"), info.get("n_test"))
+    if None not in expected and expected != (len(train), len(test)):
+        raise DataError(f"the reloaded data gives {len(train)} training / {len(test)} held-out samples, but the run "
+                        f"had {expected[0]} / {expected[1]}; pass the data the search used with --data.")
+    plain = metric[4:] if metric.startswith("neg_") else metric
+    recorded = report.get("test", {}).get(plain)
+    if compare_scores and recorded is not None:
+        again = compute_metrics(test.task, test.y, predict(model, test.X), test.n_outputs)[plain]
+        if not np.isclose(again, recorded, rtol=1e-6, atol=1e-9):
+            raise DataError(f"the winner scores {plain} {again:.6f} on the reloaded held-out split, but "
+                            f"{recorded:.6f} in report.json: not the same data or split; pass the data the search "
+                            "used with --data (and the same --seed/--test-size were used by the search).")
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def compress_run(
+    run_dir: str | os.PathLike[str],
+    *,
+    out: str | os.PathLike[str] | None = None,
+    data: Any = None,
+    y: Any = None,
+    target: str | None = None,
+    start: str = "auto",
+    on_stage: Callable[[str], None] | None = None,
+    on_step: Callable[[dict[str, Any]], None] | None = None,
+    measure_memory: bool = True,
+    **options: Any,
+) -> CompressionResult:
+    """Compress the winner of a search run directory on its own and write the result next to it.
+
+    Starts from ``winner.pt`` + ``architecture.json`` (the unpruned, retrained winner; the search's own
+    pruning is ignored), or from ``model.pt`` when there is no ``winner.pt``. The data is reloaded and split
+    exactly as the search split it (checked: the winner must score what ``report.json`` says on the
+    held-out split). Pruning decisions use data held back from the training split only.
+
+    Args:
+        run_dir: a search's ``--out`` directory (or any directory with ``architecture.json`` + weights).
+        out: where to write (default ``RUN_DIR/compressed``): ``architecture.json`` (with the new pruning
+            history), ``model.pt``, ``model.onnx``, ``model.int8.onnx``, ``compression.json``,
+            ``compression.md``. ``autoarch.load(out)`` rebuilds the pruned model.
+        data, y, target: the data, when ``report.json`` cannot locate it (arrays, moved files).
+        start: ``auto``, ``winner`` or ``model`` (see :func:`load_run_model`).
+        **options: the fields of :class:`CompressConfig` (``target_macs``, ``max_drop``, ``importance``,
+            ``global_pruning``, ``steps``, ``finetune_epochs``, ...); ``seed`` defaults to the run's seed.
+
+    Raises:
+        DataError: missing or mismatched files or data. ConfigError: bad options.
+
+    Example:
+        >>> from autoarch.compress import compress_run
+        >>> result = compress_run("runs/digits", target_macs=0.25, max_drop=0.5)  # doctest: +SKIP
+        >>> result.stages[-1]["latency_b64_ms"]  # doctest: +SKIP
+    """
+    run = Path(run_dir)
+    report = _read_json(run / "report.json") if (run / "report.json").is_file() else {}
+    if "seed" not in options and "seed" in report.get("config", {}):
+        options["seed"] = int(report["config"]["seed"])
+    config = CompressConfig.from_options(**options)
+    model, spec, weights, old_history = load_run_model(run, start)
+    if not report and data is None:
+        raise DataError(f"{run} has no report.json to reload the data from; pass the data with --data "
+                        "(split with the default seed and test size).")
+    train, test = reload_data(report, data, y, target)
+    metric = report.get("search", {}).get("metric") or spec.get("metric") or default_metric(train.task)
+    if report:
+        _check_same_data(report, model, train, test, metric, compare_scores=weights == "winner.pt")
+    training = report.get("best", {}).get("training")
+    train_config = TrainConfig(**training) if training else TrainConfig()
+    out_dir = Path(out) if out is not None else run / OUT_SUBDIR
+    description = {k: v for k, v in spec.items() if k != "pruning_history"}
+    metadata = {"autoarch_version": str(spec.get("autoarch_version", "")), "architecture": json.dumps(description),
+                "metric": metric}
+    result = compress(model, train, test, out_dir, config=config, train_config=train_config, metric=metric,
+                      metadata=metadata, on_stage=on_stage, on_step=on_step, measure_memory=measure_memory)
+    history = old_history + result.pruning_history
+    result.pruning_history = history
+    new_spec = {**spec, "pruning_history": history}
+    _write_text(out_dir / "architecture.json", json.dumps(new_spec, indent=2, default=_json_default))
+    tmp = out_dir / ".model.pt.tmp"
+    torch.save(result.model.state_dict(), tmp)
+    os.replace(tmp, out_dir / "model.pt")
+    summary = {"run_dir": str(run), "started_from": weights, "data": report.get("data", {}).get("name"),
+               "n_fit": result.pruning["n_fit"], "n_val": result.pruning["n_val"], "n_test": len(test),
+               "config": {f: getattr(config, f) for f in config.__dataclass_fields__}, "pruning": result.pruning,
+               "steps": result.steps, "stages": result.stages, "verification": result.verification,
+               "files": ["architecture.json", "model.pt", "model.onnx"]
+               + (["model.int8.onnx"] if result.int8_path else [])}
+    _write_text(out_dir / "compression.json", json.dumps(summary, indent=2, default=_json_default))
+    _write_text(out_dir / "compression.md", render_markdown(summary))
+    return result
+
+
+def _cell(value: Any, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def render_markdown(summary: dict[str, Any]) -> str:
+    """``compression.md``: the schedule step by step, every stage side by side, the checks and warnings."""
+    pr = summary["pruning"]
+    metric = pr["metric"]
+    plain = metric[4:] if metric.startswith("neg_") else metric
+    target = pr["target"]
+    lines = [f"# autoarch compression: {summary.get('data') or summary['run_dir']}", "",
+             f"- Started from `{summary['started_from']}` of `{summary['run_dir']}`.",
+             f"- Target: keep {target['keep']:g} of the {target['kind']}; budget: at most {pr['max_drop']} "
+             f"{pr['drop_unit']} of validation {metric} lost; validation = {pr['validation']}.",
+             f"- Importance `{pr['importance']}`, {pr['scope']} pruning, {pr['steps_planned']} planned steps, "
+             f"{pr['finetune_epochs']} fine-tuning epochs per step.",
+             f"- Outcome: {pr['stop_reason']}; kept step {pr['kept_step']} "
+             f"(target {'reached' if pr['target_reached'] else 'NOT reached'}).", "", "## Pruning steps", ""]
+    lat = any("latency_b64_ms" in s for s in summary["steps"])
+    header = ["step", "channel ratio", "params", "MACs"] + (["ORT b64 ms"] if lat else []) + \
+        [f"val {plain}", "drop", "within budget", "seconds"]
+    lines.append(_table(header, [[s["step"], s["channel_ratio"], s["params"], s["macs"]]
+                                 + ([s.get("latency_b64_ms")] if lat else [])
+                                 + [s[f"val_{plain}"], s["drop"], s["within_budget"], s["seconds"]]
+                                 for s in summary["steps"]]))
+    lines += ["", "## Stages (held-out split, reported only)", "",
+              _table(["stage", "params", "MACs", "bytes", "b1 ms", "b64 ms", "peak MB", "checker", "opset",
+                      "parity", f"held-out {plain}"],
+                     [[r["stage"], r["params"], r["macs"], r["bytes"], r.get("latency_b1_ms"), r.get("latency_b64_ms"),
+                       r.get("peak_memory_mb"), r.get("checker"), r.get("opset"), _parity_cell(r), r.get(plain)]
+                      for r in summary["stages"]]),
+              "", "Latency: ONNX Runtime, 1 thread, median of 30 runs. Peak MB: growth of the resident memory of "
+              "a fresh onnxruntime process loading the file and running batch 64.", ""]
+    int8 = summary["verification"].get("onnx_int8")
+    if int8:
+        lines += [f"int8: **{int8['decision']['method']}** ({int8['method']}); {int8['decision']['reason']}.", ""]
+    for text in summary["verification"].get("warnings", []):
+        lines += [f"**Warning:** {text}", ""]
+    lines += ["### Verification", "", "```json", json.dumps(summary["verification"], indent=2, default=str), "```",
+              "", "Files: " + ", ".join(f"`{f}`" for f in summary["files"]) + "; `autoarch.load(DIR)` rebuilds the "
+              "pruned torch model, `autoarch predict model.onnx INPUT` runs the ONNX file without torch.", ""]
+    return "\n".join(lines)
+
+
+def _parity_cell(row: dict[str, Any]) -> str:
+    if "argmax_agreement_vs_torch" in row:
+        return f"argmax {row['argmax_agreement_vs_torch']:.4f}"
+    if "max_abs_diff_vs_torch" in row:
+        return f"max diff {row['max_abs_diff_vs_torch']:.1e}"
+    return "-"

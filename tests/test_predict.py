@@ -1,0 +1,154 @@
+"""``autoarch predict``: self-describing ONNX models run with onnxruntime and numpy alone."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from autoarch.compress import export_onnx, model_metadata
+from autoarch.search_spaces import CNNSpace, MLPSpace
+
+from autoarch.cli import main
+from autoarch.data import from_arrays
+from autoarch.evaluate import build_model
+from autoarch.exceptions import DataError
+from autoarch.predict import Predictor, predict_file
+
+MLP = {"n_layers": 1, "width_0": 16, "connectivity": "plain", "activation": "relu", "dropout": 0.0, "batch_norm": False}
+CNN = {"n_stages": 1, "channels_0": 8, "n_convs_0": 1, "kernel_0": 3, "connectivity": "plain", "pooling": "max",
+       "activation": "relu", "dropout": 0.0, "batch_norm": True}
+
+
+def _export(model, data, path):
+    meta = model_metadata(model, task=data.task, classes=data.classes, input_shape=data.input_shape,
+                          feature_names=data.feature_names)
+    return export_onnx(model.eval(), torch.as_tensor(data.X[:2]), path, meta)
+
+
+@pytest.fixture(scope="module")
+def tabular(tmp_path_factory):
+    """An (untrained) MLP on 4 named features with string class labels; its mean/std are not trivial."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(loc=5.0, scale=3.0, size=(40, 4))
+    data = from_arrays(X, np.array(["no", "yes", "maybe", "no"] * 10), task="classification",
+                       feature_names=["a", "b", "c", "d"])
+    torch.manual_seed(0)
+    model = build_model(MLPSpace(), MLP, data).eval()
+    path = _export(model, data, tmp_path_factory.mktemp("tab") / "model.onnx")
+    return model, data, path
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory):
+    rng = np.random.default_rng(1)
+    data = from_arrays(rng.uniform(0, 16, size=(30, 8, 8)), np.arange(30) % 3, task="classification")
+    torch.manual_seed(0)
+    model = build_model(CNNSpace(), CNN, data).eval()
+    return model, data, _export(model, data, tmp_path_factory.mktemp("img") / "model.onnx")
+
+
+def _torch_labels(model, data, X):
+    out = model(torch.as_tensor(X, dtype=torch.float32)).detach().numpy()
+    return [data.classes[i] for i in out.argmax(1)], out
+
+
+def test_predictions_carry_the_original_labels_and_probabilities(tabular, tmp_path) -> None:
+    model, data, path = tabular
+    labels, logits = _torch_labels(model, data, data.X)
+    frame = Predictor(path).predict_frame(data.X)
+    assert list(frame["prediction"]) == labels
+    proba = frame[[f"proba_{c}" for c in data.classes]].to_numpy()
+    np.testing.assert_allclose(proba.sum(1), 1.0, rtol=1e-6)
+    expected = np.exp(logits - logits.max(1, keepdims=True))
+    np.testing.assert_allclose(proba, expected / expected.sum(1, keepdims=True), rtol=1e-4, atol=1e-6)
+
+
+def test_csv_columns_are_matched_by_name(tabular, tmp_path) -> None:
+    model, data, path = tabular
+    frame = pd.DataFrame(data.X, columns=["a", "b", "c", "d"])
+    frame.insert(0, "id", range(len(frame)))  # extra columns are ignored, order follows the model
+    frame = frame[["d", "id", "b", "a", "c"]]
+    frame.to_csv(tmp_path / "rows.csv", index=False)
+    got = predict_file(path, tmp_path / "rows.csv", output=tmp_path / "out.csv")
+    assert list(got["prediction"]) == _torch_labels(model, data, data.X)[0]
+    assert list(pd.read_csv(tmp_path / "out.csv")["prediction"]) == list(got["prediction"])
+    # Without a header the numbers are taken in order.
+    np.savetxt(tmp_path / "bare.csv", data.X[:5], delimiter=",")
+    assert list(predict_file(path, tmp_path / "bare.csv")["prediction"]) == list(got["prediction"][:5])
+
+
+def test_images_from_npz_and_flattened_csv(image, tmp_path) -> None:
+    model, data, path = image
+    labels = _torch_labels(model, data, data.X)[0]
+    np.savez(tmp_path / "x.npz", X=data.X[:, 0])  # (n, H, W): reshaped to the model's (n, 1, 8, 8)
+    assert list(predict_file(path, tmp_path / "x.npz")["prediction"]) == labels
+    pd.DataFrame(data.X.reshape(len(data.X), -1)).to_csv(tmp_path / "x.csv", index=False)
+    assert list(predict_file(path, tmp_path / "x.csv")["prediction"]) == labels
+
+
+def test_regression_values(tmp_path) -> None:
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(30, 3))
+    data = from_arrays(X, X @ np.array([1.0, -2.0, 0.5]) + 10.0, task="regression")
+    model = build_model(MLPSpace(), MLP, data).eval()
+    path = _export(model, data, tmp_path / "reg.onnx")
+    got = Predictor(path).predict_frame(data.X)
+    assert list(got.columns) == ["prediction"]
+    expected = model(torch.as_tensor(data.X)).detach().numpy().reshape(-1)
+    np.testing.assert_allclose(got["prediction"].to_numpy(), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_bad_inputs_raise_one_clear_data_error(tabular, tmp_path) -> None:
+    _, data, path = tabular
+    np.savez(tmp_path / "wide.npz", X=np.zeros((2, 5)))
+    with pytest.raises(DataError, match="takes 4 features"):
+        predict_file(path, tmp_path / "wide.npz")
+    pd.DataFrame({"a": [1.0], "b": [2.0], "x": [0.0], "y": [0.0]}).to_csv(tmp_path / "cols.csv", index=False)
+    with pytest.raises(DataError, match=r"needs columns \['c', 'd'\]"):
+        predict_file(path, tmp_path / "cols.csv")
+    (tmp_path / "wide.txt").write_text("1,2,3,4")
+    with pytest.raises(DataError, match=".csv or .npz"):
+        predict_file(path, tmp_path / "wide.txt")
+    bare = tmp_path / "bare.onnx"
+    export_onnx(torch.nn.Linear(4, 2), torch.zeros(2, 4), bare)
+    with pytest.raises(DataError, match="lacks autoarch's metadata"):
+        Predictor(bare)
+    (tmp_path / "junk.onnx").write_text("not a model")
+    with pytest.raises(DataError, match="not a loadable ONNX model"):
+        Predictor(tmp_path / "junk.onnx")
+
+
+def test_cli_predict_runs_without_torch(tabular, tmp_path) -> None:
+    model, data, path = tabular
+    pd.DataFrame(data.X, columns=["a", "b", "c", "d"]).to_csv(tmp_path / "rows.csv", index=False)
+    code = textwrap.dedent(f"""
+        import sys
+        from autoarch.cli import main
+        rc = main(["predict", {str(path)!r}, {str(tmp_path / "rows.csv")!r}, "-o", {str(tmp_path / "p.csv")!r},
+                   "--quiet"])
+        heavy = sorted(m for m in ("torch", "torch_pruning", "onnxscript", "onnx") if m in sys.modules)
+        print("heavy modules:", heavy)
+        sys.exit(rc if rc else (3 if heavy else 0))
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "heavy modules: []" in proc.stdout
+    written = pd.read_csv(tmp_path / "p.csv")
+    assert list(written["prediction"]) == _torch_labels(model, data, data.X)[0]
+    assert [c for c in written.columns if c.startswith("proba_")] == [f"proba_{c}" for c in data.classes]
+
+
+def test_cli_predict_writes_csv_to_stdout_and_errors_exit_2(tabular, tmp_path, capsys) -> None:
+    _, data, path = tabular
+    np.savez(tmp_path / "x.npz", X=data.X[:3])
+    assert main(["predict", str(path), str(tmp_path / "x.npz"), "--no-proba"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "prediction" and len(out) == 4
+    assert main(["predict", str(path), str(tmp_path / "missing.npz")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "does not exist" in err and "Traceback" not in err
