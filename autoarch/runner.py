@@ -583,7 +583,9 @@ def _finish(study: optuna.Study, space: SearchSpace, dataset: Dataset, train: Da
     report = {
         "autoarch_version": __version__,
         "data": {"name": dataset.name, "task": dataset.task, "input_shape": list(dataset.input_shape),
-                 "n_samples": len(dataset), "n_train": len(train), "n_test": len(test), "classes": dataset.classes},
+                 "n_samples": len(dataset), "n_train": len(train), "n_test": len(test), "classes": dataset.classes,
+                 # How `autoarch compress` reloads the data: a built-in name or an absolute file path.
+                 "source": (study.user_attrs.get("spec") or {}).get("data")},
         "search": {"space": space.name, "controller": cfg.controller, "metric": metric, "cv": cfg.cv,
                    "trials_requested": cfg.trials, "trial_states": {k: v for k, v in counts.items() if v},
                    "seconds_this_run": search_seconds, "seed": cfg.seed, "device": str(device)},

@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import onnx
+import pandas as pd
 import pytest
 import torch
 from autoarch.compress import (
@@ -295,3 +296,24 @@ def test_cli_compress_missing_run_dir_exits_2(tmp_path, capsys) -> None:
     assert main(["compress", str(tmp_path / "nope"), "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "does not exist" in err
+
+
+def test_a_csv_run_reloads_its_file_and_predicts_with_its_labels(tmp_path) -> None:
+    from autoarch.predict import predict_file
+
+    data = _blobs(n=90, d=4, seed=3)
+    frame = pd.DataFrame(data.X, columns=data.feature_names)
+    frame["label"] = data.labels(data.y)
+    frame.to_csv(tmp_path / "blobs.csv", index=False)
+    run = tmp_path / "run"
+    space = MLPSpace(max_layers=1, widths=(32,), activations=("relu",))
+    autoarch.search(str(tmp_path / "blobs.csv"), target="label", trials=1, cv=2, epochs=3, out=run, prune=0.0,
+                    space=space)
+    report = json.loads((run / "report.json").read_text())
+    assert report["data"]["source"]["source"] == str((tmp_path / "blobs.csv").resolve())
+    res = compress_run(run, target_params=0.5, max_drop=100.0, steps=1, finetune_epochs=0, round_to=1, int8="none",
+                       measure_memory=False)
+    assert res.stages[0]["accuracy"] == pytest.approx(report["test"]["accuracy"])
+    # The CSV still has its target column: predict matches the model's feature names and ignores it.
+    got = predict_file(run / "compressed" / "model.onnx", tmp_path / "blobs.csv")
+    assert set(got["prediction"]) <= {"cat", "dog", "eel"} and len(got) == 90
