@@ -1,0 +1,181 @@
+"""Many workers, storages, crash safety, early stopping and resource guards (real processes, real kill -9)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import optuna
+import pytest
+
+import autoarch
+from autoarch.exceptions import AutoArchError, ConfigError
+from autoarch.runner import open_storage
+from autoarch.search_spaces import MLPSpace
+
+TINY = dict(cv=2, epochs=2, patience=1, finetune_epochs=1, calibration_samples=32, seed=0, prune=0.0)
+CLI_TINY = ["--cv", "2", "--epochs", "2", "--patience", "1", "--finetune-epochs", "1", "--calibration-samples",
+            "32", "--prune", "0", "--quiet"]
+POSTGRES = os.environ.get("AUTOARCH_TEST_POSTGRES_URL")
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "autoarch.cli", *args]
+
+
+def _counted(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    from autoarch.runner import _counts_toward_budget
+
+    return [t for t in study.trials if _counts_toward_budget(t)]
+
+
+def test_two_local_workers_share_one_study(tmp_path) -> None:
+    result = autoarch.search("iris", out=tmp_path / "run", trials=6, workers=2, **TINY)
+    counted = _counted(result.study)
+    assert 6 <= len(counted) <= 7  # at most workers - 1 over the budget: the trial in flight at the end
+    assert all(t.state.name == "COMPLETE" for t in counted)
+    assert len({t.number for t in counted}) == len(counted)
+
+
+def _query(url: str, sql: str) -> list[tuple]:
+    """Read the optuna tables without opening an optuna storage: opening one on a database that another process
+    is creating races with it (both try to create the schema)."""
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(sqlalchemy.text(sql))]
+    except sqlalchemy.exc.SQLAlchemyError:  # not created yet
+        return []
+    finally:
+        engine.dispose()
+
+
+def _wait_for(predicate, timeout: float = 180.0) -> None:
+    end = time.time() + timeout
+    while time.time() < end:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise TimeoutError("condition not reached")
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.skipif(
+    POSTGRES is None, reason="set AUTOARCH_TEST_POSTGRES_URL (.ci/run starts a PostgreSQL server)"))])
+def test_a_worker_process_joins_a_study_in_the_storage(tmp_path, backend: str) -> None:
+    url = f"sqlite:///{tmp_path / 'shared.db'}" if backend == "sqlite" else POSTGRES
+    study = f"joined-{uuid.uuid4().hex[:8]}"
+    search = subprocess.Popen(_cli("search", "wine", "--trials", "10", "--storage", url, "--study", study,
+                                   "--out", str(tmp_path / "run"), *CLI_TINY), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    _wait_for(lambda: (study,) in _query(url, "SELECT study_name FROM studies"))
+    time.sleep(1.0)  # let the search finish setting up the study
+    worker = subprocess.run(_cli("worker", "--storage", url, "--study", study, "--quiet"), capture_output=True,
+                            text=True, timeout=300)
+    out, err = search.communicate(timeout=300)
+    assert search.returncode == 0, err
+    assert worker.returncode == 0, worker.stderr
+    joined = int(worker.stdout.split("evaluated ")[1].split()[0])
+    counted = _counted(optuna.load_study(study_name=study, storage=open_storage(url)))
+    assert 10 <= len(counted) <= 11
+    assert joined >= 1  # the worker really took part
+    assert (tmp_path / "run" / "model.int8.onnx").exists()
+
+
+def _hashes(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def test_kill_9_then_rerun_resumes_without_losing_or_repeating_trials(tmp_path) -> None:
+    out = tmp_path / "run"
+    cmd = _cli("search", "iris", "--trials", "8", "--out", str(out), *CLI_TINY)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    storage = f"sqlite:///{out / 'study.db'}"
+
+    _wait_for(lambda: _query(storage, "SELECT COUNT(*) FROM trials WHERE state = 'COMPLETE'") >= [(2,)])
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = {t.number: (t.params, t.value) for t in
+              optuna.load_study(study_name="autoarch", storage=storage).trials if t.state.name == "COMPLETE"}
+    assert before and not (out / "report.json").exists()
+
+    rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    study = optuna.load_study(study_name="autoarch", storage=storage)
+    after = {t.number: (t.params, t.value) for t in study.trials if t.state.name == "COMPLETE"}
+    assert {n: after[n] for n in before} == before  # nothing lost, nothing re-evaluated
+    assert len(_counted(study)) == 8  # the exact budget
+    assert not list(out.glob(".*.tmp"))
+    model = autoarch.load(out)
+    assert sum(p.numel() for p in model.parameters()) > 0
+
+
+def test_bad_rerun_damages_nothing(tmp_path) -> None:
+    out = tmp_path / "run"
+    autoarch.search("iris", out=out, trials=2, **TINY)
+    hashes = _hashes(out)
+    proc = subprocess.run(_cli("search", "iris", "--trials", "2", "--out", str(out), "--cv", "3", "--quiet"),
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "other settings" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert {k: v for k, v in _hashes(out).items() if k != "study.db"} == \
+           {k: v for k, v in hashes.items() if k != "study.db"}
+    study = optuna.load_study(study_name="autoarch", storage=f"sqlite:///{out / 'study.db'}")
+    assert len(study.trials) == 2
+
+
+def test_early_stopping_prunes_poor_candidates() -> None:
+    result = autoarch.search("wine", trials=14, early_stop="median", controller="random", **{**TINY, "cv": 3})
+    states = [t.state.name for t in result.study.trials]
+    assert "PRUNED" in states and "COMPLETE" in states
+    pruned = [t for t in result.study.trials if t.state.name == "PRUNED"]
+    assert all(t.user_attrs["pruned_reason"].startswith("--early-stop median after fold") for t in pruned)
+    assert all(len(t.intermediate_values) < 3 for t in pruned)  # stopped before the last fold
+
+
+def test_size_limits_reject_candidates_before_training() -> None:
+    result = autoarch.search("iris", trials=10, max_params=2000, controller="random", **TINY)
+    rejected = [t for t in result.study.trials if t.state.name == "PRUNED"]
+    assert rejected, "some random MLPs exceed 2,000 parameters"
+    for t in rejected:
+        assert t.user_attrs["params"] > 2000 and "> --max-params 2,000" in t.user_attrs["pruned_reason"]
+        assert "seconds" not in t.user_attrs and not t.intermediate_values  # never trained
+    for t in result.study.trials:
+        if t.state.name == "COMPLETE":
+            assert t.user_attrs["params"] <= 2000
+
+
+def test_trial_timeout_fails_candidates_cleanly() -> None:
+    with pytest.raises(AutoArchError, match="time limit"):
+        autoarch.search("iris", trials=2, trial_timeout=1e-6, **TINY)
+
+
+class _HungrySpace(MLPSpace):
+    def build(self, arch, input_shape, n_outputs):
+        if arch["n_layers"] > 1:
+            raise MemoryError("cannot allocate 40 GiB")
+        return super().build(arch, input_shape, n_outputs)
+
+
+def test_out_of_memory_fails_the_candidate_not_the_search() -> None:
+    result = autoarch.search("iris", trials=6, space=_HungrySpace(max_layers=3), controller="random", **TINY)
+    failed = [t for t in result.study.trials if t.state.name == "FAIL"]
+    assert failed and all(t.user_attrs["fail_reason"].startswith("MemoryError") for t in failed)
+    assert any(t.state.name == "COMPLETE" for t in result.study.trials)
+
+
+def test_unreachable_storage_is_a_clear_error() -> None:
+    with pytest.raises(ConfigError, match="cannot open the storage"):
+        autoarch.search("iris", trials=1, storage="postgresql://nobody@127.0.0.1:9/none", **TINY)
+
+
+def test_workers_need_a_shared_study() -> None:
+    with pytest.raises(ConfigError, match="needs a shared study"):
+        autoarch.search("iris", trials=2, workers=2, **TINY)
