@@ -14,6 +14,7 @@ __all__ = ["EvolutionSampler"]
 
 _PARENT_KEY = "evolution:parent"
 _TARGET_KEY = "evolution:mutate"
+_OTHER_PARENT_KEY = "evolution:parent2"
 
 
 class EvolutionSampler(BaseSampler):
@@ -26,13 +27,23 @@ class EvolutionSampler(BaseSampler):
     Parameters that the parent lacks (a conditional branch that opens only in the child, e.g. the width of a
     new layer) are sampled at random. Until the population is full, trials are sampled at random.
 
-    All state is derived from the study's trials, and the parent and mutated parameter are stored in each
+    A child that would repeat the parameters of a trial already in the study is mutated again (up to
+    ``max_retries`` times): on a discrete space, a repeated architecture wastes a query. With probability
+    ``crossover_prob`` (off by default) a second parent is picked by another tournament and the child first
+    takes each parameter from either parent with equal probability (uniform crossover), then mutates.
+
+    All state is derived from the study's trials, and the parents and mutated parameter are stored in each
     trial's system attributes, so several workers on one storage and a resumed study behave correctly.
+
+    ``make_sampler("evolution", ...)`` gives the settings tuned on NAS-Bench-201 and HPOLib (a tournament of
+    the whole population, ``mutation_prob=0``); the constructor's defaults are the classic ones.
 
     Args:
         population_size: number of trials in the population (P).
         sample_size: tournament size (S), ``2 <= S <= P``.
         mutation_prob: extra per-parameter mutation probability; ``None`` means ``1 / n_params`` of the parent.
+        crossover_prob: probability that a child has two parents, in ``[0, 1]``.
+        max_retries: how many times a child that repeats an earlier trial is mutated again, ``>= 0``.
         seed: seed of the random number generator.
 
     Example:
@@ -43,7 +54,7 @@ class EvolutionSampler(BaseSampler):
     """
 
     def __init__(self, population_size: int = 20, sample_size: int = 5, mutation_prob: float | None = None,
-                 seed: int | None = None) -> None:
+                 crossover_prob: float = 0.0, max_retries: int = 10, seed: int | None = None) -> None:
         if population_size < 2:
             raise ValueError(f"`population_size >= 2` must hold, but got {population_size=}.")
         if not 2 <= sample_size <= population_size:
@@ -51,13 +62,23 @@ class EvolutionSampler(BaseSampler):
                              f"{population_size=}).")
         if mutation_prob is not None and not 0.0 <= mutation_prob <= 1.0:
             raise ValueError(f"`0 <= mutation_prob <= 1` must hold, but got {mutation_prob=}.")
+        if not 0.0 <= crossover_prob <= 1.0:
+            raise ValueError(f"`0 <= crossover_prob <= 1` must hold, but got {crossover_prob=}.")
+        if max_retries < 0:
+            raise ValueError(f"`max_retries >= 0` must hold, but got {max_retries=}.")
         self.population_size = population_size
         self.sample_size = sample_size
         self.mutation_prob = mutation_prob
+        self.crossover_prob = crossover_prob
+        self.max_retries = max_retries
         self._rng = np.random.RandomState(seed)
         self._random_sampler = RandomSampler(seed=seed)
         self._lock = threading.Lock()
-        self._parents: dict[int, tuple[FrozenTrial | None, str | None]] = {}
+        # trial id -> the child's planned parameter values (None: sample at random)
+        self._plans: dict[int, dict[str, Any] | None] = {}
+        # trial number -> its parameters as a set, for finished trials (their parameters never change)
+        self._seen: dict[int, frozenset[tuple[str, Any]]] = {}
+        self._seen_study: tuple[int, int] | None = None  # (storage, study id) that _seen belongs to
 
     def reseed_rng(self) -> None:
         self._rng.seed()
@@ -73,21 +94,34 @@ class EvolutionSampler(BaseSampler):
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
         self._raise_error_if_multi_objective(study)
-        complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        trials = study.get_trials(deepcopy=False)
+        complete = [t for t in trials if t.state == TrialState.COMPLETE]
         if len(complete) < self.population_size:
             with self._lock:
-                self._parents[trial._trial_id] = (None, None)
+                self._plans[trial._trial_id] = None
             return
         population = sorted(complete, key=lambda t: t.number)[-self.population_size:]
         with self._lock:
-            contenders = self._rng.choice(len(population), self.sample_size, replace=False)
-        pick = max if study.direction == StudyDirection.MAXIMIZE else min
-        parent = pick((population[i] for i in sorted(contenders)), key=lambda t: float(t.value))
-        names = sorted(parent.params)
-        with self._lock:
-            target = names[self._rng.randint(len(names))] if names else None
-            self._parents[trial._trial_id] = (parent, target)
+            parent = self._tournament(population, study.direction)
+            other = None
+            if self.crossover_prob > 0.0 and self._rng.rand() < self.crossover_prob:
+                other = self._tournament([t for t in population if t is not parent], study.direction)
+            if self._seen_study != (id(study._storage), study._study_id):
+                self._seen_study, self._seen = (id(study._storage), study._study_id), {}
+            seen = self._existing(trials, trial.number)
+            for _ in range(self.max_retries + 1):
+                base, dists = dict(parent.params), dict(parent.distributions)
+                if other is not None:  # uniform crossover; a parameter only one parent has comes from it
+                    for name in sorted(other.params):
+                        if name not in base or self._rng.rand() < 0.5:
+                            base[name], dists[name] = other.params[name], other.distributions[name]
+                target, plan = self._mutate_all(base, dists)
+                if frozenset(plan.items()) not in seen:
+                    break
+            self._plans[trial._trial_id] = plan
         study._storage.set_trial_system_attr(trial._trial_id, _PARENT_KEY, parent.number)
+        if other is not None:
+            study._storage.set_trial_system_attr(trial._trial_id, _OTHER_PARENT_KEY, other.number)
         if target is not None:
             study._storage.set_trial_system_attr(trial._trial_id, _TARGET_KEY, target)
 
@@ -95,22 +129,56 @@ class EvolutionSampler(BaseSampler):
                            param_distribution: BaseDistribution) -> Any:
         self._raise_error_if_multi_objective(study)
         with self._lock:
-            parent, target = self._parents.get(trial._trial_id, (None, None))
-        if parent is None or param_name not in parent.params:
+            plan = self._plans.get(trial._trial_id)
+        if plan is None or param_name not in plan:
             return self._random_sampler.sample_independent(study, trial, param_name, param_distribution)
-        value = parent.params[param_name]
+        value = plan[param_name]
         if not _contains(param_distribution, value):
             # The parameter's range changed (a dynamic search space): the inherited value no longer fits.
             return self._random_sampler.sample_independent(study, trial, param_name, param_distribution)
-        rate = self.mutation_prob if self.mutation_prob is not None else 1.0 / max(1, len(parent.params))
-        with self._lock:
-            mutate = param_name == target or self._rng.rand() < rate
-            return self._mutate(value, param_distribution) if mutate else value
+        return value
 
     def after_trial(self, study: Study, trial: FrozenTrial, state: TrialState, values: list[float] | None
                     ) -> None:
         with self._lock:
-            self._parents.pop(trial._trial_id, None)
+            self._plans.pop(trial._trial_id, None)
+
+    def _tournament(self, population: list[FrozenTrial], direction: StudyDirection) -> FrozenTrial:
+        """The best of ``sample_size`` members drawn without replacement (caller holds the lock)."""
+        size = min(self.sample_size, len(population))
+        contenders = self._rng.choice(len(population), size, replace=False)
+        pick = max if direction == StudyDirection.MAXIMIZE else min
+        return pick((population[i] for i in sorted(contenders)), key=lambda t: float(t.value))
+
+    def _mutate_all(self, base: dict[str, Any], dists: dict[str, BaseDistribution]
+                    ) -> tuple[str | None, dict[str, Any]]:
+        """The mutated parameter and the child's values: ``base`` with one parameter mutated, and each other
+        with probability ``mutation_prob`` (caller holds the lock)."""
+        names = sorted(base)
+        target = names[self._rng.randint(len(names))] if names else None
+        rate = self.mutation_prob if self.mutation_prob is not None else 1.0 / max(1, len(names))
+        plan = {}
+        for name in names:
+            mutate = name == target or self._rng.rand() < rate
+            plan[name] = self._mutate(base[name], dists[name]) if mutate else base[name]
+        return target, plan
+
+    def _existing(self, trials: list[FrozenTrial], number: int) -> set[frozenset[tuple[str, Any]]]:
+        """The parameter sets of the study's other trials (caller holds the lock)."""
+        out = set()
+        for t in trials:
+            if t.number == number:
+                continue
+            params = self._seen.get(t.number)
+            if params is None:
+                try:
+                    params = frozenset(t.params.items())
+                except TypeError:  # an unhashable value (a hand-made trial): never a duplicate
+                    continue
+                if t.state.is_finished():
+                    self._seen[t.number] = params
+            out.add(params)
+        return out
 
     def _mutate(self, value: Any, dist: BaseDistribution) -> Any:
         """A different value: another choice of a categorical, a Gaussian step (in log space where the
