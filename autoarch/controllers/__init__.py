@@ -1,7 +1,8 @@
 """NAS controllers. Every controller is an optuna sampler.
 
-``evolution`` (regularized/aging evolution, :class:`EvolutionSampler`) is written here; ``random``, ``tpe``
-and ``grid`` are optuna's own samplers.
+``evolution`` (regularized/aging evolution, :class:`EvolutionSampler`) and ``reinforce`` (policy gradient,
+:class:`ReinforceSampler`) are written here; ``random``, ``tpe``, ``nsga2`` and ``grid`` are optuna's own
+samplers.
 """
 
 from __future__ import annotations
@@ -11,30 +12,40 @@ from typing import Any
 import optuna
 
 from autoarch.controllers._evolution import EvolutionSampler
+from autoarch.controllers._reinforce import ReinforceSampler
 from autoarch.exceptions import ConfigError, did_you_mean
 
-__all__ = ["EvolutionSampler", "CONTROLLERS", "make_sampler"]
+__all__ = ["EvolutionSampler", "ReinforceSampler", "CONTROLLERS", "make_sampler"]
 
-CONTROLLERS = ("evolution", "random", "tpe", "grid")
+CONTROLLERS = ("evolution", "reinforce", "random", "tpe", "nsga2", "grid")
 
 
 def make_sampler(name: str, *, seed: int | None, n_trials: int = 50,
                  grid: dict[str, list[Any]] | None = None) -> optuna.samplers.BaseSampler:
     """The sampler of controller ``name``, sized for a budget of ``n_trials`` trials.
 
-    Evolution's population is a third of the budget (4 to 20) with a tournament of a quarter of the
-    population (at least 2); TPE samples the first ``min(10, n_trials // 3)`` trials at random.
+    Sizes and rates were tuned on NAS-Bench-201 CIFAR-10 and HPOLib FCNet (``benchmarks/controllers.py``):
+    evolution's population is a third of the budget (4 to 20), its tournament is the whole population
+    (the parent is the best of the ``P`` youngest trials) and a child differs from its parent in exactly one
+    parameter; REINFORCE uses :class:`ReinforceSampler`'s defaults; NSGA-II's population is a tenth of the
+    budget (10 to 50); TPE samples the first ``min(10, n_trials // 3)`` trials at random.
     """
     if name == "evolution":
         population = max(4, min(20, n_trials // 3))
-        return EvolutionSampler(population_size=population, sample_size=max(2, population // 4), seed=seed)
+        return EvolutionSampler(population_size=population, sample_size=population, mutation_prob=0.0,
+                                seed=seed)
+    if name == "reinforce":
+        return ReinforceSampler(seed=seed)
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "tpe":
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(2, min(10, n_trials // 3)),
                                           multivariate=True, group=True)
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(population_size=max(10, min(50, n_trials // 10)), seed=seed)
     if name == "grid":
         if grid is None:
             raise ConfigError("the grid controller needs the search space's grid.")
         return optuna.samplers.GridSampler(grid, seed=seed)
-    raise ConfigError(f"controller must be one of {list(CONTROLLERS)}, but got {name!r}.{did_you_mean(name, CONTROLLERS)}")
+    raise ConfigError(f"controller must be one of {list(CONTROLLERS)}, but got {name!r}."
+                      f"{did_you_mean(name, CONTROLLERS)}")
