@@ -69,8 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--space", default=d.space, choices=["auto", "mlp", "cnn"],
                    help="search space; auto = cnn for images, mlp otherwise (default: %(default)s)")
     p.add_argument("--controller", default=d.controller, choices=CONTROLLERS,
-                   help="evolution = regularized (aging) evolution; random, tpe (Bayesian) and grid are optuna's "
-                        "(default: %(default)s)")
+                   help="evolution = regularized (aging) evolution, reinforce = REINFORCE policy gradient; random, "
+                        "tpe (Bayesian), nsga2 and grid are optuna's samplers (default: %(default)s)")
     metrics = sorted({m for names in OBJECTIVES.values() for m in names})
     p.add_argument("--metric", choices=metrics, metavar="METRIC",
                    help=f"objective, one of {', '.join(metrics)} (default: accuracy for classification, "
