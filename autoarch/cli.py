@@ -205,6 +205,9 @@ def _add_compress_parser(sub: Any) -> None:
                    help="share of the training split held back as validation data (default: %(default)s)")
     p.add_argument("--calibration-samples", type=int, default=d.calibration_samples,
                    help="training samples that calibrate int8 activation ranges (default: %(default)s)")
+    p.add_argument("--no-retrain", action="store_true",
+                   help="prune winner.pt itself instead of its architecture retrained without the validation part "
+                        "(the winner has seen that part, which makes the budget overly cautious)")
     p.add_argument("--int8", default=d.int8, choices=INT8_MODES,
                    help="static QDQ, dynamic, auto (static for CNNs; for Linear-only models both are timed at "
                         "batch 64 and the faster kept) or none (default: %(default)s)")
@@ -230,6 +233,7 @@ def _compress_command(args: argparse.Namespace) -> str:
         "max_drop": args.max_drop, "importance": args.importance, "global_pruning": args.global_pruning,
         "round_to": args.round_to, "steps": args.steps, "finetune_epochs": args.finetune_epochs,
         "val_size": args.val_size, "calibration_samples": args.calibration_samples, "int8": args.int8,
+        "retrain": not args.no_retrain,
         "device": args.device,
     }
     if args.seed is not None:

@@ -315,7 +315,8 @@ def compress(
                "importance": config.importance, "scope": "global" if config.global_pruning else "uniform",
                "steps_planned": config.steps, "finetune_epochs": config.finetune_epochs,
                "kept_step": pr.kept_step, "stop_reason": pr.stop_reason,
-               f"val_{plain}_unpruned": pr.steps[0][f"val_{plain}"],
+               f"val_{plain}_input": pr.steps[0][f"val_{plain}_before_finetune"],
+               f"val_{plain}_reference": pr.steps[0][f"val_{plain}"],
                f"val_{plain}_kept": pr.steps[pr.kept_step][f"val_{plain}"]}
     if not pr.target_reached:
         verification["warnings"].insert(0, f"the {kind} target (keep {share:g}) was not reached within the "

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch_pruning as tp
@@ -14,7 +14,7 @@ from torch import nn
 
 from autoarch.exceptions import ConfigError, did_you_mean
 
-__all__ = ["IMPORTANCES", "PruningHistory", "prune", "prune_to", "replay_pruning", "count_macs_params",
+__all__ = ["IMPORTANCES", "PruningHistory", "PrunedCopy", "prune", "prune_to", "replay_pruning", "count_macs_params",
            "count_params", "has_batch_norm"]
 
 PruningHistory = list[tuple[str, bool, list[int]]]
@@ -108,44 +108,54 @@ def prune(model: nn.Module, example_input: torch.Tensor, ratio: float, importanc
     return [(name, bool(out), [int(i) for i in idx]) for name, out, idx in pruner.pruning_history()]
 
 
+class PrunedCopy(NamedTuple):
+    """What :func:`prune_to` returns."""
+
+    model: nn.Module
+    ratio: float
+    history: PruningHistory
+    value: float
+    """``measure(model)``"""
+
+
 def prune_to(model: nn.Module, example_input: torch.Tensor, measure: Callable[[nn.Module], float], goal: float,
              *, importance: str = "l2", global_pruning: bool = False, gradients: Gradients | None = None,
-             round_to: int | None = None, max_ratio: float = MAX_LAYER_RATIO, iterations: int = 4
-             ) -> tuple[nn.Module, float, PruningHistory]:
+             round_to: int | None = None, max_ratio: float = MAX_LAYER_RATIO, iterations: int = 4) -> PrunedCopy:
     """Prune a copy of ``model`` just enough that ``measure(copy) <= goal``.
 
     Channel ratios 0.1, 0.2, ... are tried until one meets the goal, then the last interval is bisected
     ``iterations`` times (pruning is deterministic for given weights, so every try on a fresh copy ranks the
-    channels the same way). The measure is not always monotone in the ratio (torch-pruning leaves a layer
-    alone rather than empty it), hence the scan. When no ratio meets the goal, the smallest measure is used.
+    channels the same way). The scan, rather than bisection from the start, is there because the measure need
+    not be monotone in the ratio: torch-pruning leaves a layer alone rather than empty it, and measured
+    latency jumps with channel counts. When no ratio meets the goal, the copy with the smallest measure is
+    returned.
 
     Returns:
-        ``(pruned copy, channel ratio, pruning history)``; ``model`` itself is not modified.
+        The pruned copy, its channel ratio, its pruning history and its measure; ``model`` is not modified.
     """
 
-    def attempt(ratio: float) -> tuple[nn.Module, float, float, PruningHistory]:
+    def attempt(ratio: float) -> PrunedCopy:
         candidate = copy.deepcopy(model)
         history = prune(candidate, example_input, ratio, importance, global_pruning, gradients, round_to)
-        return candidate, measure(candidate), ratio, history
+        return PrunedCopy(candidate, ratio, history, float(measure(candidate)))
 
-    tries = []
+    tries: list[PrunedCopy] = []
     for step in range(1, int(round(max_ratio * 10)) + 1):
         tries.append(attempt(step / 10))
-        if tries[-1][1] <= goal:
+        if tries[-1].value <= goal:
             break
     best = tries[-1]
-    if best[1] > goal:  # the goal is out of reach: the smallest model seen
-        best = min(tries, key=lambda t: (t[1], t[2]))
-        return best[0], best[2], best[3]
-    lo, hi = best[2] - 0.1, best[2]
+    if best.value > goal:  # the goal is out of reach: the smallest measure seen
+        return min(tries, key=lambda t: (t.value, t.ratio))
+    lo, hi = best.ratio - 0.1, best.ratio
     for _ in range(iterations):
         mid = (lo + hi) / 2
         candidate = attempt(mid)
-        if candidate[1] <= goal:
+        if candidate.value <= goal:
             hi, best = mid, candidate
         else:
             lo = mid
-    return best[0], best[2], best[3]
+    return best
 
 
 def replay_pruning(model: nn.Module, example_input: torch.Tensor, history: list[Any]) -> nn.Module:

@@ -14,13 +14,15 @@ import torch
 from autoarch.compress.config import CompressConfig
 from autoarch.compress.pipeline import CompressionResult, compress
 from autoarch.compress.pruning import replay_pruning
+from autoarch.search_spaces import get_space
 from torch import nn
 
 from autoarch.data import BUILTIN_DATASETS, Dataset, from_arrays, load_dataset, train_test_split
+from autoarch.evaluate import build_model
 from autoarch.exceptions import DataError
 from autoarch.metrics import compute_metrics, default_metric
 from autoarch.model import Model
-from autoarch.trainer import TrainConfig, predict
+from autoarch.trainer import TrainConfig, fit, predict, resolve_device
 
 __all__ = ["compress_run", "load_run_model", "reload_data", "render_markdown"]
 
@@ -50,8 +52,6 @@ def load_run_model(run_dir: str | os.PathLike[str], start: str = "auto"
     Raises:
         DataError: ``architecture.json`` or the weights file is missing or does not fit.
     """
-    from autoarch.search_spaces import get_space
-
     run = Path(run_dir)
     if not run.is_dir():
         raise DataError(f"run directory {str(run)!r} does not exist; give the --out directory of a search.")
@@ -134,6 +134,19 @@ def _check_same_data(report: dict[str, Any], model: nn.Module, train: Dataset, t
                             "used with --data (and the same --seed/--test-size were used by the search).")
 
 
+def _retrain(spec: dict[str, Any], train: Dataset, config: CompressConfig, train_config: TrainConfig,
+             epochs: int) -> Model:
+    """The winner's architecture trained from scratch on the part of ``train`` that is not validation data
+    (the split :func:`~autoarch.compress.compress` makes: same ``val_size`` and seed)."""
+    fit_data, _ = train_test_split(train, config.val_size, seed=config.seed)
+    space = get_space(spec["space"], train.input_kind)
+    torch.manual_seed(config.seed)
+    model = build_model(space, spec["architecture"], fit_data)
+    fit(model, fit_data.X, fit_data.y, fit_data.task, train_config, seed=config.seed,
+        device=resolve_device(config.device), epochs=epochs)
+    return model.cpu().eval()
+
+
 def _write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text)
@@ -201,12 +214,23 @@ def compress_run(
         _check_same_data(report, model, train, test, metric, compare_scores=weights == "winner.pt")
     training = report.get("best", {}).get("training")
     train_config = TrainConfig(**training) if training else TrainConfig()
+    winner, started_from = model, weights
+    if config.retrain and weights == "winner.pt" and training:
+        epochs = int(report.get("best", {}).get("retrain_epochs") or train_config.max_epochs)
+        model = _retrain(spec, train, config, train_config, epochs)
+        started_from = (f"winner.pt's architecture, retrained from scratch for {epochs} epochs on the training "
+                        f"split minus the validation part (retrain=True)")
     out_dir = Path(out) if out is not None else run / OUT_SUBDIR
     description = {k: v for k, v in spec.items() if k != "pruning_history"}
     metadata = {"autoarch_version": str(spec.get("autoarch_version", "")), "architecture": json.dumps(description),
                 "metric": metric}
     result = compress(model, train, test, out_dir, config=config, train_config=train_config, metric=metric,
                       metadata=metadata, on_stage=on_stage, on_step=on_step, measure_memory=measure_memory)
+    if model is not winner:  # what the search delivered, for comparison
+        row = {"stage": "torch fp32 winner", **{k: v for k, v in result.stages[0].items() if k != "stage"}}
+        row.update(bytes=sum(t.numel() * t.element_size() for t in winner.state_dict().values()),
+                   **compute_metrics(test.task, test.y, predict(winner, test.X), test.n_outputs))
+        result.stages.insert(0, row)
     history = old_history + result.pruning_history
     result.pruning_history = history
     new_spec = {**spec, "pruning_history": history}
@@ -214,7 +238,7 @@ def compress_run(
     tmp = out_dir / ".model.pt.tmp"
     torch.save(result.model.state_dict(), tmp)
     os.replace(tmp, out_dir / "model.pt")
-    summary = {"run_dir": str(run), "started_from": weights, "data": report.get("data", {}).get("name"),
+    summary = {"run_dir": str(run), "started_from": started_from, "data": report.get("data", {}).get("name"),
                "n_fit": result.pruning["n_fit"], "n_val": result.pruning["n_val"], "n_test": len(test),
                "config": {f: getattr(config, f) for f in config.__dataclass_fields__}, "pruning": result.pruning,
                "steps": result.steps, "stages": result.stages, "verification": result.verification,
@@ -248,13 +272,17 @@ def render_markdown(summary: dict[str, Any]) -> str:
     plain = metric[4:] if metric.startswith("neg_") else metric
     target = pr["target"]
     lines = [f"# autoarch compression: {summary.get('data') or summary['run_dir']}", "",
-             f"- Started from `{summary['started_from']}` of `{summary['run_dir']}`.",
+             f"- Started from {summary['started_from']} (run `{summary['run_dir']}`).",
              f"- Target: keep {target['keep']:g} of the {target['kind']}; budget: at most {pr['max_drop']} "
              f"{pr['drop_unit']} of validation {metric} lost; validation = {pr['validation']}.",
              f"- Importance `{pr['importance']}`, {pr['scope']} pruning, {pr['steps_planned']} planned steps, "
              f"{pr['finetune_epochs']} fine-tuning epochs per step.",
              f"- Outcome: {pr['stop_reason']}; kept step {pr['kept_step']} "
-             f"(target {'reached' if pr['target_reached'] else 'NOT reached'}).", "", "## Pruning steps", ""]
+             f"(target {'reached' if pr['target_reached'] else 'NOT reached'}).", "", "## Pruning steps", "",
+             f"Drops are measured against a reference: the unpruned model fine-tuned exactly like every pruned step "
+             f"(validation {plain} {pr[f'val_{plain}_reference']:.4f}; the model as given scores "
+             f"{pr[f'val_{plain}_input']:.4f} there, having been trained on that data). Step 0 shows the reference.",
+             ""]
     lat = any("latency_b64_ms" in s for s in summary["steps"])
     header = ["step", "channel ratio", "params", "MACs"] + (["ORT b64 ms"] if lat else []) + \
         [f"val {plain}", "drop", "within budget", "seconds"]

@@ -92,13 +92,22 @@ def prune_iteratively(
 ) -> PruneResult:
     """Prune ``model`` toward ``config``'s target in steps, fine-tuning and validating after each.
 
-    Step ``k`` of ``n = config.steps`` prunes to ``share ** (k / n)`` of the unpruned parameters or MACs
-    (geometric steps: each removes the same fraction of what is left), then fine-tunes on ``fit_data`` for
-    ``config.finetune_epochs`` epochs (a quarter of the training learning rate, cosine) and scores
-    ``val_data``. The schedule stops when the target is reached, when a step loses more than
-    ``config.max_drop`` of the validation metric, or when nothing more can be pruned. A latency target is
-    approached with MACs steps and checked by measuring ``latency(model)`` after every step; up to ``2 n``
-    steps are taken. The most compressed step within the budget is kept.
+    Step ``k`` of ``n = config.steps`` prunes to ``share ** (k / n)`` of the unpruned parameters, MACs or
+    measured latency (geometric steps: each removes the same fraction of what is left), then fine-tunes on
+    ``fit_data`` for ``config.finetune_epochs`` epochs (a quarter of the training learning rate, cosine) and
+    scores ``val_data``. The schedule stops when the target is reached, when a step loses more than
+    ``config.max_drop`` of the validation metric, or when pruning no longer shrinks (or speeds up) the
+    model. The most compressed step within the budget is kept; step 0 is the input model itself.
+
+    The loss is measured against a *reference*: the input model fine-tuned exactly like every pruned step.
+    A search's winner was trained on the whole training split, validation part included, and scoring it
+    there flatters it (measured on Fashion-MNIST: 0.910 on the validation part it had seen, 0.903 after the
+    same fine-tuning without it, 0.883 held out for both): against the raw winner every pruned step would
+    look 0.7 points worse than it generalises.
+
+    For a latency target every candidate is exported and timed (``latency``), and the least pruned one
+    meeting the step's goal is taken: ONNX Runtime's speed is not monotone in channel counts (measured: 24
+    and 32 channels equally fast, 16 three times faster), so MACs are a poor guide.
 
     Args:
         model: the trained model; not modified.
@@ -115,79 +124,88 @@ def prune_iteratively(
     gradients = _taylor_gradients(fit_data, config.seed) if config.importance == "taylor" else None
     ft_config = replace(train_config, lr=train_config.lr / 4, schedule="cosine")
 
-    def macs_of(m: nn.Module) -> float:
-        return float(count_macs_params(m, example)[0])
-
-    def params_of(m: nn.Module) -> float:
-        return float(count_params(m))
-
-    proxy = params_of if kind == "params" else macs_of
+    def measure(m: nn.Module) -> float:
+        if kind == "params":
+            return float(count_params(m))
+        if kind == "macs":
+            return float(count_macs_params(m, example)[0])
+        assert latency is not None
+        return float(latency(m))
 
     def score(m: nn.Module) -> float:
         return compute_metrics(val_data.task, val_data.y, predict(m, val_data.X), val_data.n_outputs)[plain]
 
-    def row(step: int, m: nn.Module, ratio: float, seconds: float) -> dict[str, Any]:
+    def finetune(m: nn.Module, seed: int) -> nn.Module:
+        if config.finetune_epochs > 0:
+            fit(m, fit_data.X, fit_data.y, fit_data.task, ft_config, seed=seed, device=device,
+                epochs=config.finetune_epochs)
+        return m.cpu().eval()
+
+    def row(step: int, m: nn.Module, value: float, ratio: float, seconds: float) -> dict[str, Any]:
         macs, params = count_macs_params(m, example)
         r: dict[str, Any] = {"step": step, "channel_ratio": round(ratio, 4), "params": params, "macs": macs}
-        if latency is not None:
-            r["latency_b64_ms"] = latency(m)
-        value = score(m)
-        r[f"val_{plain}"] = value
-        r["drop"] = metric_drop(metric, base_score, value) if step else 0.0
+        if kind == "latency":
+            r["latency_b64_ms"] = value
+        r[f"val_{plain}"] = score(m)
+        r["drop"] = metric_drop(metric, reference_score, r[f"val_{plain}"])
         r["within_budget"] = bool(r["drop"] <= config.max_drop + 1e-9)
         r["seconds"] = round(seconds, 2)
         return r
 
     current = copy.deepcopy(model).cpu().eval()
-    base_score = score(current)
-    base = row(0, current, 0.0, 0.0)
+    start = time.perf_counter()
+    reference = finetune(copy.deepcopy(current), config.seed)
+    reference_score = score(reference)
+    base_value = measure(current)
+    base = row(0, reference, base_value, 0.0, time.perf_counter() - start)
+    base[f"val_{plain}_before_finetune"] = score(current)
+    base["drop"], base["within_budget"] = 0.0, True
+    del reference
     rows = [base]
-    base_quantity = float(base["latency_b64_ms"] if kind == "latency" else base[kind])
-    base_proxy = proxy(current)
     if on_step is not None:
         on_step(base)
 
-    def reached(r: dict[str, Any]) -> bool:
-        value = float(r["latency_b64_ms"] if kind == "latency" else r[kind])
+    def reached(value: float) -> bool:
         tolerance = LATENCY_TOLERANCE if kind == "latency" else 0.0
-        return value <= share * base_quantity * (1 + tolerance)
+        return value <= share * base_value * (1 + tolerance)
 
     history: PruningHistory = []
-    kept = (copy.deepcopy(current), [], 0)
-    stop_reason = f"stopped after {2 * config.steps if kind == 'latency' else config.steps} steps"
-    max_steps = 2 * config.steps if kind == "latency" else config.steps
-    for step in range(1, max_steps + 1):
+    kept = (copy.deepcopy(current), [], 0, base_value)
+    current_value = base_value
+    stop_reason = f"stopped after {config.steps} steps"
+    for step in range(1, config.steps + 1):
         start = time.perf_counter()
-        goal = base_proxy * share ** (step / config.steps)
-        before = proxy(current)
-        pruned, ratio, step_history = prune_to(current, example, proxy, goal, importance=config.importance,
-                                               global_pruning=config.global_pruning, gradients=gradients,
-                                               round_to=config.round_to)
-        if not step_history or proxy(pruned) >= before:
+        goal = base_value * share ** (step / config.steps)
+        candidate = prune_to(current, example, measure, goal, importance=config.importance,
+                             global_pruning=config.global_pruning, gradients=gradients, round_to=config.round_to,
+                             iterations=0 if kind == "latency" else 4)
+        if not candidate.history or count_params(candidate.model) >= count_params(current):
             stop_reason = f"nothing more could be pruned at step {step}"
             if config.round_to > 1:
                 stop_reason += (f" (every layer is at its minimum width: round_to={config.round_to} keeps at least "
                                 f"{config.round_to} channels per layer; a lower round_to prunes further)")
             break
-        if config.finetune_epochs > 0:
-            fit(pruned, fit_data.X, fit_data.y, fit_data.task, ft_config, seed=config.seed + step, device=device,
-                epochs=config.finetune_epochs)
-        pruned = pruned.cpu().eval()
-        current, history = pruned, history + step_history
-        r = row(step, current, ratio, time.perf_counter() - start)
+        if candidate.value >= current_value:
+            stop_reason = (f"at step {step} pruning no longer lowered the {kind} "
+                           f"({candidate.value:.4g} vs {current_value:.4g})")
+            break
+        current = finetune(candidate.model, config.seed + step)
+        history, current_value = history + candidate.history, candidate.value
+        r = row(step, current, candidate.value, candidate.ratio, time.perf_counter() - start)
         rows.append(r)
         if on_step is not None:
             on_step(r)
-        logger.info("pruning step %d: %s params, %s MACs, val %s %.4f (drop %.2f)", step, r["params"], r["macs"],
-                    plain, r[f"val_{plain}"], r["drop"])
+        logger.info("pruning step %d: %s params, %s MACs%s, val %s %.4f (drop %.2f)", step, r["params"], r["macs"],
+                    f", {r['latency_b64_ms']:.3f} ms" if kind == "latency" else "", plain, r[f"val_{plain}"],
+                    r["drop"])
         if not r["within_budget"]:
             stop_reason = (f"step {step} lost {r['drop']:.2f} points of validation {plain}, more than the budget "
                            f"of {config.max_drop}")
             break
-        kept = (copy.deepcopy(current), list(history), step)
-        if reached(r):
+        kept = (copy.deepcopy(current), list(history), step, candidate.value)
+        if reached(candidate.value):
             stop_reason = f"target reached at step {step}"
             break
-    kept_model, kept_history, kept_step = kept
+    kept_model, kept_history, kept_step, kept_value = kept
     return PruneResult(model=kept_model, history=kept_history, steps=rows, kept_step=kept_step,
-                       stop_reason=stop_reason, target=(kind, share), target_reached=reached(rows[kept_step]))
+                       stop_reason=stop_reason, target=(kind, share), target_reached=reached(kept_value))

@@ -78,8 +78,8 @@ def test_prune_to_meets_the_goal_and_leaves_the_input_alone(tabular) -> None:
     x = torch.as_tensor(train.X[:4])
     macs0 = count_macs_params(model, x)[0]
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    pruned, ratio, history = prune_to(model, x[:2], lambda m: count_macs_params(m, x)[0], 0.4 * macs0)
-    assert count_macs_params(pruned, x)[0] <= 0.4 * macs0 and 0 < ratio <= 0.8 and history
+    pruned, ratio, history, value = prune_to(model, x[:2], lambda m: count_macs_params(m, x)[0], 0.4 * macs0)
+    assert value == count_macs_params(pruned, x)[0] <= 0.4 * macs0 and 0 < ratio <= 0.8 and history
     for k, v in model.state_dict().items():
         torch.testing.assert_close(v, before[k])
     rebuilt = replay_pruning(build_model(MLPSpace(), MLP_ARCH, train), x[:2], json.loads(json.dumps(history)))
@@ -146,6 +146,52 @@ def test_schedule_stops_at_the_budget_and_keeps_the_last_step_within_it(tabular)
     x = torch.as_tensor(val.X)
     kept_acc = (result.model(x).argmax(1).numpy() == val.y).mean()
     assert kept_acc == pytest.approx(result.steps[result.kept_step]["val_accuracy"])
+
+
+def test_drops_are_measured_against_the_fine_tuned_reference(tabular) -> None:
+    model, train, _, cfg = tabular
+    fit_data, val = _split(train)
+    config = CompressConfig(target_params=0.5, max_drop=100.0, steps=1, finetune_epochs=2, round_to=1)
+    result = prune_iteratively(model, fit_data, val, config=config, train_config=cfg, metric="accuracy")
+    step0 = result.steps[0]
+    x = torch.as_tensor(val.X)
+    assert step0["val_accuracy_before_finetune"] == pytest.approx((model(x).argmax(1).numpy() == val.y).mean())
+    assert step0["drop"] == 0.0
+    assert result.steps[1]["drop"] == pytest.approx(100 * (step0["val_accuracy"] - result.steps[1]["val_accuracy"]))
+
+
+def test_a_latency_target_times_every_candidate(tabular) -> None:
+    model, train, _, cfg = tabular
+    fit_data, val = _split(train)
+    timed: list[int] = []
+
+    def latency(m) -> float:  # a stand-in for ONNX Runtime timing: proportional to the parameters
+        timed.append(count_params(m))
+        return count_params(m) / 1000.0
+
+    config = CompressConfig(target_latency=0.5, max_drop=100.0, steps=2, finetune_epochs=0, round_to=1)
+    result = prune_iteratively(model, fit_data, val, config=config, train_config=cfg, metric="accuracy",
+                               latency=latency)
+    assert result.target_reached and all("latency_b64_ms" in s for s in result.steps)
+    assert result.steps[-1]["latency_b64_ms"] <= 0.5 * result.steps[0]["latency_b64_ms"]
+    assert len(timed) > len(result.steps)  # candidates were timed, not just the kept steps
+
+
+def test_regression_compresses_with_the_error_budget(tmp_path) -> None:
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(200, 5))
+    data = from_arrays(X, X @ rng.normal(size=5) * 10 + 50, task="regression")
+    train, test = train_test_split(data, 0.25, seed=0)
+    model = build_model(MLPSpace(), {**MLP_ARCH, "batch_norm": False}, train)
+    cfg = TrainConfig(lr=1e-2, batch_size=32)
+    fit(model, train.X, train.y, train.task, cfg, epochs=10)
+    res = compress(model, train, test, tmp_path, config=CompressConfig(target_params=0.5, max_drop=1000.0, steps=1,
+                                                                      finetune_epochs=1, round_to=1),
+                   train_config=cfg, measure_memory=False)
+    assert res.pruning["metric"] == "neg_rmse" and res.pruning["drop_unit"] == "% of the error"
+    assert "val_rmse" in res.steps[1] and res.stages[-1]["stage"] == "onnx int8"
+    assert res.verification["onnx_fp32"]["max_abs_diff_vs_torch"] < 1e-3 * float(np.abs(test.y).max())
+    assert "max_abs_diff_vs_fp32" in res.verification["onnx_int8"]
 
 
 def test_error_metrics_count_the_drop_in_percent_of_the_error() -> None:
@@ -227,7 +273,8 @@ def test_compress_run_restarts_from_the_winner_and_reloads_identically(run_dir, 
         assert (out / name).is_file(), name
     assert [s["step"] for s in steps] == [0, 1, 2] and res.pruning["target_reached"]
     summary = json.loads((out / "compression.json").read_text())
-    assert summary["started_from"] == "winner.pt" and len(summary["steps"]) == 3
+    assert "retrained from scratch" in summary["started_from"] and len(summary["steps"]) == 3
+    assert [r["stage"] for r in res.stages][:3] == ["torch fp32 winner", "torch fp32", "torch pruned"]
     # The split is the search's: same held-out size, and validation comes out of the training split only.
     assert summary["n_test"] == report["data"]["n_test"]
     assert summary["n_fit"] + summary["n_val"] == report["data"]["n_train"]
@@ -246,7 +293,9 @@ def test_compress_run_restarts_from_the_winner_and_reloads_identically(run_dir, 
 
 def test_compress_run_continues_from_a_pruned_model(run_dir, tmp_path) -> None:
     first = compress_run(run_dir, out=tmp_path / "a", target_params=0.6, max_drop=100.0, steps=1, finetune_epochs=0,
-                         round_to=1, int8="none", measure_memory=False)
+                         round_to=1, int8="none", measure_memory=False, retrain=False)
+    assert json.loads((tmp_path / "a" / "compression.json").read_text())["started_from"] == "winner.pt"
+    assert first.stages[0]["stage"] == "torch fp32"
     # Treat the first result as a run directory without winner.pt: start from its model.pt and prune further.
     (tmp_path / "a" / "report.json").write_text((run_dir / "report.json").read_text())
     second = compress_run(tmp_path / "a", out=tmp_path / "b", target_params=0.6, max_drop=100.0, steps=1,
