@@ -36,6 +36,8 @@ class CompressConfig:
         val_size: share of the *training* split held back to measure the validation metric (the held-out test
             split is only reported, never used for a decision).
         calibration_samples: training samples that calibrate int8 activation ranges.
+        final_finetune: once the step is chosen, fine-tune the kept model ``finetune_epochs`` more epochs on
+            the whole training split, validation part included (its job, choosing the step, is done).
         retrain: (run directories) retrain the winner's architecture from scratch on the training split minus
             the validation part before pruning, with the search's training settings and epochs. The winner
             itself was trained on the validation part too, and its memory of it makes every pruned step look
@@ -61,6 +63,7 @@ class CompressConfig:
     val_size: float = 0.15
     calibration_samples: int = 256
     retrain: bool = True
+    final_finetune: bool = True
     int8: str = "auto"
     seed: int = 0
     device: str = "auto"

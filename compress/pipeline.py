@@ -296,8 +296,18 @@ def compress(
     kind, share = config.target
     latency = _fp32_latency(example, val_data.X[:64]) if kind == "latency" else None
     notify("prune")
-    pr = prune_iteratively(model, fit_data, val_data, config=config, train_config=train_config or TrainConfig(),
-                           metric=metric, device=device, latency=latency, on_step=on_step)
+    train_config = train_config or TrainConfig()
+    pr = prune_iteratively(model, fit_data, val_data, config=config, train_config=train_config, metric=metric,
+                           device=device, latency=latency, on_step=on_step)
+    final_finetune = None
+    if config.final_finetune and pr.kept_step > 0 and config.finetune_epochs > 0:
+        # The step is chosen; the validation part has done its job and now trains the kept model too.
+        notify("final fine-tune")
+        ft = replace(train_config, lr=train_config.lr / 4, schedule="cosine")
+        fit(pr.model, train.X, train.y, train.task, ft, seed=config.seed + 1000, device=device,
+            epochs=config.finetune_epochs)
+        pr.model = pr.model.cpu().eval()
+        final_finetune = f"{config.finetune_epochs} epochs on the whole training split ({len(train)} samples)"
     stages, verification, onnx_path, int8_path = _export_stages(
         model, pr.model, pr.kept_step > 0, fit_data, test, out_dir, metric=metric,
         metadata={**dict(metadata or {}), "metric": metric, "compression": json.dumps(
@@ -314,7 +324,7 @@ def compress(
                                                f"(val_size={config.val_size}, seed={config.seed})",
                "importance": config.importance, "scope": "global" if config.global_pruning else "uniform",
                "steps_planned": config.steps, "finetune_epochs": config.finetune_epochs,
-               "kept_step": pr.kept_step, "stop_reason": pr.stop_reason,
+               "kept_step": pr.kept_step, "stop_reason": pr.stop_reason, "final_finetune": final_finetune,
                f"val_{plain}_input": pr.steps[0][f"val_{plain}_before_finetune"],
                f"val_{plain}_reference": pr.steps[0][f"val_{plain}"],
                f"val_{plain}_kept": pr.steps[pr.kept_step][f"val_{plain}"]}

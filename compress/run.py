@@ -276,7 +276,8 @@ def render_markdown(summary: dict[str, Any]) -> str:
              f"- Target: keep {target['keep']:g} of the {target['kind']}; budget: at most {pr['max_drop']} "
              f"{pr['drop_unit']} of validation {metric} lost; validation = {pr['validation']}.",
              f"- Importance `{pr['importance']}`, {pr['scope']} pruning, {pr['steps_planned']} planned steps, "
-             f"{pr['finetune_epochs']} fine-tuning epochs per step.",
+             f"{pr['finetune_epochs']} fine-tuning epochs per step"
+             + (f"; final fine-tune of the kept step: {pr['final_finetune']}." if pr.get("final_finetune") else "."),
              f"- Outcome: {pr['stop_reason']}; kept step {pr['kept_step']} "
              f"(target {'reached' if pr['target_reached'] else 'NOT reached'}).", "", "## Pruning steps", "",
              f"Drops are measured against a reference: the unpruned model fine-tuned exactly like every pruned step "
