@@ -176,10 +176,13 @@ def compress_run(
 ) -> CompressionResult:
     """Compress the winner of a search run directory on its own and write the result next to it.
 
-    Starts from ``winner.pt`` + ``architecture.json`` (the unpruned, retrained winner; the search's own
-    pruning is ignored), or from ``model.pt`` when there is no ``winner.pt``. The data is reloaded and split
-    exactly as the search split it (checked: the winner must score what ``report.json`` says on the
-    held-out split). Pruning decisions use data held back from the training split only.
+    Starts from ``winner.pt`` + ``architecture.json`` (the unpruned winner; the search's own pruning is
+    ignored), or from ``model.pt`` when there is no ``winner.pt``. The data is reloaded and split exactly as
+    the search split it (checked: the winner must score what ``report.json`` says on the held-out split).
+    Pruning decisions use data held back from the training split only; since the winner was trained on that
+    part too, its architecture is first retrained without it (``retrain=True``, the search's training
+    settings and epochs; ``retrain=False`` prunes ``winner.pt`` itself), and the kept step is fine-tuned on
+    the whole training split at the end. The winner stays the reference row ``torch fp32 winner``.
 
     Args:
         run_dir: a search's ``--out`` directory (or any directory with ``architecture.json`` + weights).
