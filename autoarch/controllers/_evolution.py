@@ -6,9 +6,11 @@ from typing import Any
 import numpy as np
 from optuna._transform import _SearchSpaceTransform
 from optuna.distributions import BaseDistribution, CategoricalDistribution
-from optuna.samplers import BaseSampler, RandomSampler
+from optuna.samplers import RandomSampler
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
+
+from autoarch.controllers._base import DefineByRunSampler
 
 __all__ = ["EvolutionSampler"]
 
@@ -17,7 +19,7 @@ _TARGET_KEY = "evolution:mutate"
 _OTHER_PARENT_KEY = "evolution:parent2"
 
 
-class EvolutionSampler(BaseSampler):
+class EvolutionSampler(DefineByRunSampler):
     """Regularized (aging) evolution (Real et al., 2019) as an optuna sampler.
 
     The population is the ``population_size`` most recently *created* complete trials of the study, so the
@@ -83,14 +85,6 @@ class EvolutionSampler(BaseSampler):
     def reseed_rng(self) -> None:
         self._rng.seed()
         self._random_sampler.reseed_rng()
-
-    def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
-        return {}
-
-    def sample_relative(self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
-                        ) -> dict[str, Any]:
-        self._raise_error_if_multi_objective(study)
-        return {}
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
         self._raise_error_if_multi_objective(study)

@@ -14,9 +14,10 @@ from optuna.distributions import (
     FloatDistribution,
     IntDistribution,
 )
-from optuna.samplers import BaseSampler
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
+
+from autoarch.controllers._base import DefineByRunSampler
 
 __all__ = ["ReinforceSampler"]
 
@@ -90,7 +91,7 @@ class _Policy:
                        list(self.numbers))
 
 
-class ReinforceSampler(BaseSampler):
+class ReinforceSampler(DefineByRunSampler):
     """A policy-gradient (REINFORCE) controller as an optuna sampler.
 
     The policy is a softmax over the actions of each parameter, independent across parameters: the choices
@@ -148,14 +149,6 @@ class ReinforceSampler(BaseSampler):
 
     def reseed_rng(self) -> None:
         self._rng.seed()
-
-    def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
-        return {}
-
-    def sample_relative(self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
-                        ) -> dict[str, Any]:
-        self._raise_error_if_multi_objective(study)
-        return {}
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
         self._raise_error_if_multi_objective(study)
