@@ -13,11 +13,11 @@ from pathlib import Path
 
 import optuna
 import pytest
+from autoarch.search_spaces import MLPSpace
 
 import autoarch
 from autoarch.exceptions import AutoArchError, ConfigError
 from autoarch.runner import open_storage
-from autoarch.search_spaces import MLPSpace
 
 TINY = dict(cv=2, epochs=2, patience=1, finetune_epochs=1, calibration_samples=32, seed=0, prune=0.0)
 CLI_TINY = ["--cv", "2", "--epochs", "2", "--patience", "1", "--finetune-epochs", "1", "--calibration-samples",
