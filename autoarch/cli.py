@@ -101,8 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=d.device, choices=["auto", "cpu", "cuda"],
                    help="training device (default: %(default)s)")
     p.add_argument("--out", help="run directory (default: runs/<data name>)")
-    p.add_argument("--workers", type=int, default=d.workers,
-                   help="local worker processes on one study, one torch thread each (default: %(default)s)")
+    p.add_argument("--workers", type=_workers, default=d.workers, metavar="N|auto",
+                   help="local worker processes on one study, one torch thread each; auto = one per usable CPU "
+                        "core ($AUTOARCH_WORKERS overrides), 1 on a GPU; give 1 for a reproducible run "
+                        "(default: %(default)s)")
     p.add_argument("--early-stop", default=d.early_stop, choices=EARLY_STOP,
                    help="stop poor candidates after a fold with optuna's median, successive-halving or hyperband "
                         "pruner (default: %(default)s)")
@@ -129,6 +131,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_compress_parser(sub)
     _add_predict_parser(sub)
     return parser
+
+
+def _workers(value: str) -> int | str:
+    if value == "auto":
+        return value
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be 'auto' or a positive integer, not {value!r}")
+    return n
 
 
 def _common(p: argparse.ArgumentParser) -> None:

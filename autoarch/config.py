@@ -35,7 +35,7 @@ class SearchConfig:
     calibration_samples: int = 256
     max_samples: int | None = None
     device: str = "auto"
-    workers: int = 1
+    workers: int | str = "auto"
     early_stop: str = "none"
     trial_timeout: float | None = None
     max_params: int | None = None
@@ -61,7 +61,8 @@ class SearchConfig:
              "an int >= 1", self.calibration_samples)
         need(self.max_samples is None or self.max_samples >= 10, "max_samples", "None or an int >= 10",
              self.max_samples)
-        need(isinstance(self.workers, int) and self.workers >= 1, "workers", "an int >= 1", self.workers)
+        need(self.workers == "auto" or (isinstance(self.workers, int) and self.workers >= 1), "workers",
+             "'auto' or an int >= 1", self.workers)
         need(self.early_stop in EARLY_STOP, "early_stop", f"one of {list(EARLY_STOP)}", self.early_stop)
         need(self.trial_timeout is None or self.trial_timeout > 0, "trial_timeout", "None or > 0 seconds",
              self.trial_timeout)

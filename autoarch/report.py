@@ -49,7 +49,7 @@ def render_markdown(report: dict[str, Any], board: pd.DataFrame) -> str:
         _table(["parameter", "value"], [[k, v] for k, v in {**best["architecture"], **best["training"]}.items()]),
         "",
         f"Retrained on the whole training split for {best['retrain_epochs']} epochs (the median early-stopping "
-        "epoch of its folds).",
+        "epoch of its folds), the learning rate annealed to zero (cosine) over them.",
         "",
         "## Scores",
         "",

@@ -17,7 +17,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +33,12 @@ from autoarch.compress import CompressionResult, compress_model, count_macs_para
 from autoarch.config import SearchConfig
 from autoarch.controllers import make_sampler
 from autoarch.data import BUILTIN_DATASETS, Dataset, from_arrays, load_dataset, train_test_split
-from autoarch.evaluate import build_model, cross_validate
+from autoarch.evaluate import build_model, cross_validate, retrain
 from autoarch.exceptions import AutoArchError, ConfigError, DataError, did_you_mean
 from autoarch.metrics import check_metric, compute_metrics, default_metric, objective_value
 from autoarch.model import Model
 from autoarch.search_spaces import SearchSpace, get_space
-from autoarch.trainer import TrainConfig, fit, predict, resolve_device, suggest_training, training_grid
+from autoarch.trainer import TrainConfig, predict, resolve_device, suggest_training, training_grid
 
 __all__ = ["SearchConfig", "SearchResult", "search", "run_worker", "load", "leaderboard", "open_storage",
            "make_pruner"]
@@ -205,7 +205,8 @@ def _n_done(study: optuna.Study) -> int:
 
 
 def _run_until_budget(study: optuna.Study, objective: Callable[[optuna.Trial], float], budget: int,
-                      deadline: float | None, callbacks: list[Callable[..., None]]) -> int:
+                      deadline: float | None, callbacks: list[Callable[..., None]],
+                      stopped: Callable[[], bool] | None = None) -> int:
     """Run trials one at a time until the study has ``budget`` finished trials (all workers together) or the
     deadline (``time.time()``) passes. Returns the number of trials this worker ran.
 
@@ -219,7 +220,7 @@ def _run_until_budget(study: optuna.Study, objective: Callable[[optuna.Trial], f
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(study)
-        if _n_done(study) >= budget:
+        if _n_done(study) >= budget or (stopped is not None and stopped()):
             break
         study.optimize(objective, n_trials=1, catch=(Exception,), callbacks=callbacks, gc_after_trial=False)
         ran += 1
@@ -403,27 +404,53 @@ def _data_spec(data: Any, target: str | None, task: str | None) -> dict[str, Any
 
 
 def _sampler(ctx: _Context, worker: int, done: int) -> optuna.samplers.BaseSampler:
-    # Each worker, and a resumed run, continues with its own random stream.
+    # Each worker, and a resumed run, continues with its own random stream; random search seeds per trial
+    # number instead, so trial n gets the same candidate whatever the workers and resumes.
     grid = {**ctx.space.grid(), **training_grid()} if ctx.cfg.controller == "grid" else None
-    return make_sampler(ctx.cfg.controller, seed=ctx.cfg.seed + 7919 * worker + done, n_trials=ctx.cfg.trials,
-                        grid=grid)
+    seed = ctx.cfg.seed if ctx.cfg.controller == "random" else ctx.cfg.seed + 7919 * worker + done
+    return make_sampler(ctx.cfg.controller, seed=seed, n_trials=ctx.cfg.trials, grid=grid)
 
 
 def _worker_loop(ctx: _Context, storage: optuna.storages.BaseStorage, worker: int, deadline: float | None,
-                 callbacks: list[Callable[..., None]] | None = None) -> int:
+                 callbacks: list[Callable[..., None]] | None = None, stopped: Callable[[], bool] | None = None
+                 ) -> int:
     study = optuna.load_study(study_name=ctx.cfg.study_name, storage=storage)
     study.sampler = _sampler(ctx, worker, _n_done(study))
     study.pruner = make_pruner(ctx.cfg.early_stop, ctx.cfg.cv)
     objective = _make_objective(ctx.space, ctx.train, ctx.cfg, ctx.metric, resolve_device(ctx.cfg.device))
-    return _run_until_budget(study, objective, ctx.cfg.trials, deadline, callbacks or [])
+    return _run_until_budget(study, objective, ctx.cfg.trials, deadline, callbacks or [], stopped)
 
 
-def _local_worker(ctx: _Context, url: str, worker: int, deadline: float | None, threads: int) -> None:
+WORKERS_ENV = "AUTOARCH_WORKERS"
+"""Environment variable that sets how many workers ``--workers auto`` starts (default: the usable cores)."""
+
+
+def resolve_workers(workers: int | str, *, trials: int, shared: bool, device: torch.device) -> int:
+    """The number of local worker processes: ``workers`` itself, or for ``"auto"`` one per usable CPU core
+    (``$AUTOARCH_WORKERS`` overrides), at most ``trials``; ``"auto"`` means one worker when the study cannot be
+    shared between processes (in memory: no ``out`` and no ``storage``) or the device is a GPU."""
+    if workers != "auto":
+        return int(workers)
+    if not shared or device.type != "cpu":
+        return 1
+    env = os.environ.get(WORKERS_ENV, "").strip()
+    if env:
+        if not env.isdigit() or int(env) < 1:
+            raise ConfigError(f"${WORKERS_ENV} must be a positive integer, but it is {env!r}; unset it or set it "
+                              "to e.g. 1.")
+        n = int(env)
+    else:
+        n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(n, trials))
+
+
+def _local_worker(ctx: _Context, url: str, worker: int, deadline: float | None, threads: int, parent: int) -> None:
     """Entry point of a ``--workers`` child process."""
     torch.set_num_threads(threads)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     logging.basicConfig(level=logging.WARNING)
-    _worker_loop(ctx, open_storage(url), worker, deadline)
+    # kill -9 of the search leaves its daemon children running: they stop after their trial once orphaned.
+    _worker_loop(ctx, open_storage(url), worker, deadline, stopped=lambda: os.getppid() != parent)
 
 
 def search(
@@ -465,10 +492,13 @@ def search(
     ctx = _prepare(data, y, target, task, options)
     cfg = ctx.cfg
     device = resolve_device(cfg.device)
+    workers = resolve_workers(cfg.workers, trials=cfg.trials, shared=out is not None or cfg.storage is not None,
+                              device=device)
+    if workers > 1 and out is None and cfg.storage is None:
+        raise ConfigError("--workers > 1 needs a shared study: give --out DIR (SQLite file inside) or --storage URL.")
+    cfg = replace(cfg, workers=workers)
     out_dir = _prepare_out(out)
     url = cfg.storage or (f"sqlite:///{out_dir / STUDY_FILE}" if out_dir is not None else None)
-    if cfg.workers > 1 and url is None:
-        raise ConfigError("--workers > 1 needs a shared study: give --out DIR (SQLite file inside) or --storage URL.")
     storage = open_storage(url) if url is not None else optuna.storages.InMemoryStorage()
     start = time.perf_counter()
     deadline = None if cfg.timeout is None else time.time() + cfg.timeout
@@ -483,18 +513,20 @@ def search(
         logger.info("resuming the study in %s: %d of %d trials done", out_dir or url, done, cfg.trials)
     if done < cfg.trials:
         children = []
-        if cfg.workers > 1:
+        workers = min(workers, cfg.trials - done)
+        if workers > 1:
             import multiprocessing
 
+            logger.info("%d worker processes, one torch thread each", workers)
             mp = multiprocessing.get_context("spawn")
-            children = [mp.Process(target=_local_worker, args=(ctx, url, i, deadline, 1), daemon=True)
-                        for i in range(1, cfg.workers)]
+            children = [mp.Process(target=_local_worker, args=(ctx, url, i, deadline, 1, os.getpid()), daemon=True)
+                        for i in range(1, workers)]
             for child in children:
                 child.start()
         threads = torch.get_num_threads()
         bar = _Progress(cfg.trials, done, deadline, progress)
         try:
-            if cfg.workers > 1:
+            if workers > 1:
                 torch.set_num_threads(1)  # one thread per worker process
             _worker_loop(ctx, storage, 0, deadline, [bar])
             for child in children:
@@ -563,10 +595,7 @@ def _finish(study: optuna.Study, space: SearchSpace, dataset: Dataset, train: Da
     epochs = max(1, int(round(float(np.median(best.user_attrs["best_epochs"])))))
     logger.info("retraining trial %d on the whole training split (%d samples, %d epochs)", best.number, len(train),
                 epochs)
-    torch.manual_seed(cfg.seed)
-    model = build_model(space, arch, train)
-    fit(model, train.X, train.y, train.task, tcfg, seed=cfg.seed, device=device, epochs=epochs)
-    model = model.cpu().eval()
+    model = retrain(space, arch, tcfg, train, epochs, seed=cfg.seed, device=device)
     test_scores = compute_metrics(test.task, test.y, predict(model, test.X), test.n_outputs)
 
     files_dir = out_dir if out_dir is not None else Path(tempfile.mkdtemp(prefix="autoarch-"))
@@ -593,7 +622,8 @@ def _finish(study: optuna.Study, space: SearchSpace, dataset: Dataset, train: Da
                    "trials_requested": cfg.trials, "trial_states": {k: v for k, v in counts.items() if v},
                    "seconds_this_run": search_seconds, "seed": cfg.seed, "device": str(device)},
         "best": {"trial": best.number, "architecture": arch, "summary": space.describe(arch),
-                 "training": tcfg.to_dict(), "retrain_epochs": epochs, "cv": cv_scores},
+                 "training": tcfg.to_dict(), "retrain_epochs": epochs, "retrain_schedule": "cosine",
+                 "cv": cv_scores},
         "test": test_scores,
         "compression": {"prune_ratio": cfg.prune, "finetune_epochs": cfg.finetune_epochs,
                         "stages": comp.stages, "verification": comp.verification},

@@ -18,11 +18,11 @@ from autoarch.search_spaces import get_space
 from torch import nn
 
 from autoarch.data import BUILTIN_DATASETS, Dataset, from_arrays, load_dataset, train_test_split
-from autoarch.evaluate import build_model
+from autoarch.evaluate import retrain
 from autoarch.exceptions import DataError
 from autoarch.metrics import compute_metrics, default_metric
 from autoarch.model import Model
-from autoarch.trainer import TrainConfig, fit, predict, resolve_device
+from autoarch.trainer import TrainConfig, predict, resolve_device
 
 __all__ = ["compress_run", "load_run_model", "reload_data", "render_markdown"]
 
@@ -140,11 +140,8 @@ def _retrain(spec: dict[str, Any], train: Dataset, config: CompressConfig, train
     (the split :func:`~autoarch.compress.compress` makes: same ``val_size`` and seed)."""
     fit_data, _ = train_test_split(train, config.val_size, seed=config.seed)
     space = get_space(spec["space"], train.input_kind)
-    torch.manual_seed(config.seed)
-    model = build_model(space, spec["architecture"], fit_data)
-    fit(model, fit_data.X, fit_data.y, fit_data.task, train_config, seed=config.seed,
-        device=resolve_device(config.device), epochs=epochs)
-    return model.cpu().eval()
+    return retrain(space, spec["architecture"], train_config, fit_data, epochs, seed=config.seed,
+                   device=resolve_device(config.device))
 
 
 def _write_text(path: Path, text: str) -> None:

@@ -91,8 +91,8 @@ def test_interrupted_trials_are_redone(tmp_path) -> None:
 
 
 def test_same_seed_same_leaderboard(tmp_path) -> None:
-    a = autoarch.search("wine", out=tmp_path / "a", **TINY).leaderboard
-    b = autoarch.search("wine", out=tmp_path / "b", **TINY).leaderboard
+    a = autoarch.search("wine", out=tmp_path / "a", workers=1, **TINY).leaderboard
+    b = autoarch.search("wine", out=tmp_path / "b", workers=1, **TINY).leaderboard
     pd.testing.assert_frame_equal(a.drop(columns=["seconds"]), b.drop(columns=["seconds"]))
 
 

@@ -180,3 +180,93 @@ def test_unreachable_storage_is_a_clear_error() -> None:
 def test_workers_need_a_shared_study() -> None:
     with pytest.raises(ConfigError, match="needs a shared study"):
         autoarch.search("iris", trials=2, workers=2, **TINY)
+
+
+@pytest.mark.parametrize(("workers", "env", "shared", "device", "expected"), [
+    ("auto", "3", True, "cpu", 3),
+    ("auto", "8", True, "cpu", 5),  # never more workers than trials
+    ("auto", "3", False, "cpu", 1),  # an in-memory study cannot be shared between processes
+    ("auto", "3", True, "cuda", 1),  # one GPU: one worker
+    (2, "3", True, "cpu", 2),  # an explicit number wins
+])
+def test_workers_auto_resolution(monkeypatch, workers, env, shared, device, expected) -> None:
+    import torch
+
+    from autoarch.runner import resolve_workers
+
+    monkeypatch.setenv("AUTOARCH_WORKERS", env)
+    got = resolve_workers(workers, trials=5, shared=shared, device=torch.device(device))
+    assert got == expected
+
+
+def test_workers_auto_defaults_to_the_usable_cores(monkeypatch) -> None:
+    import torch
+
+    from autoarch.runner import resolve_workers
+
+    monkeypatch.delenv("AUTOARCH_WORKERS")
+    expected = min(len(os.sched_getaffinity(0)), 100)
+    assert resolve_workers("auto", trials=100, shared=True, device=torch.device("cpu")) == expected
+
+
+def test_a_bad_workers_environment_variable_is_a_clear_error(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("AUTOARCH_WORKERS", "two")
+    with pytest.raises(ConfigError, match=r"AUTOARCH_WORKERS must be a positive integer"):
+        autoarch.search("iris", out=tmp_path / "run", trials=2, **TINY)
+    assert not (tmp_path / "run" / "study.db").exists()
+
+
+def test_the_cli_rejects_a_bad_workers_value(tmp_path) -> None:
+    proc = subprocess.run(_cli("search", "iris", "--workers", "0", "--out", str(tmp_path / "r"), *CLI_TINY),
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "--workers" in proc.stderr and "'auto' or a positive integer" in proc.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_random_search_gives_trial_n_the_same_candidate_whatever_the_workers(tmp_path) -> None:
+    one = autoarch.search("iris", out=tmp_path / "one", controller="random", trials=6, workers=1, **TINY)
+    two = autoarch.search("iris", out=tmp_path / "two", controller="random", trials=6, workers=2, **TINY)
+    params = lambda study: {t.number: t.params for t in study.trials if t.number < 6}  # noqa: E731
+    assert params(one.study) == params(two.study)
+
+
+def _children(pid: int) -> set[int]:
+    kids = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            kids.add(int(stat.parent.name))
+    return kids
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads the process table from /proc")
+def test_workers_of_a_killed_search_stop_after_their_trial(tmp_path) -> None:
+    out = tmp_path / "run"
+    cmd = _cli("search", "iris", "--trials", "500", "--workers", "2", "--out", str(out), *CLI_TINY)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    storage = f"sqlite:///{out / 'study.db'}"
+    workers: set[int] = set()
+    try:
+        _wait_for(lambda: _query(storage, "SELECT COUNT(*) FROM trials WHERE state = 'COMPLETE'") >= [(2,)])
+        workers = {k for k in _children(proc.pid) if "spawn_main" in Path(f"/proc/{k}/cmdline").read_text()}
+        assert len(workers) == 1  # the second worker process
+        os.kill(proc.pid, signal.SIGKILL)  # the search only, as `kill -9 PID` would
+        proc.wait()
+        _wait_for(lambda: not any(_alive(k) for k in workers), timeout=60)
+    finally:
+        for k in workers:
+            if _alive(k):
+                os.kill(k, signal.SIGKILL)
+    assert _query(storage, "SELECT COUNT(*) FROM trials")[0][0] < 500

@@ -1,8 +1,8 @@
 """NAS controllers. Every controller is an optuna sampler.
 
 ``evolution`` (regularized/aging evolution, :class:`EvolutionSampler`) and ``reinforce`` (policy gradient,
-:class:`ReinforceSampler`) are written here; ``random``, ``tpe``, ``nsga2`` and ``grid`` are optuna's own
-samplers.
+:class:`ReinforceSampler`) are written here; ``random`` is optuna's random sampler with per-trial seeds
+(:class:`TrialSeededRandomSampler`); ``tpe``, ``nsga2`` and ``grid`` are optuna's own samplers.
 """
 
 from __future__ import annotations
@@ -12,10 +12,11 @@ from typing import Any
 import optuna
 
 from autoarch.controllers._evolution import EvolutionSampler
+from autoarch.controllers._random import TrialSeededRandomSampler
 from autoarch.controllers._reinforce import ReinforceSampler
 from autoarch.exceptions import ConfigError, did_you_mean
 
-__all__ = ["EvolutionSampler", "ReinforceSampler", "CONTROLLERS", "make_sampler"]
+__all__ = ["EvolutionSampler", "ReinforceSampler", "TrialSeededRandomSampler", "CONTROLLERS", "make_sampler"]
 
 CONTROLLERS = ("evolution", "reinforce", "random", "tpe", "nsga2", "grid")
 
@@ -37,7 +38,7 @@ def make_sampler(name: str, *, seed: int | None, n_trials: int = 50,
     if name == "reinforce":
         return ReinforceSampler(seed=seed)
     if name == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
+        return TrialSeededRandomSampler(seed=seed)
     if name == "tpe":
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(2, min(10, n_trials // 3)),
                                           multivariate=True, group=True)
