@@ -138,10 +138,12 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
             path = url[len("journal:"):] if url.startswith("journal:") else url
             return optuna.storages.JournalStorage(JournalFileBackend(path))
         engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-        return optuna.storages.RDBStorage(
-            url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_INTERVAL, grace_period=GRACE_PERIOD,
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1),
-        )
+        with warnings.catch_warnings():  # heartbeats are "experimental" in optuna; we depend on them knowingly
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_INTERVAL, grace_period=GRACE_PERIOD,
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1),
+            )
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConfigError(f"cannot open the storage {url!r} ({first[:200]}); check the URL, the database "
@@ -444,8 +446,10 @@ def resolve_workers(workers: int | str, *, trials: int, shared: bool, device: to
     return max(1, min(n, trials))
 
 
-def _local_worker(ctx: _Context, url: str, worker: int, deadline: float | None, threads: int, parent: int) -> None:
-    """Entry point of a ``--workers`` child process."""
+def _local_worker(ctx: _Context, url: str, worker: int, deadline: float | None, threads: int, parent: int,
+                  warning_filters: list[Any]) -> None:
+    """Entry point of a ``--workers`` child process (it shows the warnings its parent shows)."""
+    warnings.filters[:] = warning_filters
     torch.set_num_threads(threads)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     logging.basicConfig(level=logging.WARNING)
@@ -519,7 +523,8 @@ def search(
 
             logger.info("%d worker processes, one torch thread each", workers)
             mp = multiprocessing.get_context("spawn")
-            children = [mp.Process(target=_local_worker, args=(ctx, url, i, deadline, 1, os.getpid()), daemon=True)
+            children = [mp.Process(target=_local_worker, daemon=True,
+                                   args=(ctx, url, i, deadline, 1, os.getpid(), list(warnings.filters)))
                         for i in range(1, workers)]
             for child in children:
                 child.start()
