@@ -212,18 +212,25 @@ def _run_until_budget(study: optuna.Study, objective: Callable[[optuna.Trial], f
     """Run trials one at a time until the study has ``budget`` finished trials (all workers together) or the
     deadline (``time.time()``) passes. Returns the number of trials this worker ran.
 
-    A worker starts a trial only while fewer than ``budget`` trials are finished, so with N workers the study
-    can end with up to N - 1 trials more than the budget (the trials in flight when it is reached); one worker
-    never overshoots. A trial of a dead worker is not counted: with heartbeats (RDB storages) optuna fails it
-    after ``GRACE_PERIOD`` seconds and enqueues a retry with the same parameters.
+    With heartbeats (RDB storages) a worker starts a trial only while finished plus running trials are fewer
+    than ``budget``, and otherwise waits for the trials in flight: a trial of a dead worker is failed after
+    ``GRACE_PERIOD`` seconds without a heartbeat and retried with the same parameters, so the study ends with
+    exactly ``budget`` counted trials (two workers starting at the same instant can still make it one more).
+    Without heartbeats (journal, in-memory) a RUNNING trial may belong to a dead worker, so only finished
+    trials are counted and N workers can overshoot by up to N - 1 trials.
     """
+    heartbeat = _has_heartbeat(study)
     ran = 0
     while deadline is None or time.time() < deadline:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(study)
-        if _n_done(study) >= budget or (stopped is not None and stopped()):
+        done = _n_done(study)
+        if done >= budget or (stopped is not None and stopped()):
             break
+        if heartbeat and done + len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))) >= budget:
+            time.sleep(0.5)  # the last trials are in flight on other workers
+            continue
         study.optimize(objective, n_trials=1, catch=(Exception,), callbacks=callbacks, gc_after_trial=False)
         ran += 1
     return ran

@@ -38,7 +38,7 @@ def _counted(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
 def test_two_local_workers_share_one_study(tmp_path) -> None:
     result = autoarch.search("iris", out=tmp_path / "run", trials=6, workers=2, **TINY)
     counted = _counted(result.study)
-    assert 6 <= len(counted) <= 7  # at most workers - 1 over the budget: the trial in flight at the end
+    assert 6 <= len(counted) <= 7  # exact, or one over when both workers start a trial at the same instant
     assert all(t.state.name == "COMPLETE" for t in counted)
     assert len({t.number for t in counted}) == len(counted)
 
