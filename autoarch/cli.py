@@ -102,9 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="training device (default: %(default)s)")
     p.add_argument("--out", help="run directory (default: runs/<data name>)")
     p.add_argument("--workers", type=_workers, default=d.workers, metavar="N|auto",
-                   help="local worker processes on one study, one torch thread each; auto = one per usable CPU "
-                        "core ($AUTOARCH_WORKERS overrides), 1 on a GPU; give 1 for a reproducible run "
-                        "(default: %(default)s)")
+                   help="local worker processes on one study, one torch thread each (a single worker keeps "
+                        "torch's threads); auto = one per usable CPU core ($AUTOARCH_WORKERS overrides), 1 on a "
+                        "GPU; give 1 for a reproducible run (default: %(default)s)")
     p.add_argument("--early-stop", default=d.early_stop, choices=EARLY_STOP,
                    help="stop poor candidates after a fold with optuna's median, successive-halving or hyperband "
                         "pruner (default: %(default)s)")
