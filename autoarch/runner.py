@@ -208,18 +208,18 @@ def _n_done(study: optuna.Study) -> int:
 
 def _run_until_budget(study: optuna.Study, objective: Callable[[optuna.Trial], float], budget: int,
                       deadline: float | None, callbacks: list[Callable[..., None]],
-                      stopped: Callable[[], bool] | None = None) -> int:
+                      stopped: Callable[[], bool] | None = None, workers_alive: Callable[[], bool] | None = None
+                      ) -> int:
     """Run trials one at a time until the study has ``budget`` finished trials (all workers together) or the
     deadline (``time.time()``) passes. Returns the number of trials this worker ran.
 
-    With heartbeats (RDB storages) a worker starts a trial only while finished plus running trials are fewer
-    than ``budget``, and otherwise waits for the trials in flight: a trial of a dead worker is failed after
-    ``GRACE_PERIOD`` seconds without a heartbeat and retried with the same parameters, so the study ends with
-    exactly ``budget`` counted trials (two workers starting at the same instant can still make it one more).
-    Without heartbeats (journal, in-memory) a RUNNING trial may belong to a dead worker, so only finished
-    trials are counted and N workers can overshoot by up to N - 1 trials.
+    A worker starts a trial only while finished plus running trials are fewer than ``budget``; when the rest of
+    the budget is in flight elsewhere it leaves. The search's own process (``workers_alive`` given) must see the
+    budget finished: it waits while its local workers live, and once they are gone it runs trials while fewer
+    than ``budget`` are finished — a RUNNING trial may then belong to a dead process (with heartbeats optuna
+    fails it after ``GRACE_PERIOD`` seconds and enqueues a retry with the same parameters; interrupted trials
+    are never counted), so a study shared with remote workers can end over the budget by the trials in flight.
     """
-    heartbeat = _has_heartbeat(study)
     ran = 0
     while deadline is None or time.time() < deadline:
         with warnings.catch_warnings():
@@ -228,9 +228,12 @@ def _run_until_budget(study: optuna.Study, objective: Callable[[optuna.Trial], f
         done = _n_done(study)
         if done >= budget or (stopped is not None and stopped()):
             break
-        if heartbeat and done + len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))) >= budget:
-            time.sleep(0.5)  # the last trials are in flight on other workers
-            continue
+        if done + len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))) >= budget:
+            if workers_alive is None:
+                break  # a worker: the rest of the budget is in flight elsewhere
+            if workers_alive():
+                time.sleep(0.5)  # the search: its workers are finishing the last trials
+                continue
         study.optimize(objective, n_trials=1, catch=(Exception,), callbacks=callbacks, gc_after_trial=False)
         ran += 1
     return ran
@@ -421,13 +424,13 @@ def _sampler(ctx: _Context, worker: int, done: int) -> optuna.samplers.BaseSampl
 
 
 def _worker_loop(ctx: _Context, storage: optuna.storages.BaseStorage, worker: int, deadline: float | None,
-                 callbacks: list[Callable[..., None]] | None = None, stopped: Callable[[], bool] | None = None
-                 ) -> int:
+                 callbacks: list[Callable[..., None]] | None = None, stopped: Callable[[], bool] | None = None,
+                 workers_alive: Callable[[], bool] | None = None) -> int:
     study = optuna.load_study(study_name=ctx.cfg.study_name, storage=storage)
     study.sampler = _sampler(ctx, worker, _n_done(study))
     study.pruner = make_pruner(ctx.cfg.early_stop, ctx.cfg.cv)
     objective = _make_objective(ctx.space, ctx.train, ctx.cfg, ctx.metric, resolve_device(ctx.cfg.device))
-    return _run_until_budget(study, objective, ctx.cfg.trials, deadline, callbacks or [], stopped)
+    return _run_until_budget(study, objective, ctx.cfg.trials, deadline, callbacks or [], stopped, workers_alive)
 
 
 WORKERS_ENV = "AUTOARCH_WORKERS"
@@ -540,7 +543,8 @@ def search(
         try:
             if workers > 1:
                 torch.set_num_threads(1)  # one thread per worker process
-            _worker_loop(ctx, storage, 0, deadline, [bar])
+            _worker_loop(ctx, storage, 0, deadline, [bar],
+                         workers_alive=lambda: any(child.is_alive() for child in children))
             for child in children:
                 child.join()
                 if child.exitcode:
