@@ -91,8 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="share of the data held out before the search, stratified (default: %(default)s)")
     p.add_argument("--prune", type=float, default=d.prune, metavar="RATIO",
                    help="structural pruning of the winner: the share of channels (conv) or units (linear) removed "
-                        "from every hidden layer, coupled layers together, output layer untouched; 0.3 removes "
-                        "30%% of them (roughly halving the parameters); 0 disables (default: %(default)s)")
+                        "from every hidden layer, coupled layers together, output layer untouched, kept counts "
+                        "rounded to the nearest multiple of 8 (layers of <= 8 left alone); 0.3 keeps 24 of 32 "
+                        "channels; 0 disables (default: %(default)s)")
     p.add_argument("--finetune-epochs", type=int, default=d.finetune_epochs,
                    help="fine-tuning epochs after pruning (default: %(default)s)")
     p.add_argument("--calibration-samples", type=int, default=d.calibration_samples,

@@ -191,6 +191,7 @@ def compress_model(
     on_stage: Callable[[str], None] | None = None,
     int8: str = "auto",
     measure_memory: bool = True,
+    round_to: int = 8,
 ) -> CompressionResult:
     """Prune (one shot), fine-tune, export, quantize and verify ``model``; write ``model.onnx`` and
     ``model.int8.onnx``. The search runs this on its winner; :func:`compress` is the standalone stage with
@@ -204,6 +205,9 @@ def compress_model(
         train_config: the winner's training hyperparameters; fine-tuning uses them with a quarter of the
             learning rate.
         prune_ratio: share of channels/units removed from every hidden layer; 0 skips pruning.
+        round_to: the kept channel/unit counts are rounded to the nearest multiple of this (ONNX Runtime's
+            convolutions are 1.5-2.4x slower on unaligned counts); 1 keeps exact counts. A layer of at most
+            ``round_to`` channels is left alone.
         finetune_epochs: epochs of fine-tuning after pruning.
         calibration_samples: training samples used to calibrate int8 activation ranges.
         int8: ``auto``, ``static``, ``dynamic`` or ``none`` (see :class:`CompressConfig`).
@@ -219,7 +223,7 @@ def compress_model(
     if prune_ratio > 0:
         notify("prune")
         final = copy.deepcopy(model)
-        history = prune(final, example, prune_ratio, importance=importance)
+        history = prune(final, example, prune_ratio, importance=importance, round_to=round_to, rounding="nearest")
         before = _scores(test, predict(final, test.X))
         notify("fine-tune")
         cfg = replace(train_config, lr=train_config.lr / 4, schedule="cosine")

@@ -49,20 +49,26 @@ def count_params(model: nn.Module) -> int:
 
 
 class _Pruner(tp.pruner.BasePruner):
-    """torch-pruning's pruner whose ``round_to`` never empties a layer: it rounds the channels kept *down* to a
-    multiple, which for a layer narrower than two multiples would remove every channel."""
+    """torch-pruning's pruner whose ``round_to`` never empties a layer. torch-pruning rounds the channels kept
+    *down* to a multiple, which for a layer narrower than two multiples would remove every channel; here the
+    kept count is rounded down (``rounding="down"``, the iterative schedule's steps) or to the nearest multiple
+    (``"nearest"``, a one-shot ratio stays close to what was asked), never below one multiple."""
+
+    rounding = "down"
 
     def _round_to(self, n_pruned: int, current_channels: int, round_to: int) -> int:
         keep = current_channels - n_pruned
-        rounded = keep - keep % round_to
-        if rounded == 0:
-            rounded = min(round_to, current_channels)
+        if self.rounding == "nearest":
+            rounded = int(round(keep / round_to)) * round_to
+        else:
+            rounded = keep - keep % round_to
+        rounded = min(max(rounded, min(round_to, current_channels)), current_channels)
         return max(current_channels - rounded, 0)
 
 
 def prune(model: nn.Module, example_input: torch.Tensor, ratio: float, importance: str = "l2",
-          global_pruning: bool = False, gradients: Gradients | None = None, round_to: int | None = None
-          ) -> PruningHistory:
+          global_pruning: bool = False, gradients: Gradients | None = None, round_to: int | None = None,
+          rounding: str = "down") -> PruningHistory:
     """Remove ``ratio`` of the channels (convolutions) or units (linear layers) of every prunable group, in place.
 
     The output layer (``model.head``) keeps its outputs. Channels coupled by a residual add or a concatenation
@@ -75,6 +81,8 @@ def prune(model: nn.Module, example_input: torch.Tensor, ratio: float, importanc
         gradients: fills the parameters' ``.grad`` (a backward pass on training data); Taylor only.
         round_to: keep channel counts multiples of this (a layer narrower than it is left alone): ONNX
             Runtime's convolutions are measured up to 2.4x slower on unaligned counts (34 vs 32 channels).
+        rounding: ``down`` (remove at least ``ratio``) or ``nearest`` (the multiple nearest to what ``ratio``
+            keeps) when ``round_to`` is given.
 
     Returns:
         The pruning history, which :func:`replay_pruning` applies to a freshly built model.
@@ -103,6 +111,9 @@ def prune(model: nn.Module, example_input: torch.Tensor, ratio: float, importanc
         max_pruning_ratio=MAX_LAYER_RATIO if global_pruning else 1.0, ignored_layers=[model.head],
         round_to=round_to if round_to and round_to > 1 else None,
     )
+    if rounding not in ("down", "nearest"):
+        raise ConfigError(f"rounding must be 'down' or 'nearest', but got {rounding!r}.")
+    pruner.rounding = rounding
     pruner.step()
     model.zero_grad(set_to_none=True)
     return [(name, bool(out), [int(i) for i in idx]) for name, out, idx in pruner.pruning_history()]

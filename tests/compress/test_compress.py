@@ -88,8 +88,27 @@ def test_compress_model_reports_every_stage(trained, tmp_path) -> None:
     for row in res.stages:
         assert 0.0 <= row["accuracy"] <= 1.0 and row["params"] > 0 and row["bytes"] > 0
     assert res.stages[1]["params"] < res.stages[0]["params"]
+    # 0.3 of 32 and 64 channels, kept counts rounded to the nearest multiple of 8: 24 and 48
+    convs = [m.out_channels for m in res.model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert set(convs) == {24, 48}
     assert res.verification["onnx_fp32"]["max_abs_diff_vs_torch"] < 1e-4
     assert res.verification["onnx_int8"]["calibration_samples"] == 64
     assert (tmp_path / "model.onnx").exists() and (tmp_path / "model.int8.onnx").exists()
     for k, v in model.state_dict().items():  # the input model is left untouched
         torch.testing.assert_close(v, before[k])
+
+
+@pytest.mark.parametrize(("rounding", "kept"), [("down", {16, 40}), ("nearest", {24, 48})])
+def test_prune_rounds_kept_channels_to_multiples(trained, rounding, kept) -> None:
+    model, train, _, _ = trained
+    net = build_model(CNNSpace(), ARCH, train)
+    net.load_state_dict(model.state_dict())
+    prune(net, torch.zeros(2, 1, 8, 8), 0.3, round_to=8, rounding=rounding)
+    assert {m.out_channels for m in net.modules() if isinstance(m, torch.nn.Conv2d)} == kept
+
+
+def test_prune_rounding_must_be_known(trained) -> None:
+    model, train, _, _ = trained
+    net = build_model(CNNSpace(), ARCH, train)
+    with pytest.raises(ConfigError, match="rounding must be 'down' or 'nearest'"):
+        prune(net, torch.zeros(2, 1, 8, 8), 0.3, round_to=8, rounding="up")
