@@ -17,7 +17,7 @@ import onnx
 import torch
 from torch import nn
 
-__all__ = ["export_onnx", "check_onnx", "set_metadata", "read_metadata", "model_metadata"]
+__all__ = ["export_onnx", "check_onnx", "compact_names", "set_metadata", "read_metadata", "model_metadata"]
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +42,7 @@ def export_onnx(model: nn.Module, example_input: torch.Tensor, path: str | Path,
         )
     proto = program.model_proto
     _strip_debug_info(proto)
+    compact_names(proto)
     if metadata:
         set_metadata(proto, metadata)
     save_atomic(proto, path)
@@ -60,6 +61,42 @@ def _strip_debug_info(proto: onnx.ModelProto) -> None:
             graphs.extend(attr.g for attr in node.attribute if attr.HasField("g"))
         for info in graph.value_info:
             del info.metadata_props[:]
+
+
+def compact_names(proto: onnx.ModelProto) -> bool:
+    """Give every node and every tensor but the graph's inputs and outputs a short name (``n0``, ``t0``, ...).
+
+    The exporter's and the quantizer's names (``net.features.0.convs.0.0.weight_DequantizeLinear_Output``)
+    each appear several times in the file: they were 20% of a 41 KB int8 CNN, more than its float scales and
+    biases. Computation and the graph's interface (``x``, ``y``) are unchanged. Graphs with subgraphs (``If``,
+    ``Loop``, ``Scan``), whose bodies may refer to outer names, are left as they are.
+
+    Returns:
+        whether the names were changed.
+    """
+    graph = proto.graph
+    if any(attr.HasField("g") or len(attr.graphs) for node in graph.node for attr in node.attribute):
+        return False
+    keep = {v.name for v in graph.input} | {v.name for v in graph.output}
+    names: dict[str, str] = {}
+
+    def short(name: str) -> str:
+        if not name or name in keep:
+            return name
+        return names.setdefault(name, f"t{len(names)}")
+
+    for tensor in graph.initializer:
+        tensor.name = short(tensor.name)
+    for tensor in graph.sparse_initializer:
+        tensor.values.name = short(tensor.values.name)
+        tensor.indices.name = short(tensor.indices.name)
+    for i, node in enumerate(graph.node):
+        node.name = f"n{i}"
+        node.input[:] = [short(n) for n in node.input]
+        node.output[:] = [short(n) for n in node.output]
+    for info in graph.value_info:
+        info.name = short(info.name)
+    return True
 
 
 @contextlib.contextmanager

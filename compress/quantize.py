@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import onnx
 from autoarch.compress.config import INT8_MODES
-from autoarch.compress.export import save_atomic, set_metadata
+from autoarch.compress.export import compact_names, save_atomic, set_metadata
 from autoarch.compress.runtime import latency_ms, session
 from onnxruntime.quantization import (
     CalibrationDataReader,
@@ -48,6 +48,7 @@ def _copy_metadata(fp32_path: str | Path, quantized: str, out_path: Path, method
     del proto.metadata_props[:]
     proto.metadata_props.extend(source.metadata_props)
     set_metadata(proto, {"quantization": method})
+    compact_names(proto)
     save_atomic(proto, out_path)
 
 

@@ -5,6 +5,7 @@ import pytest
 import torch
 from autoarch.compress import (
     check_onnx,
+    compact_names,
     compress_model,
     count_macs_params,
     export_onnx,
@@ -76,6 +77,33 @@ def test_export_and_int8_quantization(trained, tmp_path) -> None:
     agree = (run_onnx(session(int8), test.X).argmax(1) == out.argmax(1)).mean()
     assert agree > 0.95
     assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave no temporaries
+
+
+def test_compact_names_keeps_the_computation_and_the_interface(trained, tmp_path) -> None:
+    import onnx
+
+    model, train, test, _ = trained
+    fp32 = export_onnx(model, torch.as_tensor(train.X[:2]), tmp_path / "m.onnx")
+    int8 = quantize_int8(fp32, tmp_path / "m.int8.onnx", train.X[:64])
+    for path in (fp32, int8):  # both come out compacted
+        graph = onnx.load(str(path)).graph
+        assert [v.name for v in graph.input] == ["x"] and [v.name for v in graph.output] == ["y"]
+        assert all(len(t.name) <= 6 for t in graph.initializer) and all(len(n.name) <= 6 for n in graph.node)
+    # long names (as the exporter and the quantizer write them) compacted: smaller, valid, the same outputs
+    raw = onnx.load(str(int8))
+    long = {t.name: f"net.features.{t.name}.weight_DequantizeLinear_Output" for t in raw.graph.initializer}
+    for node in raw.graph.node:
+        node.name = f"/net/features/{node.name}/{node.op_type}_quant"
+        node.input[:] = [long.get(n, n) for n in node.input]
+    for t in raw.graph.initializer:
+        t.name = long[t.name]
+    (tmp_path / "long.onnx").write_bytes(raw.SerializeToString())
+    assert compact_names(raw)
+    onnx.checker.check_model(raw, full_check=True)
+    (tmp_path / "short.onnx").write_bytes(raw.SerializeToString())
+    assert (tmp_path / "short.onnx").stat().st_size < (tmp_path / "long.onnx").stat().st_size
+    np.testing.assert_array_equal(run_onnx(session(tmp_path / "short.onnx"), test.X),
+                                  run_onnx(session(tmp_path / "long.onnx"), test.X))
 
 
 def test_compress_model_reports_every_stage(trained, tmp_path) -> None:
