@@ -4,8 +4,11 @@ In one run, on the same stratified 80/20 split: ``autoarch search digits`` (evol
 options; random search with the same trial budget; sklearn's SVC, LogisticRegression and MLPClassifier.
 
     python benchmarks/search_digits.py --trials 40 --cv 3
+    python benchmarks/search_digits.py --trials 40 --cv 3 --seeds 0 1 2 3 4 --controllers evolution
 
-Prints a markdown table (copy it into BENCHMARKS.md) and writes the run directories under --out.
+Prints markdown tables (copy them into BENCHMARKS.md) and writes the run directories under --out. With several
+``--seeds``, each seed is a whole repetition: its own held-out split (``--seed`` of ``autoarch search`` picks the
+split), its own searches and the sklearn baselines fitted on that split; a summary table follows.
 """
 
 from __future__ import annotations
@@ -69,7 +72,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trials", type=int, default=40)
     parser.add_argument("--cv", type=int, default=3)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="one repetition per seed (default 0)")
+    parser.add_argument("--controllers", nargs="+", default=["evolution", "random"])
     parser.add_argument("--out", type=Path, default=Path("runs/bench-digits"))
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -80,12 +84,22 @@ def main() -> None:
     if args.out.exists():
         raise SystemExit(f"{args.out} exists; remove it first so that the searches start from scratch.")
 
-    runs = [_search("evolution", args.out, args.trials, args.cv, args.seed),
-            _search("random", args.out, args.trials, args.cv, args.seed)]
-    baselines = _sklearn_baselines(args.seed)
+    summary = []
+    for seed in args.seeds:
+        out = args.out if len(args.seeds) == 1 else args.out / f"seed{seed}"
+        runs = [_search(c, out, args.trials, args.cv, seed) for c in args.controllers]
+        baselines = _sklearn_baselines(seed)
+        _print_run(runs, baselines, seed, args.trials, args.cv)
+        summary.append({"seed": seed, "runs": runs, "baselines": baselines})
+        (out / "benchmark.json").write_text(json.dumps({"runs": runs, "baselines": baselines}, indent=2,
+                                                       default=str))
+    if len(args.seeds) > 1:
+        _print_summary(summary)
 
-    print(f"\nDigits, stratified 80/20 split (seed {args.seed}): 1,437 train / 360 held-out images; "
-          f"{args.trials} trials, {args.cv}-fold CV.\n")
+
+def _print_run(runs: list[dict], baselines: list[dict], seed: int, trials: int, cv: int) -> None:
+    print(f"\nDigits, stratified 80/20 split (seed {seed}): 1,437 train / 360 held-out images; "
+          f"{trials} trials, {cv}-fold CV.\n")
     print("| method | wall time (s) | trials | best CV accuracy | held-out accuracy |")
     print("|---|---|---|---|---|")
     for r in runs:
@@ -107,9 +121,30 @@ def main() -> None:
         print(f"\nint8 file / unpruned fp32 ONNX file: {st['onnx int8']['bytes'] / fp32['bytes']:.1%}; "
               f"int8 file / pruned fp32 ONNX file: {st['onnx int8']['bytes'] / st['onnx fp32']['bytes']:.1%}; "
               f"int8 - fp32 (pruned) held-out accuracy: "
-              f"{100 * (st['onnx int8']['accuracy'] - st['onnx fp32']['accuracy']):+.2f} pt")
-    (args.out / "benchmark.json").write_text(json.dumps({"runs": runs, "baselines": baselines}, indent=2,
-                                                        default=str))
+              f"{100 * (st['onnx int8']['accuracy'] - st['onnx fp32']['accuracy']):+.2f} pt", flush=True)
+
+
+def _print_summary(summary: list[dict]) -> None:
+    """One row per seed and method: wall time, best CV, held-out fp32 winner and shipped int8 model, best sklearn."""
+    print("\n| seed | method | wall time (s) | best CV | held-out fp32 winner | held-out shipped int8 | "
+          "int8 file / fp32 file | best sklearn (held-out) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for rep in summary:
+        best = max(rep["baselines"], key=lambda b: b["test_accuracy"])
+        for r in rep["runs"]:
+            st = r["stages"]
+            fp32 = st.get("onnx fp32 unpruned", st["onnx fp32"])
+            print(f"| {rep['seed']} | {r['method']} | {r['seconds']:.0f} | {r['cv_accuracy']:.4f} | "
+                  f"{r['test_accuracy']:.4f} | {st['onnx int8']['accuracy']:.4f} | "
+                  f"{st['onnx int8']['bytes'] / fp32['bytes']:.1%} | {best['test_accuracy']:.4f} "
+                  f"({best['method'].removeprefix('sklearn ')}) |")
+    for method in dict.fromkeys(r["method"] for rep in summary for r in rep["runs"]):
+        rows = [r for rep in summary for r in rep["runs"] if r["method"] == method]
+        fp32 = [r["test_accuracy"] for r in rows]
+        int8 = [r["stages"]["onnx int8"]["accuracy"] for r in rows]
+        print(f"\n{method}: {len(rows)} seeds; held-out fp32 winner mean {sum(fp32) / len(fp32):.4f} "
+              f"(>= 0.99 in {sum(a >= 0.99 for a in fp32)}); shipped int8 mean {sum(int8) / len(int8):.4f} "
+              f"(>= 0.99 in {sum(a >= 0.99 for a in int8)}); max wall time {max(r['seconds'] for r in rows):.0f} s")
 
 
 if __name__ == "__main__":
