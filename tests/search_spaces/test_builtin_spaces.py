@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 from autoarch.search_spaces import ACTIVATIONS, CNNSpace, MLPSpace, get_space
 from autoarch.search_spaces.testing import SearchSpaceContract
 
@@ -107,3 +108,21 @@ def test_build_names_missing_keys() -> None:
 def test_unknown_activation_is_a_clear_error() -> None:
     with pytest.raises(SpaceError, match="Did you mean 'gelu'"):
         MLPSpace().build(_mlp(1, 8, "plain", activation="gelu2"), (4,), 2)
+
+
+@pytest.mark.parametrize(("act", "batch_norm"), [("relu", False), ("gelu", True), ("tanh", False)])
+def test_cnn_convolutions_start_at_he_or_xavier_scale(act: str, batch_norm: bool) -> None:
+    arch = {"n_stages": 2, "channels_0": 64, "n_convs_0": 2, "kernel_0": 5, "channels_1": 64, "n_convs_1": 2,
+            "kernel_1": 3, "connectivity": "plain", "pooling": "max", "activation": act, "dropout": 0.0,
+            "batch_norm": batch_norm}
+    torch.manual_seed(0)
+    net = CNNSpace().build(arch, (1, 8, 8), 10)
+    convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == 4
+    for conv in convs[1:]:  # 64 input channels: enough weights for a close estimate
+        fan_in = conv.weight[0].numel()
+        fan_out = conv.weight.shape[0] * conv.weight[0, 0].numel()
+        expected = (5 / 3) * (2 / (fan_in + fan_out)) ** 0.5 if act == "tanh" else (2 / fan_in) ** 0.5
+        assert conv.weight.std().item() == pytest.approx(expected, rel=0.05)
+        if conv.bias is not None:
+            assert torch.all(conv.bias == 0)
