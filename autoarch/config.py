@@ -31,7 +31,7 @@ class SearchConfig:
     patience: int = 5
     test_size: float = 0.2
     prune: float = 0.3
-    finetune_epochs: int = 10
+    finetune_epochs: int = 20
     calibration_samples: int = 256
     max_samples: int | None = None
     device: str = "auto"

@@ -182,7 +182,7 @@ def compress_model(
     *,
     train_config: TrainConfig,
     prune_ratio: float = 0.3,
-    finetune_epochs: int = 10,
+    finetune_epochs: int = 20,
     calibration_samples: int = 256,
     importance: str = "l2",
     seed: int = 0,
@@ -208,7 +208,9 @@ def compress_model(
         round_to: the kept channel/unit counts are rounded to the nearest multiple of this (ONNX Runtime's
             convolutions are 1.5-2.4x slower on unaligned counts); 1 keeps exact counts. A layer of at most
             ``round_to`` channels is left alone.
-        finetune_epochs: epochs of fine-tuning after pruning.
+        finetune_epochs: epochs of fine-tuning after pruning (cosine to zero). On the winners of ten digits
+            searches pruned at 0.3, 20 epochs gave 99.32% held-out accuracy on average (2 seeds each) against
+            99.00% for 10 (better in 12 of 20 pairs, worse in 2).
         calibration_samples: training samples used to calibrate int8 activation ranges.
         int8: ``auto``, ``static``, ``dynamic`` or ``none`` (see :class:`CompressConfig`).
         measure_memory: measure each ONNX file's inference peak memory (in a subprocess).
