@@ -3,8 +3,8 @@
 In one run, on the same stratified 80/20 split: ``autoarch search digits`` (evolution) with the README's
 options; random search with the same trial budget; sklearn's SVC, LogisticRegression and MLPClassifier.
 
-    python benchmarks/search_digits.py --trials 40 --cv 3
-    python benchmarks/search_digits.py --trials 40 --cv 3 --seeds 0 1 2 3 4 --controllers evolution
+    python benchmarks/search_digits.py --trials 40 --cv 3 --timeout 180
+    python benchmarks/search_digits.py --trials 40 --cv 3 --timeout 180 --seeds 0 1 2 3 4
 
 Prints markdown tables (copy them into BENCHMARKS.md) and writes the run directories under --out. With several
 ``--seeds``, each seed is a whole repetition: its own held-out split (``--seed`` of ``autoarch search`` picks the
@@ -51,16 +51,16 @@ def _sklearn_baselines(seed: int) -> list[dict]:
     return rows
 
 
-def _search(controller: str, out: Path, trials: int, cv: int, seed: int) -> dict:
+def _search(controller: str, out: Path, trials: int, cv: int, seed: int, timeout: float | None) -> dict:
     start = time.perf_counter()
     result = autoarch.search("digits", out=out / controller, controller=controller, trials=trials, cv=cv,
-                             seed=seed)
+                             seed=seed, timeout=timeout)
     seconds = time.perf_counter() - start
     stages = {r["stage"]: r for r in result.compression.stages}
     return {
         "method": f"autoarch {controller}",
         "seconds": seconds,
-        "trials": len(result.study.trials),
+        "trials": sum(t.state.is_finished() for t in result.study.trials),
         "cv_accuracy": result.cv_scores["accuracy"][0],
         "test_accuracy": result.test_scores["accuracy"],
         "stages": stages,
@@ -72,6 +72,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trials", type=int, default=40)
     parser.add_argument("--cv", type=int, default=3)
+    parser.add_argument("--timeout", type=float, default=None, help="autoarch search's --timeout (seconds)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="one repetition per seed (default 0)")
     parser.add_argument("--controllers", nargs="+", default=["evolution", "random"])
     parser.add_argument("--out", type=Path, default=Path("runs/bench-digits"))
@@ -87,7 +88,7 @@ def main() -> None:
     summary = []
     for seed in args.seeds:
         out = args.out if len(args.seeds) == 1 else args.out / f"seed{seed}"
-        runs = [_search(c, out, args.trials, args.cv, seed) for c in args.controllers]
+        runs = [_search(c, out, args.trials, args.cv, seed, args.timeout) for c in args.controllers]
         baselines = _sklearn_baselines(seed)
         _print_run(runs, baselines, seed, args.trials, args.cv)
         summary.append({"seed": seed, "runs": runs, "baselines": baselines})
@@ -126,15 +127,15 @@ def _print_run(runs: list[dict], baselines: list[dict], seed: int, trials: int, 
 
 def _print_summary(summary: list[dict]) -> None:
     """One row per seed and method: wall time, best CV, held-out fp32 winner and shipped int8 model, best sklearn."""
-    print("\n| seed | method | wall time (s) | best CV | held-out fp32 winner | held-out shipped int8 | "
+    print("\n| seed | method | wall time (s) | trials | best CV | held-out fp32 winner | held-out shipped int8 | "
           "int8 file / fp32 file | best sklearn (held-out) |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for rep in summary:
         best = max(rep["baselines"], key=lambda b: b["test_accuracy"])
         for r in rep["runs"]:
             st = r["stages"]
             fp32 = st.get("onnx fp32 unpruned", st["onnx fp32"])
-            print(f"| {rep['seed']} | {r['method']} | {r['seconds']:.0f} | {r['cv_accuracy']:.4f} | "
+            print(f"| {rep['seed']} | {r['method']} | {r['seconds']:.0f} | {r['trials']} | {r['cv_accuracy']:.4f} | "
                   f"{r['test_accuracy']:.4f} | {st['onnx int8']['accuracy']:.4f} | "
                   f"{st['onnx int8']['bytes'] / fp32['bytes']:.1%} | {best['test_accuracy']:.4f} "
                   f"({best['method'].removeprefix('sklearn ')}) |")
