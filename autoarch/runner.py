@@ -225,13 +225,18 @@ def _run_until_budget(study: optuna.Study, objective: Callable[[optuna.Trial], f
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(study)
-        done = _n_done(study)
+        # Whether the local workers live is asked *before* the snapshot (a worker that has exited has finished
+        # its trial, so the snapshot shows it), and both counts come from one snapshot: otherwise a trial that
+        # finishes in between is counted in neither and one more starts (seen: 41 of 40 in two of five runs).
+        alive = workers_alive is not None and workers_alive()
+        trials = study.get_trials(deepcopy=False)
+        done = sum(_counts_toward_budget(t) for t in trials)
         if done >= budget or (stopped is not None and stopped()):
             break
-        if done + len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))) >= budget:
+        if done + sum(t.state == TrialState.RUNNING for t in trials) >= budget:
             if workers_alive is None:
                 break  # a worker: the rest of the budget is in flight elsewhere
-            if workers_alive():
+            if alive:
                 time.sleep(0.5)  # the search: its workers are finishing the last trials
                 continue
         study.optimize(objective, n_trials=1, catch=(Exception,), callbacks=callbacks, gc_after_trial=False)

@@ -270,3 +270,38 @@ def test_workers_of_a_killed_search_stop_after_their_trial(tmp_path) -> None:
             if _alive(k):
                 os.kill(k, signal.SIGKILL)
     assert _query(storage, "SELECT COUNT(*) FROM trials")[0][0] < 500
+
+
+def test_the_search_does_not_start_a_trial_over_the_budget_when_a_worker_finishes_meanwhile(monkeypatch) -> None:
+    """A local worker finishes the last trial and exits between the search's reads of the study: the search
+    must see that trial as finished, not start one more (41 of 40 trials were seen before the fix)."""
+    from optuna.trial import TrialState
+
+    from autoarch import runner
+
+    def trials(n_complete: int, n_running: int) -> list[optuna.trial.FrozenTrial]:
+        return ([optuna.trial.create_trial(value=0.5) for _ in range(n_complete)]
+                + [optuna.trial.create_trial(state=TrialState.RUNNING) for _ in range(n_running)])
+
+    class Study:
+        """The other worker's trial runs until the first read of the study; then it is complete and the worker
+        gone."""
+
+        def __init__(self) -> None:
+            self.reads = 0
+            self.started = 0
+
+        def get_trials(self, deepcopy: bool = False, states=None) -> list[optuna.trial.FrozenTrial]:
+            self.reads += 1
+            snapshot = trials(3, 1) if self.reads == 1 else trials(4, 0)
+            return [t for t in snapshot if states is None or t.state in states]
+
+        def optimize(self, *args, **kwargs) -> None:
+            self.started += 1
+
+    study = Study()
+    monkeypatch.setattr(optuna.storages, "fail_stale_trials", lambda study: None)
+    monkeypatch.setattr(runner.time, "sleep", lambda seconds: None)
+    alive = iter([True] + [False] * 10)
+    ran = runner._run_until_budget(study, lambda trial: 0.0, 4, None, [], workers_alive=lambda: next(alive))
+    assert ran == 0 and study.started == 0
