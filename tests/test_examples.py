@@ -1,0 +1,47 @@
+"""The scripts in examples/ run end to end (tiny budgets) and print what they promise."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+TINY = ["--trials", "2", "--cv", "2", "--epochs", "1"]
+
+
+def _run(script: str, out: Path) -> str:
+    env = {**os.environ, "AUTOARCH_WORKERS": "1"}
+    proc = subprocess.run([sys.executable, str(EXAMPLES / script), *TINY, "--out", str(out)], capture_output=True,
+                          text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout
+
+
+def test_every_example_is_tested() -> None:
+    tested = {"search_digits_api.py", "csv_string_labels.py", "regression_arrays.py"}
+    assert {p.name for p in EXAMPLES.glob("*.py")} == tested
+
+
+def test_digits_api_example(tmp_path: Path) -> None:
+    out = _run("search_digits_api.py", tmp_path / "run")
+    assert "held-out accuracy" in out and "onnx int8" in out
+    assert "int8 model on the first five images:" in out
+    assert (tmp_path / "run" / "model.int8.onnx").is_file() and (tmp_path / "run" / "study.db").is_file()
+
+
+def test_csv_example_predicts_the_text_labels(tmp_path: Path) -> None:
+    out = _run("csv_string_labels.py", tmp_path)
+    assert (tmp_path / "wine.csv").is_file() and (tmp_path / "run" / "model.int8.onnx").is_file()
+    table = out[out.index("true"):]
+    assert "proba_barolo" in table
+    predicted = [line.split()[1] for line in table.splitlines()[1:] if line.strip()]
+    assert len(predicted) == 6 and set(predicted) <= {"barolo", "grignolino", "barbera"}
+
+
+def test_regression_example_reports_every_metric(tmp_path: Path) -> None:
+    out = _run("regression_arrays.py", tmp_path / "run")
+    for name in ("rmse", "mae", "r2"):
+        assert f"CV {name}:" in out and f"held-out {name}:" in out
+    assert "fp32 ONNX predictions:" in out
