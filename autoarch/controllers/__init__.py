@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import optuna
@@ -40,8 +41,10 @@ def make_sampler(name: str, *, seed: int | None, n_trials: int = 50,
     if name == "random":
         return TrialSeededRandomSampler(seed=seed)
     if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(2, min(10, n_trials // 3)),
-                                          multivariate=True, group=True)
+        with warnings.catch_warnings():  # multivariate/group are "experimental" in optuna: a warning on every run
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(2, min(10, n_trials // 3)),
+                                              multivariate=True, group=True)
     if name == "nsga2":
         return optuna.samplers.NSGAIISampler(population_size=max(10, min(50, n_trials // 10)), seed=seed)
     if name == "grid":
