@@ -23,8 +23,11 @@ logger = logging.getLogger(__name__)
 
 
 def export_onnx(model: nn.Module, example_input: torch.Tensor, path: str | Path,
-                metadata: Mapping[str, str] | None = None) -> Path:
+                metadata: Mapping[str, str] | None = None, short_names: bool = True) -> Path:
     """Export ``model`` to one ONNX file with a dynamic batch dimension (input ``x``, output ``y``).
+
+    With ``short_names`` (the default) the inner tensors and nodes are renamed ``t0``, ``n0``, ...
+    (:func:`compact_names`); without, they keep the exporter's names (module paths), handy for debugging.
 
     The example batch must have at least 2 samples (with 1, recurrent layers get a fixed batch). The file is
     written atomically: a crash never leaves a half-written model behind.
@@ -42,7 +45,8 @@ def export_onnx(model: nn.Module, example_input: torch.Tensor, path: str | Path,
         )
     proto = program.model_proto
     _strip_debug_info(proto)
-    compact_names(proto)
+    if short_names:
+        compact_names(proto)
     if metadata:
         set_metadata(proto, metadata)
     save_atomic(proto, path)

@@ -42,22 +42,25 @@ class _Batches(CalibrationDataReader):
         return next(self._batches, None)
 
 
-def _copy_metadata(fp32_path: str | Path, quantized: str, out_path: Path, method: str) -> None:
+def _copy_metadata(fp32_path: str | Path, quantized: str, out_path: Path, method: str, short_names: bool) -> None:
     proto = onnx.load(quantized)
     source = onnx.load(str(fp32_path), load_external_data=False)
     del proto.metadata_props[:]
     proto.metadata_props.extend(source.metadata_props)
     set_metadata(proto, {"quantization": method})
-    compact_names(proto)
+    if short_names:
+        compact_names(proto)
     save_atomic(proto, out_path)
 
 
-def quantize_int8(fp32_path: str | Path, out_path: str | Path, calibration: np.ndarray) -> Path:
+def quantize_int8(fp32_path: str | Path, out_path: str | Path, calibration: np.ndarray,
+                  short_names: bool = True) -> Path:
     """Static int8 quantization (QDQ format, per-channel int8 weights, uint8 activations).
 
     Activation ranges are calibrated (min/max) on ``calibration``, a sample of *training* inputs. The graph is
     pre-processed (shape inference, optimisation) first, as onnxruntime recommends. The metadata of the fp32
-    model is carried over (plus ``quantization``). The output is written atomically.
+    model is carried over (plus ``quantization``), and with ``short_names`` the quantizer's long tensor names
+    are shortened (:func:`~autoarch.compress.export.compact_names`). The output is written atomically.
     """
     out_path = Path(out_path)
     with tempfile.TemporaryDirectory() as tmp:
@@ -66,11 +69,11 @@ def quantize_int8(fp32_path: str | Path, out_path: str | Path, calibration: np.n
         quant_pre_process(str(fp32_path), pre, skip_symbolic_shape=False)
         quantize_static(pre, quantized, _Batches(calibration), quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
-        _copy_metadata(fp32_path, quantized, out_path, "static")
+        _copy_metadata(fp32_path, quantized, out_path, "static", short_names)
     return out_path
 
 
-def quantize_dynamic_int8(fp32_path: str | Path, out_path: str | Path) -> Path:
+def quantize_dynamic_int8(fp32_path: str | Path, out_path: str | Path, short_names: bool = True) -> Path:
     """Dynamic int8 quantization: int8 weights, activations quantized on the fly; no calibration data.
 
     Fast for Linear (MatMul/Gemm) layers; convolutions become much slower (measured 6-9x on CNNs), so
@@ -82,7 +85,7 @@ def quantize_dynamic_int8(fp32_path: str | Path, out_path: str | Path) -> Path:
         quantized = os.path.join(tmp, "int8.onnx")
         quant_pre_process(str(fp32_path), pre, skip_symbolic_shape=False)
         quantize_dynamic(pre, quantized, weight_type=QuantType.QInt8)
-        _copy_metadata(fp32_path, quantized, out_path, "dynamic")
+        _copy_metadata(fp32_path, quantized, out_path, "dynamic", short_names)
     return out_path
 
 

@@ -89,6 +89,11 @@ def test_compact_names_keeps_the_computation_and_the_interface(trained, tmp_path
         graph = onnx.load(str(path)).graph
         assert [v.name for v in graph.input] == ["x"] and [v.name for v in graph.output] == ["y"]
         assert all(len(t.name) <= 6 for t in graph.initializer) and all(len(n.name) <= 6 for n in graph.node)
+    long_fp32 = export_onnx(model, torch.as_tensor(train.X[:2]), tmp_path / "l.onnx", short_names=False)
+    long_int8 = quantize_int8(long_fp32, tmp_path / "l.int8.onnx", train.X[:64], short_names=False)
+    for path in (long_fp32, long_int8):  # short_names=False keeps the exporter's module paths
+        assert any(t.name.startswith("net.") for t in onnx.load(str(path)).graph.initializer)
+    assert int8.stat().st_size < long_int8.stat().st_size
     # long names (as the exporter and the quantizer write them) compacted: smaller, valid, the same outputs
     raw = onnx.load(str(int8))
     long = {t.name: f"net.features.{t.name}.weight_DequantizeLinear_Output" for t in raw.graph.initializer}
