@@ -37,7 +37,11 @@ def main() -> None:
     data = load_dataset("digits")
     space = get_space("cnn", "image")
     trials, n_bn = [], [0, 0]
-    for db in sorted(args.runs.glob("seed*/*/study.db")):
+    dbs = sorted(args.runs.glob("seed*/*/study.db"))
+    if not dbs:
+        raise SystemExit(f"no seed*/<controller>/study.db under {args.runs}; give the --out of "
+                         "benchmarks/search_digits.py --seeds ...")
+    for db in dbs:
         study = optuna.load_study(study_name="autoarch", storage=f"sqlite:///{db}")
         for t in study.trials:
             if t.value is None:

@@ -32,7 +32,11 @@ def main() -> None:
           " int8 short / fp32 short |")
     print("|---|---|---|---|---|---|---|---|")
     ratios = []
-    for run in sorted(p.parent for p in args.runs.glob("seed*/*/model.pt")):
+    runs = sorted(p.parent for p in args.runs.glob("seed*/*/model.pt"))
+    if not runs:
+        raise SystemExit(f"no seed*/<controller>/model.pt under {args.runs}; give the --out of "
+                         "benchmarks/search_digits.py --seeds ...")
+    for run in runs:
         model, _, _, _ = load_run_model(run, "model")
         sizes, outputs = {}, {}
         with tempfile.TemporaryDirectory() as tmp:

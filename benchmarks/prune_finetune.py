@@ -75,8 +75,11 @@ def main() -> None:
     scores: dict[str, list[float]] = {m: [] for m in methods}
     print("| split seed | run | unpruned | " + " | ".join(methods) + " |")
     print("|---|---|---|" + "---|" * len(methods))
-    for run in sorted(args.runs.glob("seed*/*/winner.pt")):
-        run = run.parent
+    runs = sorted(p.parent for p in args.runs.glob("seed*/*/winner.pt"))
+    if not runs:
+        raise SystemExit(f"no seed*/<controller>/winner.pt under {args.runs}; give the --out of "
+                         "benchmarks/search_digits.py --seeds ...")
+    for run in runs:
         split = int(re.fullmatch(r"seed(\d+)", run.parent.name).group(1))
         train, test = train_test_split(data, 0.2, split)
         winner, _, _, _ = load_run_model(run, "winner")
