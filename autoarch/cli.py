@@ -79,7 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trials", type=int, default=d.trials,
                    help="number of candidates to evaluate; a resumed run counts the trials already done "
                         "(default: %(default)s)")
-    p.add_argument("--timeout", type=float, help="stop starting new trials after this many seconds")
+    p.add_argument("--timeout", type=float, help="end the search after this many seconds: no trial starts after "
+                   "it and a trial still training is stopped (not counted); the winner's retrain and compression "
+                   "follow")
     p.add_argument("--seed", type=int, default=d.seed, help="seed of splits, controller and training "
                                                              "(default: %(default)s)")
     p.add_argument("--epochs", type=int, default=d.epochs,

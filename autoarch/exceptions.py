@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-__all__ = ["AutoArchError", "DataError", "SpaceError", "ConfigError", "TrainingError", "did_you_mean"]
+__all__ = ["AutoArchError", "DataError", "SpaceError", "ConfigError", "TrainingError", "TimeLimitError", "did_you_mean"]
 
 
 class AutoArchError(Exception):
@@ -30,6 +30,10 @@ class ConfigError(AutoArchError):
 
 class TrainingError(AutoArchError):
     """Training a candidate failed (NaN loss, ...). The search records it as a failed trial and goes on."""
+
+
+class TimeLimitError(TrainingError):
+    """Training ran past its deadline (``--trial-timeout``, or the search's ``--timeout`` reached mid-trial)."""
 
 
 def did_you_mean(value: str, choices: Iterable[str]) -> str:

@@ -34,7 +34,7 @@ from autoarch.config import SearchConfig
 from autoarch.controllers import make_sampler
 from autoarch.data import BUILTIN_DATASETS, Dataset, from_arrays, load_dataset, train_test_split
 from autoarch.evaluate import build_model, cross_validate, retrain
-from autoarch.exceptions import AutoArchError, ConfigError, DataError, did_you_mean
+from autoarch.exceptions import AutoArchError, ConfigError, DataError, TimeLimitError, did_you_mean
 from autoarch.metrics import check_metric, compute_metrics, default_metric, objective_value
 from autoarch.model import Model
 from autoarch.search_spaces import SearchSpace, get_space
@@ -257,6 +257,8 @@ class _Progress:
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         if trial.state == TrialState.FAIL and "fail_reason" in trial.user_attrs:
             logger.warning("trial %d failed: %s", trial.number, trial.user_attrs["fail_reason"])
+        elif "stopped_reason" in trial.user_attrs:
+            logger.info("trial %d %s", trial.number, trial.user_attrs["stopped_reason"])
         self._bar.n = min(self._bar.total, _n_done(study))
         post = {}
         try:
@@ -272,7 +274,10 @@ class _Progress:
 
 
 def _make_objective(space: SearchSpace, train: Dataset, cfg: SearchConfig, metric: str,
-                    device: torch.device) -> Callable[[optuna.Trial], float]:
+                    device: torch.device, search_deadline: float | None = None) -> Callable[[optuna.Trial], float]:
+    """The trial function. ``search_deadline`` (``time.time()``, from ``--timeout``) also stops a trial still
+    training when it passes: the trial is marked FAIL with a ``stopped_reason`` and does not count toward the
+    budget (a resumed run starts another), so ``--timeout`` bounds the search, not just when trials start."""
     example = torch.as_tensor(train.X[:2], dtype=torch.float32)
 
     def objective(trial: optuna.Trial) -> float:
@@ -299,10 +304,20 @@ def _make_objective(space: SearchSpace, train: Dataset, cfg: SearchConfig, metri
                     trial.set_user_attr("pruned_reason", f"--early-stop {cfg.early_stop} after fold {i + 1}")
                     raise optuna.TrialPruned()
 
-            deadline = None if cfg.trial_timeout is None else time.monotonic() + cfg.trial_timeout
+            limits = [] if cfg.trial_timeout is None else [time.monotonic() + cfg.trial_timeout]
+            if search_deadline is not None:
+                limits.append(time.monotonic() + (search_deadline - time.time()))
             result = cross_validate(space, arch, tcfg, train, cv=cfg.cv, seed=cfg.seed, device=device,
-                                    on_fold=on_fold, deadline=deadline)
+                                    on_fold=on_fold, deadline=min(limits, default=None))
         except optuna.TrialPruned:
+            raise
+        except TimeLimitError as exc:
+            if search_deadline is not None and time.time() >= search_deadline:
+                trial.set_user_attr("stopped_reason", f"{exc} and was stopped at --timeout "
+                                                      f"({cfg.timeout:g} s); it does not count as a trial")
+            else:
+                trial.set_user_attr("fail_reason", f"{exc} (--trial-timeout {cfg.trial_timeout:g} s); raise the "
+                                                   "limit or search smaller networks")
             raise
         except Exception as exc:  # MemoryError and CUDA out-of-memory included: the trial fails, the search goes on
             trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}".splitlines()[0][:500])
@@ -335,8 +350,8 @@ def leaderboard(study: optuna.Study, space: SearchSpace | None = None) -> pd.Dat
         row["seconds"] = t.user_attrs.get("seconds")
         row["architecture"] = (space.describe(arch) if space is not None and arch else json.dumps(arch))
         row["training"] = json.dumps(t.user_attrs.get("training"))
-        row["reason"] = t.user_attrs.get("fail_reason") or t.user_attrs.get("pruned_reason") or (
-            "interrupted" if t.state == TrialState.FAIL else "")
+        row["reason"] = (t.user_attrs.get("fail_reason") or t.user_attrs.get("pruned_reason")
+                         or t.user_attrs.get("stopped_reason") or ("interrupted" if t.state == TrialState.FAIL else ""))
         rows.append(row)
     frame = pd.DataFrame(rows)
     if frame.empty:
@@ -434,7 +449,8 @@ def _worker_loop(ctx: _Context, storage: optuna.storages.BaseStorage, worker: in
     study = optuna.load_study(study_name=ctx.cfg.study_name, storage=storage)
     study.sampler = _sampler(ctx, worker, _n_done(study))
     study.pruner = make_pruner(ctx.cfg.early_stop, ctx.cfg.cv)
-    objective = _make_objective(ctx.space, ctx.train, ctx.cfg, ctx.metric, resolve_device(ctx.cfg.device))
+    objective = _make_objective(ctx.space, ctx.train, ctx.cfg, ctx.metric, resolve_device(ctx.cfg.device),
+                                search_deadline=deadline)
     return _run_until_budget(study, objective, ctx.cfg.trials, deadline, callbacks or [], stopped, workers_alive)
 
 
@@ -607,7 +623,8 @@ def _finish(study: optuna.Study, space: SearchSpace, dataset: Dataset, train: Da
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     if not complete:
-        reasons = [t.user_attrs.get("fail_reason") for t in trials if t.user_attrs.get("fail_reason")]
+        reasons = [t.user_attrs.get("fail_reason") or t.user_attrs.get("stopped_reason") for t in trials
+                   if t.user_attrs.get("fail_reason") or t.user_attrs.get("stopped_reason")]
         first = f"; the first failure: {reasons[0]}" if reasons else ""
         raise AutoArchError(f"none of the {len(trials)} trials completed{first}. Check the data and options.")
     best = study.best_trial

@@ -14,7 +14,7 @@ import optuna
 import torch
 from torch import nn
 
-from autoarch.exceptions import ConfigError, TrainingError
+from autoarch.exceptions import ConfigError, TimeLimitError, TrainingError
 
 __all__ = ["TrainConfig", "suggest_training", "fit", "predict", "training_grid", "resolve_device"]
 
@@ -135,10 +135,11 @@ def fit(
     With validation data, the epoch of lowest validation loss is kept and training stops after
     ``cfg.patience`` epochs without improvement; without it, training runs ``epochs`` (default
     ``cfg.max_epochs``) epochs. ``deadline`` is a ``time.monotonic()`` value; training past it stops with a
-    :class:`TrainingError` (the per-trial time limit).
+    :class:`TimeLimitError`.
 
     Raises:
-        TrainingError: the loss became NaN or infinite, or the deadline passed.
+        TrainingError: the loss became NaN or infinite.
+        TimeLimitError: the deadline passed.
     """
     device = torch.device(device)
     torch.manual_seed(seed)
@@ -180,8 +181,7 @@ def fit(
                 sched.step()
             total += loss.item() * len(idx)
             if deadline is not None and time.monotonic() > deadline:
-                raise TrainingError(f"the trial ran past its time limit in epoch {epoch} (--trial-timeout); "
-                                    "raise the limit or search smaller networks.")
+                raise TimeLimitError(f"the trial ran past its time limit in epoch {epoch}")
         record = {"epoch": epoch, "train_loss": total / len(Xt)}
         if has_val:
             val_out = predict(model, X_val, device=device, as_numpy=False)

@@ -158,6 +158,17 @@ def test_trial_timeout_fails_candidates_cleanly() -> None:
         autoarch.search("iris", trials=2, trial_timeout=1e-6, **TINY)
 
 
+def test_timeout_stops_a_trial_still_training(tmp_path) -> None:
+    # 100,000 epochs would take hours: --timeout must stop the running trial, not only the start of new ones.
+    options = {**TINY, "epochs": 100_000, "patience": 100_000}
+    with pytest.raises(AutoArchError, match=r"stopped at --timeout \(3 s\)"):
+        autoarch.search("iris", out=tmp_path / "run", trials=2, timeout=3, workers=1, **options)
+    study = optuna.load_study(study_name="autoarch", storage=f"sqlite:///{tmp_path / 'run' / 'study.db'}")
+    (trial,) = study.trials
+    assert trial.state.name == "FAIL" and "fail_reason" not in trial.user_attrs  # not counted: a resume redoes it
+    assert "stopped at --timeout" in trial.user_attrs["stopped_reason"]
+
+
 class _HungrySpace(MLPSpace):
     def build(self, arch, input_shape, n_outputs):
         if arch["batch_norm"]:
