@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from autoarch.compress.config import CompressConfig
-    from autoarch.compress.export import check_onnx, compact_names, export_onnx, model_metadata, read_metadata
+    from autoarch.compress.export import (
+        check_onnx,
+        compact_names,
+        drop_annotations,
+        export_onnx,
+        model_metadata,
+        read_metadata,
+    )
     from autoarch.compress.pipeline import CompressionResult, compress, compress_model
     from autoarch.compress.pruning import IMPORTANCES, count_macs_params, prune, prune_to, replay_pruning
     from autoarch.compress.quantize import choose_int8, quantize_dynamic_int8, quantize_int8
@@ -29,8 +36,8 @@ _EXPORTS = {
     "PruneResult": "schedule", "prune_iteratively": "schedule",
     "prune": "pruning", "prune_to": "pruning", "replay_pruning": "pruning", "count_macs_params": "pruning",
     "IMPORTANCES": "pruning",
-    "export_onnx": "export", "check_onnx": "export", "compact_names": "export", "read_metadata": "export",
-    "model_metadata": "export",
+    "export_onnx": "export", "check_onnx": "export", "compact_names": "export", "drop_annotations": "export",
+    "read_metadata": "export", "model_metadata": "export",
     "quantize_int8": "quantize", "quantize_dynamic_int8": "quantize", "choose_int8": "quantize",
     "session": "runtime", "run_onnx": "runtime", "latency_ms": "runtime", "peak_memory": "runtime",
 }
@@ -38,8 +45,8 @@ _EXPORTS = {
 __all__ = [
     "CompressConfig", "CompressionResult", "compress", "compress_model", "compress_run", "load_run_model",
     "PruneResult", "prune_iteratively", "prune", "prune_to", "replay_pruning", "count_macs_params", "IMPORTANCES",
-    "export_onnx", "check_onnx", "compact_names", "read_metadata", "model_metadata", "quantize_int8",
-    "quantize_dynamic_int8", "choose_int8", "session", "run_onnx", "latency_ms", "peak_memory",
+    "export_onnx", "check_onnx", "compact_names", "drop_annotations", "read_metadata", "model_metadata",
+    "quantize_int8", "quantize_dynamic_int8", "choose_int8", "session", "run_onnx", "latency_ms", "peak_memory",
 ]
 
 

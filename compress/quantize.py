@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import onnx
 from autoarch.compress.config import INT8_MODES
-from autoarch.compress.export import compact_names, save_atomic, set_metadata
+from autoarch.compress.export import compact_names, drop_annotations, save_atomic, set_metadata
 from autoarch.compress.runtime import latency_ms, session
 from onnxruntime.quantization import (
     CalibrationDataReader,
@@ -50,6 +50,7 @@ def _copy_metadata(fp32_path: str | Path, quantized: str, out_path: Path, method
     set_metadata(proto, {"quantization": method})
     if short_names:
         compact_names(proto)
+        drop_annotations(proto)
     save_atomic(proto, out_path)
 
 
@@ -60,7 +61,8 @@ def quantize_int8(fp32_path: str | Path, out_path: str | Path, calibration: np.n
     Activation ranges are calibrated (min/max) on ``calibration``, a sample of *training* inputs. The graph is
     pre-processed (shape inference, optimisation) first, as onnxruntime recommends. The metadata of the fp32
     model is carried over (plus ``quantization``), and with ``short_names`` the quantizer's long tensor names
-    are shortened (:func:`~autoarch.compress.export.compact_names`). The output is written atomically.
+    are shortened (:func:`~autoarch.compress.export.compact_names`) and its inner shape annotations and unused
+    opset imports dropped (:func:`~autoarch.compress.export.drop_annotations`). The output is written atomically.
     """
     out_path = Path(out_path)
     with tempfile.TemporaryDirectory() as tmp:

@@ -86,13 +86,19 @@ def test_compact_names_keeps_the_computation_and_the_interface(trained, tmp_path
     fp32 = export_onnx(model, torch.as_tensor(train.X[:2]), tmp_path / "m.onnx")
     int8 = quantize_int8(fp32, tmp_path / "m.int8.onnx", train.X[:64])
     for path in (fp32, int8):  # both come out compacted
-        graph = onnx.load(str(path)).graph
+        proto = onnx.load(str(path))
+        graph = proto.graph
         assert [v.name for v in graph.input] == ["x"] and [v.name for v in graph.output] == ["y"]
         assert all(len(t.name) <= 6 for t in graph.initializer) and all(len(n.name) <= 6 for n in graph.node)
+        assert not graph.value_info  # inner shapes dropped, the interface's kept
+        assert graph.input[0].type.tensor_type.shape.dim[0].dim_param
+        assert {op.domain for op in proto.opset_import} <= {"", "ai.onnx"} | {n.domain for n in graph.node}
     long_fp32 = export_onnx(model, torch.as_tensor(train.X[:2]), tmp_path / "l.onnx", short_names=False)
     long_int8 = quantize_int8(long_fp32, tmp_path / "l.int8.onnx", train.X[:64], short_names=False)
-    for path in (long_fp32, long_int8):  # short_names=False keeps the exporter's module paths
-        assert any(t.name.startswith("net.") for t in onnx.load(str(path)).graph.initializer)
+    for path in (long_fp32, long_int8):  # short_names=False keeps the exporter's module paths and the shapes
+        graph = onnx.load(str(path)).graph
+        assert any(t.name.startswith("net.") for t in graph.initializer) and graph.value_info
+    assert len(onnx.load(str(long_int8)).opset_import) > len(onnx.load(str(int8)).opset_import)
     assert int8.stat().st_size < long_int8.stat().st_size
     # long names (as the exporter and the quantizer write them) compacted: smaller, valid, the same outputs
     raw = onnx.load(str(int8))
