@@ -91,6 +91,7 @@ def test_compact_names_keeps_the_computation_and_the_interface(trained, tmp_path
         assert [v.name for v in graph.input] == ["x"] and [v.name for v in graph.output] == ["y"]
         assert all(len(t.name) <= 6 for t in graph.initializer) and all(len(n.name) <= 6 for n in graph.node)
         assert not graph.value_info  # inner shapes dropped, the interface's kept
+        assert not any(p.key.startswith("pkg.torch.") for p in graph.metadata_props)  # the exporter's signature
         assert graph.input[0].type.tensor_type.shape.dim[0].dim_param
         assert {op.domain for op in proto.opset_import} <= {"", "ai.onnx"} | {n.domain for n in graph.node}
     long_fp32 = export_onnx(model, torch.as_tensor(train.X[:2]), tmp_path / "l.onnx", short_names=False)
