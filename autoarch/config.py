@@ -30,7 +30,7 @@ class SearchConfig:
     epochs: int = 20
     patience: int = 5
     test_size: float = 0.2
-    prune: float = 0.3
+    prune: float = 0.15
     finetune_epochs: int = 20
     calibration_samples: int = 256
     max_samples: int | None = None

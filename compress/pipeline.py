@@ -181,7 +181,7 @@ def compress_model(
     out_dir: str | Path,
     *,
     train_config: TrainConfig,
-    prune_ratio: float = 0.3,
+    prune_ratio: float = 0.15,
     finetune_epochs: int = 20,
     calibration_samples: int = 256,
     importance: str = "l2",
@@ -204,7 +204,9 @@ def compress_model(
         out_dir: where the ONNX files are written.
         train_config: the winner's training hyperparameters; fine-tuning uses them with a quarter of the
             learning rate.
-        prune_ratio: share of channels/units removed from every hidden layer; 0 skips pruning.
+        prune_ratio: share of channels/units removed from every hidden layer; 0 skips pruning. On the winners
+            of ten digits searches, 0.15 scored best on validation data carved from the training splits (99.10%
+            mean, against 98.89% unpruned and 98.72% at 0.3; ``benchmarks/prune_ratio.py``).
         round_to: the kept channel/unit counts are rounded to the nearest multiple of this (ONNX Runtime's
             convolutions are 1.5-2.4x slower on unaligned counts); 1 keeps exact counts. A layer of at most
             ``round_to`` channels is left alone.
