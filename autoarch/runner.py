@@ -281,6 +281,7 @@ def _make_objective(space: SearchSpace, train: Dataset, cfg: SearchConfig, metri
     example = torch.as_tensor(train.X[:2], dtype=torch.float32)
 
     def objective(trial: optuna.Trial) -> float:
+        by_search = False  # whether --timeout (not --trial-timeout) is the limit that can stop this trial
         try:
             arch = space.suggest(trial)
             tcfg = suggest_training(trial, cfg.epochs, cfg.patience)
@@ -304,15 +305,15 @@ def _make_objective(space: SearchSpace, train: Dataset, cfg: SearchConfig, metri
                     trial.set_user_attr("pruned_reason", f"--early-stop {cfg.early_stop} after fold {i + 1}")
                     raise optuna.TrialPruned()
 
-            limits = [] if cfg.trial_timeout is None else [time.monotonic() + cfg.trial_timeout]
-            if search_deadline is not None:
-                limits.append(time.monotonic() + (search_deadline - time.time()))
+            trial_limit = None if cfg.trial_timeout is None else time.monotonic() + cfg.trial_timeout
+            search_limit = None if search_deadline is None else time.monotonic() + (search_deadline - time.time())
+            by_search = search_limit is not None and (trial_limit is None or search_limit <= trial_limit)
             result = cross_validate(space, arch, tcfg, train, cv=cfg.cv, seed=cfg.seed, device=device,
-                                    on_fold=on_fold, deadline=min(limits, default=None))
+                                    on_fold=on_fold, deadline=search_limit if by_search else trial_limit)
         except optuna.TrialPruned:
             raise
         except TimeLimitError as exc:
-            if search_deadline is not None and time.time() >= search_deadline:
+            if by_search:
                 trial.set_user_attr("stopped_reason", f"{exc} and was stopped at --timeout "
                                                       f"({cfg.timeout:g} s); it does not count as a trial")
             else:
