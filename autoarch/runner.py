@@ -258,7 +258,7 @@ class _Progress:
         if trial.state == TrialState.FAIL and "fail_reason" in trial.user_attrs:
             logger.warning("trial %d failed: %s", trial.number, trial.user_attrs["fail_reason"])
         elif "stopped_reason" in trial.user_attrs:
-            logger.info("trial %d %s", trial.number, trial.user_attrs["stopped_reason"])
+            logger.info("trial %d: %s", trial.number, trial.user_attrs["stopped_reason"])
         self._bar.n = min(self._bar.total, _n_done(study))
         post = {}
         try:
@@ -624,8 +624,11 @@ def _finish(study: optuna.Study, space: SearchSpace, dataset: Dataset, train: Da
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     if not complete:
-        reasons = [t.user_attrs.get("fail_reason") or t.user_attrs.get("stopped_reason") for t in trials
-                   if t.user_attrs.get("fail_reason") or t.user_attrs.get("stopped_reason")]
+        reasons = [t.user_attrs.get("fail_reason") for t in trials if t.user_attrs.get("fail_reason")]
+        stopped = sum("stopped_reason" in t.user_attrs for t in trials)
+        if stopped and not reasons:
+            raise AutoArchError(f"no trial completed: --timeout ({cfg.timeout:g} s) stopped {stopped} still "
+                                "training. Raise --timeout, or lower --epochs.")
         first = f"; the first failure: {reasons[0]}" if reasons else ""
         raise AutoArchError(f"none of the {len(trials)} trials completed{first}. Check the data and options.")
     best = study.best_trial

@@ -161,8 +161,8 @@ def test_trial_timeout_fails_candidates_cleanly() -> None:
 def test_timeout_stops_a_trial_still_training(tmp_path) -> None:
     # 100,000 epochs would take hours: --timeout must stop the running trial, not only the start of new ones.
     options = {**TINY, "epochs": 100_000, "patience": 100_000}
-    with pytest.raises(AutoArchError, match=r"stopped at --timeout \(3 s\)"):
-        autoarch.search("iris", out=tmp_path / "run", trials=2, timeout=3, workers=1, **options)
+    with pytest.raises(AutoArchError, match=r"no trial completed: --timeout \(8 s\) stopped 1 still training"):
+        autoarch.search("iris", out=tmp_path / "run", trials=2, timeout=8, workers=1, **options)
     study = optuna.load_study(study_name="autoarch", storage=f"sqlite:///{tmp_path / 'run' / 'study.db'}")
     (trial,) = study.trials
     assert trial.state.name == "FAIL" and "fail_reason" not in trial.user_attrs  # not counted: a resume redoes it
