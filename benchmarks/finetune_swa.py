@@ -17,12 +17,12 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import re
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
+from _runs import seed_runs  # benchmarks/_runs.py (the script's own folder is on sys.path)
 from autoarch.compress import load_run_model, prune
 from autoarch.search_spaces import get_space
 from torch.optim.swa_utils import AveragedModel, update_bn
@@ -61,16 +61,12 @@ def main() -> None:
     parser.add_argument("--ratio", type=float, default=0.15)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     args = parser.parse_args()
-    runs = sorted(p.parent for p in args.runs.glob("seed*/*/winner.pt"))
-    if not runs:
-        raise SystemExit(f"no seed*/<controller>/winner.pt under {args.runs}; give the --out of "
-                         "benchmarks/search_digits.py --seeds ...")
+    runs = seed_runs(args.runs, "winner.pt")
     data = load_dataset("digits")
     scores: dict[tuple[str, str], list[float]] = {(k, m): [] for k in ("val", "held-out") for m in ("plain", "swa")}
     print("| split seed | run | val plain | val SWA | held-out plain | held-out SWA |")
     print("|---|---|---|---|---|---|")
-    for run in runs:
-        split = int(re.fullmatch(r"seed(\d+)", run.parent.name).group(1))
+    for split, run in runs:
         train, test = train_test_split(data, 0.2, split)
         fit_part, check = train_test_split(train, 0.2, split)
         best = json.loads((run / "report.json").read_text())["best"]

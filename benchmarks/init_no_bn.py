@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import optuna
 import torch
+from _runs import seed_runs  # benchmarks/_runs.py (the script's own folder is on sys.path)
 from autoarch.search_spaces import get_space
 
 from autoarch.data import load_dataset, train_test_split
@@ -37,11 +38,7 @@ def main() -> None:
     data = load_dataset("digits")
     space = get_space("cnn", "image")
     trials, n_bn = [], [0, 0]
-    dbs = sorted(args.runs.glob("seed*/*/study.db"))
-    if not dbs:
-        raise SystemExit(f"no seed*/<controller>/study.db under {args.runs}; give the --out of "
-                         "benchmarks/search_digits.py --seeds ...")
-    for db in dbs:
+    for db in (run / "study.db" for _, run in seed_runs(args.runs, "study.db")):
         study = optuna.load_study(study_name="autoarch", storage=f"sqlite:///{db}")
         for t in study.trials:
             if t.value is None:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _runs import seed_runs  # benchmarks/_runs.py (the script's own folder is on sys.path)
 from autoarch.compress import export_onnx, load_run_model, quantize_int8, run_onnx, session
 
 from autoarch.data import load_dataset
@@ -32,11 +33,7 @@ def main() -> None:
           " int8 short / fp32 short |")
     print("|---|---|---|---|---|---|---|---|")
     ratios = []
-    runs = sorted(p.parent for p in args.runs.glob("seed*/*/model.pt"))
-    if not runs:
-        raise SystemExit(f"no seed*/<controller>/model.pt under {args.runs}; give the --out of "
-                         "benchmarks/search_digits.py --seeds ...")
-    for run in runs:
+    for _, run in seed_runs(args.runs, "model.pt"):
         model, _, _, _ = load_run_model(run, "model")
         sizes, outputs = {}, {}
         with tempfile.TemporaryDirectory() as tmp:

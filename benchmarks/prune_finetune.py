@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import copy
 import math
-import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import numpy as np
 import optuna
 import torch
 import torch.nn.functional as F
+from _runs import seed_runs  # benchmarks/_runs.py (the script's own folder is on sys.path)
 from autoarch.compress import load_run_model, prune
 
 from autoarch.data import load_dataset, train_test_split
@@ -75,12 +75,8 @@ def main() -> None:
     scores: dict[str, list[float]] = {m: [] for m in methods}
     print("| split seed | run | unpruned | " + " | ".join(methods) + " |")
     print("|---|---|---|" + "---|" * len(methods))
-    runs = sorted(p.parent for p in args.runs.glob("seed*/*/winner.pt"))
-    if not runs:
-        raise SystemExit(f"no seed*/<controller>/winner.pt under {args.runs}; give the --out of "
-                         "benchmarks/search_digits.py --seeds ...")
-    for run in runs:
-        split = int(re.fullmatch(r"seed(\d+)", run.parent.name).group(1))
+    runs = seed_runs(args.runs, "winner.pt")
+    for split, run in runs:
         train, test = train_test_split(data, 0.2, split)
         winner, _, _, _ = load_run_model(run, "winner")
         study = optuna.load_study(study_name="autoarch", storage=f"sqlite:///{run / 'study.db'}")

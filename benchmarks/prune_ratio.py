@@ -19,12 +19,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import re
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
+from _runs import seed_runs  # benchmarks/_runs.py (the script's own folder is on sys.path)
 from autoarch.compress import load_run_model, read_metadata
 from autoarch.compress.pipeline import compress_model
 from autoarch.search_spaces import get_space
@@ -44,10 +44,7 @@ def main() -> None:
     parser.add_argument("--ratios", type=float, nargs="+", default=[0.0, 0.15, 0.3])
     parser.add_argument("--finetune-epochs", type=int, default=20)
     args = parser.parse_args()
-    runs = sorted(p.parent for p in args.runs.glob("seed*/*/winner.pt"))
-    if not runs:
-        raise SystemExit(f"no seed*/<controller>/winner.pt under {args.runs}; give the --out of "
-                         "benchmarks/search_digits.py --seeds ...")
+    runs = seed_runs(args.runs, "winner.pt")
     data = load_dataset("digits")
     val: dict[float, list[float]] = {r: [] for r in args.ratios}
     held: dict[float, list[float]] = {r: [] for r in args.ratios}
@@ -56,8 +53,7 @@ def main() -> None:
     head = " | ".join(f"{r:g}: val / held-out / file / params" for r in args.ratios)
     print(f"| split seed | run | unpruned winner held-out | {head} |")
     print("|---|---|---|" + "---|" * len(args.ratios))
-    for run in runs:
-        split = int(re.fullmatch(r"seed(\d+)", run.parent.name).group(1))
+    for split, run in runs:
         train, test = train_test_split(data, 0.2, split)
         fit_part, check = train_test_split(train, 0.2, split)
         report = json.loads((run / "report.json").read_text())
