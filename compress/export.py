@@ -87,7 +87,7 @@ def compact_names(proto: onnx.ModelProto) -> bool:
         whether the names were changed.
     """
     graph = proto.graph
-    if any(attr.HasField("g") or len(attr.graphs) for node in graph.node for attr in node.attribute):
+    if _has_subgraphs(graph):
         return False
     keep = {v.name for v in graph.input} | {v.name for v in graph.output}
     names: dict[str, str] = {}
@@ -111,6 +111,11 @@ def compact_names(proto: onnx.ModelProto) -> bool:
     return True
 
 
+def _has_subgraphs(graph: onnx.GraphProto) -> bool:
+    """Whether a node holds a subgraph (``If``, ``Loop``, ``Scan``), whose body may refer to outer names."""
+    return any(attr.HasField("g") or len(attr.graphs) for node in graph.node for attr in node.attribute)
+
+
 def drop_annotations(proto: onnx.ModelProto) -> int:
     """Drop what a runtime does not need: the shapes of inner tensors (``value_info``; ONNX Runtime infers
     them again) and opset imports of domains no node uses (the quantizer declares nine). On an int8 CNN of
@@ -119,14 +124,15 @@ def drop_annotations(proto: onnx.ModelProto) -> int:
     Returns:
         the number of entries removed.
     """
-    used = {node.domain or "" for node in proto.graph.node}
-    for node in proto.graph.node:
-        for attr in node.attribute:
-            if attr.HasField("g") or len(attr.graphs):
-                return 0  # subgraphs may use other domains; leave such files alone
+    if _has_subgraphs(proto.graph):
+        return 0  # subgraphs have their own shapes and may use other domains; leave such files alone
+    # As onnx_ir's RemoveUnusedOpsetsPass counts them (the default domain, nodes, functions), without its
+    # round trip through the IR, which writes value_info for every tensor back.
+    used = {"", "ai.onnx"} | {node.domain for node in proto.graph.node} | {f.domain for f in proto.functions}
+    used |= {node.domain for f in proto.functions for node in f.node}
     removed = len(proto.graph.value_info)
     del proto.graph.value_info[:]
-    keep = [op for op in proto.opset_import if (op.domain or "") in used or op.domain in ("", "ai.onnx")]
+    keep = [op for op in proto.opset_import if op.domain in used]
     removed += len(proto.opset_import) - len(keep)
     del proto.opset_import[:]
     proto.opset_import.extend(keep)
