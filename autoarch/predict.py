@@ -131,29 +131,59 @@ class Predictor:
 
 def read_inputs(path: str | os.PathLike[str], predictor: Predictor) -> np.ndarray:
     """Load the samples to predict from a ``.csv`` (one sample per row) or ``.npz`` (array ``X``, or its only
-    array) file, in the model's input layout.
+    array) file, or for an image model (input shape ``(C, H, W)``) from an image file or a folder of images, in
+    the model's input layout.
 
     A CSV with a header is matched to the model's feature names (extra columns, e.g. an id or the target, are
     ignored); without known feature names its numeric columns are taken in order (pixels flattened row-major
-    for images). A CSV without a header is read as numbers only.
+    for images). A CSV without a header is read as numbers only. Image files are converted to the model's
+    channels (L or RGB) and resized to its height and width (see :func:`autoarch.images.read_images`); a folder
+    gives its image files anywhere below it, sorted by relative path (:func:`autoarch.images.list_images`).
 
     Raises:
-        DataError: missing or unreadable file, missing columns, wrong number of features, non-numeric values.
+        DataError: missing or unreadable file, missing columns, wrong number of features, non-numeric values,
+            images for a tabular model.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"input file {str(path)!r} does not exist; check the path.")
+    return _load_inputs(Path(path), predictor)[0]
+
+
+def _load_inputs(path: Path, predictor: Predictor) -> tuple[np.ndarray, list[str] | None]:
+    """``(X, names)``: the samples of :func:`read_inputs` and, for image inputs, one name per sample (the path
+    relative to the input folder, or the input file as given); None for .csv / .npz inputs."""
+    if not path.exists():
+        raise DataError(f"input {str(path)!r} does not exist; check the path.")
     suffix = path.suffix.lower()
-    if suffix == ".npz":
+    names = None
+    if path.is_file() and suffix == ".npz":
         X = _read_npz(path)
-    elif suffix == ".csv":
+    elif path.is_file() and suffix == ".csv":
         X = _read_csv(path, predictor)
     else:
-        raise DataError(f"input {str(path)!r} must be a .csv or .npz file, but has suffix {path.suffix!r}.")
+        X, names = _read_image_inputs(path, predictor)
     if not np.isfinite(X).all():
         bad = int((~np.isfinite(X.reshape(len(X), -1))).any(axis=1).sum())
         raise DataError(f"{path}: {bad} sample(s) have NaN or infinite features; impute or drop them first.")
-    return predictor._shape(X)
+    return predictor._shape(X), names
+
+
+def _read_image_inputs(path: Path, predictor: Predictor) -> tuple[np.ndarray, list[str]]:
+    """An image file or a folder of images for an image model; a clear DataError for anything else."""
+    is_image_model = len(predictor.input_shape) == 3
+    what = "a folder" if path.is_dir() else f"suffix {path.suffix!r}"
+    if not is_image_model:
+        raise DataError(f"input {str(path)!r} must be a .csv or .npz file for this tabular model (it takes "
+                        f"{predictor.n_features} features per row), but has {what}.")
+    try:
+        from autoarch.images import IMAGE_SUFFIXES, list_images, read_images
+    except ImportError:
+        raise DataError("reading image files needs Pillow; install it with 'pip install pillow', or give a .csv "
+                        "or .npz file.") from None
+    if path.is_file() and path.suffix.lower() not in IMAGE_SUFFIXES:
+        raise DataError(f"input {str(path)!r} must be a .csv or .npz file, an image ({', '.join(IMAGE_SUFFIXES)}) "
+                        f"or a folder of images, but has {what}.")
+    files = list_images(path)
+    names = [str(path)] if path.is_file() else [f.relative_to(path).as_posix() for f in files]
+    return read_images(files, predictor.input_shape), names
 
 
 def _read_npz(path: Path) -> np.ndarray:
@@ -217,14 +247,21 @@ def _read_csv(path: Path, predictor: Predictor) -> np.ndarray:
 def predict_file(model: str | os.PathLike[str], inputs: str | os.PathLike[str],
                  output: str | os.PathLike[str] | None = None, proba: bool = True, threads: int = 1
                  ) -> pd.DataFrame:
-    """Predict every sample of ``inputs`` (.csv / .npz) with the ONNX ``model`` and write a CSV to ``output``
-    (when given): ``prediction`` with the original class labels, plus ``proba_<label>`` columns.
+    """Predict every sample of ``inputs`` with the ONNX ``model`` and write a CSV to ``output`` (when given):
+    ``prediction`` with the original class labels, plus ``proba_<label>`` columns.
+
+    ``inputs`` is a .csv / .npz file or, for an image model, an image file or a folder of images (see
+    :func:`read_inputs`); for images the table starts with a column ``file``: the path relative to the folder,
+    or the file as given.
 
     Returns:
         The predictions table.
     """
     predictor = Predictor(model, threads=threads)
-    frame = predictor.predict_frame(read_inputs(inputs, predictor), proba=proba)
+    X, names = _load_inputs(Path(inputs), predictor)
+    frame = predictor.predict_frame(X, proba=proba)
+    if names is not None:
+        frame.insert(0, "file", names)
     if output is not None:
         out = Path(output)
         out.parent.mkdir(parents=True, exist_ok=True)

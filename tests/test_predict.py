@@ -152,3 +152,52 @@ def test_cli_predict_writes_csv_to_stdout_and_errors_exit_2(tabular, tmp_path, c
     assert main(["predict", str(path), str(tmp_path / "missing.npz")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "does not exist" in err and "Traceback" not in err
+
+
+def test_image_files_and_folders_for_an_image_model(tmp_path) -> None:
+    from PIL import Image
+
+    from autoarch.images import load_image_folder
+
+    rng = np.random.default_rng(3)
+    folder = tmp_path / "imgs"
+    for k, label in enumerate(["ant", "bee", "cat"]):
+        (folder / label).mkdir(parents=True)
+        for i in range(4):
+            arr = rng.integers(0, 60, size=(12, 12), dtype=np.uint8)
+            arr[4 * k:4 * k + 4] = 240  # a bright band, one position per class
+            Image.fromarray(arr, mode="L").save(folder / label / f"{i}.png")
+    (folder / "notes.txt").write_text("not an image: ignored when predicting a folder")
+    data = load_image_folder(folder)
+    assert data.input_shape == (1, 12, 12)
+    model = build_model(CNNSpace(), CNN, data).eval()
+    path = _export(model, data, tmp_path / "cnn.onnx")
+    labels = _torch_labels(model, data, data.X)[0]
+
+    got = predict_file(path, folder, output=tmp_path / "p.csv")
+    assert list(got.columns) == ["file", "prediction", "proba_ant", "proba_bee", "proba_cat"]
+    assert list(got["file"]) == [f"{c}/{i}.png" for c in ("ant", "bee", "cat") for i in range(4)]
+    assert list(got["prediction"]) == labels
+    written = pd.read_csv(tmp_path / "p.csv")
+    assert list(written["file"]) == list(got["file"]) and len(written) == len(data)
+
+    one = predict_file(path, folder / "bee" / "2.png", proba=False)
+    assert list(one.columns) == ["file", "prediction"] and len(one) == 1
+    assert one["file"][0] == str(folder / "bee" / "2.png") and one["prediction"][0] == labels[6]
+    # An RGB file of another size is converted to L and resized to the model's 12x12.
+    Image.fromarray(np.zeros((24, 30, 3), np.uint8)).save(tmp_path / "big.jpg")
+    assert len(predict_file(path, tmp_path / "big.jpg")) == 1
+    with pytest.raises(DataError, match="an image"):
+        predict_file(path, folder / "notes.txt")
+
+
+def test_image_inputs_for_a_tabular_model_raise_one_clear_data_error(tabular, tmp_path) -> None:
+    from PIL import Image
+
+    _, _, path = tabular
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp_path / "x.png")
+    with pytest.raises(DataError, match=r"\.csv or \.npz file for this tabular model") as err:
+        predict_file(path, tmp_path / "x.png")
+    assert "\n" not in str(err.value)
+    with pytest.raises(DataError, match="but has a folder"):
+        predict_file(path, tmp_path)
