@@ -64,6 +64,14 @@ class SearchSpace(abc.ABC):
     def grid(self) -> dict[str, list[Any]]:
         """A coarse, finite grid over every parameter :meth:`suggest` may ask for (for the grid controller)."""
 
+    def augmentation(self, arch: Mapping[str, Any]) -> Any | None:
+        """A callable that augments a training batch of raw inputs for ``arch``, or None (the default)."""
+        return None
+
+    def warm_starts(self) -> list[tuple[str, Architecture]]:
+        """Named architectures the search evaluates first (references worth trying); none by default."""
+        return []
+
     def _require(self, arch: Mapping[str, Any], *keys: str) -> None:
         missing = [k for k in keys if k not in arch]
         if missing:

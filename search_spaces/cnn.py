@@ -6,6 +6,7 @@ from typing import Any
 import optuna
 import torch
 from autoarch.search_spaces._base import ACTIVATIONS, CONNECTIVITY, Architecture, SearchSpace, activation
+from autoarch.search_spaces.augment import Augment, augmentation_from_arch
 from torch import nn
 
 from autoarch.exceptions import SpaceError
@@ -13,6 +14,13 @@ from autoarch.exceptions import SpaceError
 __all__ = ["CNNSpace", "CNN"]
 
 POOLING = ("max", "avg", "none")
+HEAD_POOL = (1, 2, 4)
+"""Side of the feature map the head reads: 1 = global average pooling, 4 = a 4x4 grid (LeNet-like flatten)."""
+HEAD_UNITS = (0, 64, 128, 256)
+"""Width of the optional hidden dense layer of the head; 0 = none."""
+AUG_SHIFT = (0.0, 0.0625, 0.125)
+AUG_ROTATE = (0.0, 10.0, 20.0)
+AUG_COLOR = (0.0, 0.2, 0.4)
 _SATURATING = ("tanh", "sigmoid")
 
 
@@ -79,10 +87,12 @@ class _Stage(nn.Module):
 
 
 class CNN(nn.Module):
-    """Stages of convolutions, 2x2 pooling between stages, global average pooling, dropout and a linear head."""
+    """Stages of convolutions, 2x2 pooling between stages, adaptive average pooling to ``head_pool`` x
+    ``head_pool``, an optional hidden dense layer (``head_units``), dropout and a linear head."""
 
     def __init__(self, input_shape: Sequence[int], stages: Sequence[tuple[int, int, int]], n_outputs: int,
-                 connectivity: str, act: str, batch_norm: bool, dropout: float, pooling: str) -> None:
+                 connectivity: str, act: str, batch_norm: bool, dropout: float, pooling: str, head_pool: int = 1,
+                 head_units: int = 0) -> None:
         super().__init__()
         c_in, height, width = (int(s) for s in input_shape)
         layers: list[nn.Module] = []
@@ -95,12 +105,19 @@ class CNN(nn.Module):
                 height, width = height // 2, width // 2
         self.features = nn.Sequential(*layers)
         init_convs(self.features, act)
-        self.pool = nn.AdaptiveAvgPool2d(1)
+        side = max(1, min(int(head_pool), height, width))
+        self.pool = nn.AdaptiveAvgPool2d(side)
+        n_features = c_in * side * side
+        if head_units > 0:
+            self.hidden = nn.Sequential(nn.Linear(n_features, head_units), activation(act))
+            n_features = head_units
+        else:
+            self.hidden = nn.Identity()
         self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
-        self.head = nn.Linear(c_in, n_outputs)
+        self.head = nn.Linear(n_features, n_outputs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.drop(self.pool(self.features(x)).flatten(1)))
+        return self.head(self.drop(self.hidden(self.pool(self.features(x)).flatten(1))))
 
 
 class CNNSpace(SearchSpace):
@@ -108,19 +125,29 @@ class CNNSpace(SearchSpace):
 
     Searches the number of stages (``n_stages``) and, per stage, channels (``channels_i``), depth
     (``n_convs_i``) and kernel size (``kernel_i``); connectivity (plain, residual, dense), pooling between
-    stages (max, avg, none), activation, dropout before the head and batch norm.
+    stages (max, avg, none), activation, dropout before the head and batch norm; the head (``head_pool``: the
+    side of the pooled feature map it reads, 1 = global average pooling; ``head_units``: an optional hidden
+    dense layer); and, with ``augment=True``, the training augmentation (``aug_flip``, ``aug_shift`` as a share
+    of the image side, ``aug_rotate`` in degrees, ``aug_color``: see :mod:`autoarch.search_spaces.augment`).
+
+    The space reaches from a few hundred parameters to networks of 128 channels; their cost is kept in check by
+    the search's multi-fidelity schedule and ``--max-params`` rather than by a narrow space.
+    :meth:`warm_starts` gives two textbook networks in the space (LeNet-5-like and a small residual CNN), which
+    the search evaluates first.
     """
 
     name = "cnn"
     input_kinds = ("image",)
 
-    def __init__(self, max_stages: int = 3, channels: Sequence[int] = (8, 16, 32, 64), max_convs: int = 2,
-                 kernels: Sequence[int] = (3, 5), activations: Sequence[str] = tuple(ACTIVATIONS)) -> None:
+    def __init__(self, max_stages: int = 3, channels: Sequence[int] = (8, 16, 32, 64, 128), max_convs: int = 2,
+                 kernels: Sequence[int] = (3, 5), activations: Sequence[str] = tuple(ACTIVATIONS),
+                 augment: bool = True) -> None:
         self.max_stages = max_stages
         self.channels = tuple(channels)
         self.max_convs = max_convs
         self.kernels = tuple(kernels)
         self.activations = tuple(activations)
+        self.augment = augment
 
     def suggest(self, trial: optuna.Trial) -> Architecture:
         n_stages = trial.suggest_int("n_stages", 1, self.max_stages)
@@ -134,7 +161,43 @@ class CNNSpace(SearchSpace):
         arch["activation"] = trial.suggest_categorical("activation", self.activations)
         arch["dropout"] = trial.suggest_float("dropout", 0.0, 0.5, step=0.05)
         arch["batch_norm"] = trial.suggest_categorical("batch_norm", (False, True))
+        arch["head_pool"] = trial.suggest_categorical("head_pool", HEAD_POOL)
+        arch["head_units"] = trial.suggest_categorical("head_units", HEAD_UNITS)
+        if self.augment:
+            arch["aug_flip"] = trial.suggest_categorical("aug_flip", (False, True))
+            arch["aug_shift"] = trial.suggest_categorical("aug_shift", AUG_SHIFT)
+            arch["aug_rotate"] = trial.suggest_categorical("aug_rotate", AUG_ROTATE)
+            arch["aug_color"] = trial.suggest_categorical("aug_color", AUG_COLOR)
         return arch
+
+    def augmentation(self, arch: Mapping[str, Any]) -> Augment | None:
+        return augmentation_from_arch(arch)
+
+    def warm_starts(self) -> list[tuple[str, Architecture]]:
+        """A LeNet-5-like CNN (two 5x5 convolutions of 8 and 16 channels, max pooling, a 4x4 flatten and a
+        128-unit hidden layer) and a small residual CNN (16-32-64 channels, two 3x3 convolutions per stage,
+        batch norm, flips and shifts): the references a practitioner would try first, expressed in this space
+        (channel counts rounded to the space's choices)."""
+        def fit(c: int) -> int:
+            return min(self.channels, key=lambda x: abs(x - c))
+
+        lenet: Architecture = {"n_stages": 2, "channels_0": fit(8), "n_convs_0": 1, "kernel_0": 5,
+                               "channels_1": fit(16), "n_convs_1": 1, "kernel_1": 5, "connectivity": "plain",
+                               "pooling": "max", "activation": "relu", "dropout": 0.0, "batch_norm": False,
+                               "head_pool": 4, "head_units": 128}
+        resnet: Architecture = {"n_stages": 3, "channels_0": fit(16), "n_convs_0": 2, "kernel_0": 3,
+                                "channels_1": fit(32), "n_convs_1": 2, "kernel_1": 3, "channels_2": fit(64),
+                                "n_convs_2": 2, "kernel_2": 3, "connectivity": "residual", "pooling": "max",
+                                "activation": "relu", "dropout": 0.1, "batch_norm": True, "head_pool": 1,
+                                "head_units": 0}
+        if self.augment:
+            lenet.update(aug_flip=False, aug_shift=0.0, aug_rotate=0.0, aug_color=0.0)
+            resnet.update(aug_flip=True, aug_shift=0.0625, aug_rotate=0.0, aug_color=0.0)
+        fits = [(name, a) for name, a in (("lenet5-like", lenet), ("small-resnet", resnet))
+                if a["n_stages"] <= self.max_stages and "relu" in self.activations
+                and all(a[f"n_convs_{i}"] <= self.max_convs and a[f"kernel_{i}"] in self.kernels
+                        for i in range(a["n_stages"]))]
+        return fits
 
     def build(self, arch: Mapping[str, Any], input_shape: Sequence[int], n_outputs: int) -> nn.Module:
         self._require(arch, "n_stages", "connectivity", "pooling", "activation", "dropout", "batch_norm")
@@ -154,7 +217,8 @@ class CNNSpace(SearchSpace):
         stages = [(int(arch[f"channels_{i}"]), int(arch[f"n_convs_{i}"]), int(arch[f"kernel_{i}"]))
                   for i in range(n_stages)]
         return CNN(input_shape, stages, n_outputs, arch["connectivity"], arch["activation"],
-                   bool(arch["batch_norm"]), float(arch["dropout"]), arch["pooling"])
+                   bool(arch["batch_norm"]), float(arch["dropout"]), arch["pooling"],
+                   head_pool=int(arch.get("head_pool", 1)), head_units=int(arch.get("head_units", 0)))
 
     def grid(self) -> dict[str, list[Any]]:
         coarse = sorted({self.channels[0], self.channels[len(self.channels) // 2], self.channels[-1]})
@@ -164,11 +228,20 @@ class CNNSpace(SearchSpace):
             grid[f"n_convs_{i}"] = sorted({1, self.max_convs})
             grid[f"kernel_{i}"] = list(self.kernels[:1])
         grid.update({"connectivity": list(CONNECTIVITY), "pooling": ["max", "avg"], "activation": ["relu", "gelu"],
-                     "dropout": [0.0, 0.2], "batch_norm": [False, True]})
+                     "dropout": [0.0, 0.2], "batch_norm": [False, True], "head_pool": [1, 4], "head_units": [0, 128]})
+        if self.augment:
+            grid.update({"aug_flip": [False, True], "aug_shift": [0.0, 0.0625], "aug_rotate": [0.0],
+                         "aug_color": [0.0]})
         return grid
 
     def describe(self, arch: Mapping[str, Any]) -> str:
         stages = " | ".join(f"{arch[f'n_convs_{i}']}x conv{arch[f'kernel_{i}']} {arch[f'channels_{i}']}ch"
                             for i in range(int(arch["n_stages"])))
+        head = f" head={arch.get('head_pool', 1)}x{arch.get('head_pool', 1)}"
+        head += f"+fc{arch['head_units']}" if arch.get("head_units") else ""
+        aug = augmentation_from_arch(arch)
+        augs = "" if aug is None else " aug=" + ",".join(
+            part for part, on in (("flip", aug.flip), (f"shift{aug.shift:g}", aug.shift), (f"rot{aug.rotate:g}",
+                                  aug.rotate), (f"color{aug.color:g}", aug.color)) if on)
         return (f"CNN [{stages}] {arch['connectivity']} pool={arch['pooling']} {arch['activation']} "
-                f"dropout={arch['dropout']:.2f}{' bn' if arch['batch_norm'] else ''}")
+                f"dropout={arch['dropout']:.2f}{' bn' if arch['batch_norm'] else ''}{head}{augs}")
