@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import math
 import threading
 from typing import Any
 
@@ -33,6 +34,13 @@ class EvolutionSampler(DefineByRunSampler):
     ``max_retries`` times): on a discrete space, a repeated architecture wastes a query. With probability
     ``crossover_prob`` (off by default) a second parent is picked by another tournament and the child first
     takes each parameter from either parent with equal probability (uniform crossover), then mutates.
+
+    Multi-fidelity: a trial that a pruner stopped after some epochs (PRUNED, with intermediate values) is a
+    member of the population too, ranked by its fidelity first and its last reported value second: a complete
+    trial beats any pruned one, a trial pruned after 9 epochs beats one pruned after 3 (successive halving
+    promoted it), and equal fidelities compare by value. Without this, a search whose pruner stops most
+    candidates early would rarely fill its population and would stay random. Trials rejected before training
+    (no intermediate value) are not members.
 
     All state is derived from the study's trials, and the parents and mutated parameter are stored in each
     trial's system attributes, so several workers on one storage and a resumed study behave correctly.
@@ -89,12 +97,13 @@ class EvolutionSampler(DefineByRunSampler):
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
         self._raise_error_if_multi_objective(study)
         trials = study.get_trials(deepcopy=False)
-        complete = [t for t in trials if t.state == TrialState.COMPLETE]
-        if len(complete) < self.population_size:
+        members = [t for t in trials if t.state == TrialState.COMPLETE
+                   or (t.state == TrialState.PRUNED and t.intermediate_values)]
+        if len(members) < self.population_size:
             with self._lock:
                 self._plans[trial._trial_id] = None
             return
-        population = sorted(complete, key=lambda t: t.number)[-self.population_size:]
+        population = sorted(members, key=lambda t: t.number)[-self.population_size:]
         with self._lock:
             parent = self._tournament(population, study.direction)
             other = None
@@ -141,8 +150,8 @@ class EvolutionSampler(DefineByRunSampler):
         """The best of ``sample_size`` members drawn without replacement (caller holds the lock)."""
         size = min(self.sample_size, len(population))
         contenders = self._rng.choice(len(population), size, replace=False)
-        pick = max if direction == StudyDirection.MAXIMIZE else min
-        return pick((population[i] for i in sorted(contenders)), key=lambda t: float(t.value))
+        sign = 1.0 if direction == StudyDirection.MAXIMIZE else -1.0
+        return max((population[i] for i in sorted(contenders)), key=lambda t: _rank(t, sign))
 
     def _mutate_all(self, base: dict[str, Any], dists: dict[str, BaseDistribution]
                     ) -> tuple[str | None, dict[str, Any]]:
@@ -188,6 +197,15 @@ class EvolutionSampler(DefineByRunSampler):
             if new != value:
                 return new
         return trans.untransform(self._rng.uniform(0.0, 1.0, size=x.shape))["p"]
+
+
+def _rank(trial: FrozenTrial, sign: float) -> tuple[float, float]:
+    """(fidelity, signed value): a complete trial has infinite fidelity, a pruned one its last reported step."""
+    if trial.state == TrialState.COMPLETE:
+        return math.inf, sign * float(trial.value)
+    step = max(trial.intermediate_values)
+    value = sign * float(trial.intermediate_values[step])
+    return float(step), -math.inf if math.isnan(value) else value  # an undefined score never wins
 
 
 def _contains(dist: BaseDistribution, value: Any) -> bool:
