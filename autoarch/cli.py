@@ -62,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "Re-running the same command with the same --out resumes the search.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("data", help=f"a built-in data set ({', '.join(BUILTIN_DATASETS)}), a .csv file (numeric "
-                                "features; needs --target) or a .npz file with arrays X and y")
+                                "features; needs --target), a .npz file with arrays X and y, or a folder of images "
+                                "with one sub-folder per class (PNG/JPEG/..., grayscale or RGB)")
     p.add_argument("--target", help="the CSV column to predict; string class labels are kept in every output")
     p.add_argument("--task", choices=["classification", "regression"],
                    help="override the task inferred from the target")
@@ -75,7 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metric", choices=metrics, metavar="METRIC",
                    help=f"objective, one of {', '.join(metrics)} (default: accuracy for classification, "
                         "neg_rmse for regression)")
-    p.add_argument("--cv", type=int, default=d.cv, help="folds of (stratified) k-fold CV, >= 2 (default: %(default)s)")
+    p.add_argument("--cv", type=_cv, default=d.cv, metavar="K|holdout|SHARE|auto",
+                   help="validation of each candidate: K-fold (stratified) CV with K >= 2, holdout = one stratified "
+                        "split validating on 10%% of the training split, a share in (0, 1) for another holdout "
+                        "size; auto = holdout from 10,000 training samples on, else 5-fold (default: %(default)s)")
     p.add_argument("--trials", type=int, default=d.trials,
                    help="number of candidates to evaluate; a resumed run counts the trials already done "
                         "(default: %(default)s)")
@@ -91,6 +95,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="epochs without improvement before early stopping (default: %(default)s)")
     p.add_argument("--test-size", type=float, default=d.test_size,
                    help="share of the data held out before the search, stratified (default: %(default)s)")
+    p.add_argument("--test", metavar="FILE|FOLDER|split",
+                   help="the held-out test set: a file or image folder of the same kind and classes as the data "
+                        "(the search then uses all of DATA), or 'split' to hold out --test-size of DATA; default: "
+                        "a built-in data set's official test split (fashion-mnist: its 10,000 test images), else "
+                        "split")
+    p.add_argument("--image-size", type=int, metavar="N",
+                   help="resize the images of a folder to N x N (needed when their sizes differ)")
+    p.add_argument("--on-bad-image", default=d.on_bad_image, choices=["fail", "skip"],
+                   help="an unreadable or non-image file in an image folder ends the run (fail) or is skipped with "
+                        "a count (default: %(default)s)")
+    p.add_argument("--no-warm-start", action="store_true",
+                   help="do not evaluate the space's textbook networks (LeNet-5-like, small ResNet) first")
     p.add_argument("--prune", type=float, default=d.prune, metavar="RATIO",
                    help="structural pruning of the winner: the share of channels (conv) or units (linear) removed "
                         "from every hidden layer, coupled layers together, output layer untouched, kept counts "
@@ -109,8 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "torch's threads); auto = one per usable CPU core ($AUTOARCH_WORKERS overrides), 1 on a "
                         "GPU; give 1 for a reproducible run (default: %(default)s)")
     p.add_argument("--early-stop", default=d.early_stop, choices=EARLY_STOP,
-                   help="stop poor candidates after a fold with optuna's median, successive-halving or hyperband "
-                        "pruner (default: %(default)s)")
+                   help="multi-fidelity: stop poor candidates after an epoch with optuna's median, successive-halving "
+                        "(a third promoted at 1, 3, 9, ... epochs) or hyperband pruner; auto = halving with holdout "
+                        "validation, none with k-fold (default: %(default)s)")
     p.add_argument("--trial-timeout", type=float, metavar="SECONDS",
                    help="fail a candidate whose cross-validation runs longer than this")
     p.add_argument("--max-params", type=int, help="reject candidates with more parameters, before any training")
@@ -134,6 +151,21 @@ def build_parser() -> argparse.ArgumentParser:
     _add_compress_parser(sub)
     _add_predict_parser(sub)
     return parser
+
+
+def _cv(value: str) -> int | float | str:
+    if value in ("auto", "holdout"):
+        return value
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if number >= 2 and number == int(number):
+        return int(number)
+    if 0 < number < 1:
+        return number
+    raise argparse.ArgumentTypeError(f"must be an int >= 2 (k-fold), a share in (0, 1), 'holdout' or 'auto', "
+                                     f"not {value!r}")
 
 
 def _workers(value: str) -> int | str:
@@ -334,6 +366,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 calibration_samples=args.calibration_samples, max_samples=args.max_samples, device=args.device,
                 workers=args.workers, early_stop=args.early_stop, trial_timeout=args.trial_timeout,
                 max_params=args.max_params, max_macs=args.max_macs, storage=args.storage, study_name=args.study,
+                test=args.test, image_size=args.image_size, on_bad_image=args.on_bad_image,
+                warm_start=not args.no_warm_start,
             )
             print(_summary(result))
         elif args.command == "compress":

@@ -10,10 +10,16 @@ from autoarch.exceptions import ConfigError, did_you_mean
 if TYPE_CHECKING:
     from autoarch.search_spaces import SearchSpace
 
-__all__ = ["SearchConfig", "EARLY_STOP"]
+__all__ = ["SearchConfig", "EARLY_STOP", "HOLDOUT", "LARGE_DATA", "BAD_IMAGE", "resolve_cv"]
 
-EARLY_STOP = ("none", "median", "halving", "hyperband")
-"""Optuna pruners that stop poor candidates after a fold: MedianPruner, SuccessiveHalvingPruner, HyperbandPruner."""
+EARLY_STOP = ("auto", "none", "median", "halving", "hyperband")
+"""Optuna pruners that stop poor candidates after an epoch: MedianPruner, SuccessiveHalvingPruner, HyperbandPruner;
+``auto`` = successive halving when validating on a holdout split (large data), none for k-fold."""
+HOLDOUT = 0.1
+"""Share of the training split that ``--cv holdout`` validates on."""
+LARGE_DATA = 10_000
+"""``--cv auto`` validates on one holdout split from this many training samples on, by 5-fold CV below."""
+BAD_IMAGE = ("fail", "skip")
 
 
 @dataclass(frozen=True)
@@ -23,7 +29,7 @@ class SearchConfig:
     space: str | SearchSpace = "auto"
     controller: str = "evolution"
     metric: str | None = None
-    cv: int = 5
+    cv: int | float | str = "auto"
     trials: int = 30
     timeout: float | None = None
     seed: int = 0
@@ -36,19 +42,25 @@ class SearchConfig:
     max_samples: int | None = None
     device: str = "auto"
     workers: int | str = "auto"
-    early_stop: str = "none"
+    early_stop: str = "auto"
     trial_timeout: float | None = None
     max_params: int | None = None
     max_macs: int | None = None
     storage: str | None = None
     study_name: str = "autoarch"
+    test: str | None = None
+    image_size: int | None = None
+    on_bad_image: str = "fail"
+    warm_start: bool = True
 
     def validate(self) -> None:
         def need(ok: bool, name: str, rule: str, value: Any) -> None:
             if not ok:
                 raise ConfigError(f"The '{name}' parameter of search must be {rule}. Got {value!r} instead.")
 
-        need(isinstance(self.cv, int) and self.cv >= 2, "cv", "an int >= 2", self.cv)
+        need(self.cv in ("auto", "holdout") or (isinstance(self.cv, int) and not isinstance(self.cv, bool)
+             and self.cv >= 2) or (isinstance(self.cv, float) and 0.0 < self.cv < 1.0), "cv",
+             "an int >= 2 (k-fold), a float in (0, 1) (holdout share), 'holdout' or 'auto'", self.cv)
         need(isinstance(self.trials, int) and self.trials >= 1, "trials", "an int >= 1", self.trials)
         need(self.timeout is None or self.timeout > 0, "timeout", "None or > 0 seconds", self.timeout)
         need(isinstance(self.epochs, int) and self.epochs >= 1, "epochs", "an int >= 1", self.epochs)
@@ -69,6 +81,9 @@ class SearchConfig:
         need(self.max_params is None or self.max_params >= 1, "max_params", "None or an int >= 1", self.max_params)
         need(self.max_macs is None or self.max_macs >= 1, "max_macs", "None or an int >= 1", self.max_macs)
         need(bool(self.study_name), "study_name", "a non-empty string", self.study_name)
+        need(self.image_size is None or (isinstance(self.image_size, int) and self.image_size >= 4), "image_size",
+             "None or an int >= 4", self.image_size)
+        need(self.on_bad_image in BAD_IMAGE, "on_bad_image", f"one of {list(BAD_IMAGE)}", self.on_bad_image)
         from autoarch.controllers import CONTROLLERS
         from autoarch.trainer import resolve_device
 
@@ -76,3 +91,12 @@ class SearchConfig:
             raise ConfigError(f"The 'controller' parameter of search must be one of {list(CONTROLLERS)}. Got "
                               f"{self.controller!r} instead.{did_you_mean(self.controller, CONTROLLERS)}")
         resolve_device(self.device)
+
+
+def resolve_cv(cv: int | float | str, n_train: int) -> int | float:
+    """``--cv`` as the evaluator takes it: an int (k folds) or a float (the holdout share)."""
+    if cv == "auto":
+        return HOLDOUT if n_train >= LARGE_DATA else 5
+    if cv == "holdout":
+        return HOLDOUT
+    return cv  # type: ignore[return-value]

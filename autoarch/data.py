@@ -18,7 +18,8 @@ import numpy as np
 
 from autoarch.exceptions import DataError, did_you_mean
 
-__all__ = ["Dataset", "BUILTIN_DATASETS", "load_dataset", "from_arrays", "train_test_split"]
+__all__ = ["Dataset", "BUILTIN_DATASETS", "load_dataset", "from_arrays", "train_test_split", "official_test",
+           "load_test"]
 
 logger = logging.getLogger(__name__)
 
@@ -184,9 +185,10 @@ def _read_idx(path: Path, header: int) -> np.ndarray:
         return np.frombuffer(fh.read(), dtype=np.uint8, offset=header)
 
 
-def _load_fashion_mnist() -> Dataset:
-    images = FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz"
-    labels = FASHION_MNIST_DIR / "train-labels-idx1-ubyte.gz"
+def _load_fashion_mnist(split: str = "train") -> Dataset:
+    prefix = "train" if split == "train" else "t10k"
+    images = FASHION_MNIST_DIR / f"{prefix}-images-idx3-ubyte.gz"
+    labels = FASHION_MNIST_DIR / f"{prefix}-labels-idx1-ubyte.gz"
     if not images.exists() or not labels.exists():
         raise DataError(
             f"fashion-mnist is not installed ({images} is missing); install it with "
@@ -194,7 +196,58 @@ def _load_fashion_mnist() -> Dataset:
         )
     X = _read_idx(images, 16).reshape(-1, 1, 28, 28)
     y = _read_idx(labels, 8)
-    return from_arrays(X, y, task=CLASSIFICATION, name="fashion-mnist", classes=FASHION_MNIST_LABELS)
+    name = "fashion-mnist" if split == "train" else "fashion-mnist-test"
+    return from_arrays(X, y, task=CLASSIFICATION, name=name, classes=FASHION_MNIST_LABELS)
+
+
+OFFICIAL_TEST = {"fashion-mnist": "the official 10,000 test images (t10k)"}
+"""Built-in data sets that come with their own test split: it is the held-out set unless ``--test split``."""
+
+
+def official_test(source: str) -> Dataset | None:
+    """The official test split of built-in data set ``source``, or None when it has none."""
+    return _load_fashion_mnist("test") if source == "fashion-mnist" else None
+
+
+def load_test(source: str, train: Dataset, *, target: str | None = None, image_size: int | None = None,
+              on_bad_image: str = "fail") -> Dataset:
+    """A held-out test set brought by the user (``--test FILE|FOLDER``), with the training data's classes and
+    input shape.
+
+    Raises:
+        DataError: the file or folder cannot be read, its input shape differs, or its classes are not the
+            training classes.
+    """
+    path = Path(source)
+    if path.is_dir():
+        from autoarch.images import load_image_folder
+
+        if train.input_kind != "image":
+            raise DataError(f"--test {source}: a folder of images, but the training data is {train.input_kind}; "
+                            "give a file of the same kind as the training data.")
+        size = image_size or tuple(train.input_shape[1:])
+        test = load_image_folder(path, image_size=size, on_bad_image=on_bad_image, classes=train.classes,
+                                 name=path.name)
+        if test.input_shape[0] != train.input_shape[0]:
+            X = (test.X.mean(axis=1, keepdims=True) if train.input_shape[0] == 1
+                 else np.repeat(test.X, train.input_shape[0], axis=1))
+            test = replace(test, X=np.ascontiguousarray(X, dtype=np.float32))
+    else:
+        test = load_dataset(source, target=target, task=train.task, image_size=image_size,
+                            on_bad_image=on_bad_image)
+        if train.task == CLASSIFICATION:
+            index = {c: i for i, c in enumerate(train.classes)}
+            labels = test.labels(test.y)
+            unknown = sorted({str(c) for c in labels if c not in index})
+            if unknown:
+                raise DataError(f"--test {source}: class(es) {unknown[:5]} are not among the training classes "
+                                f"{train.classes[:10]}; give a test set of the same classes.")
+            test = replace(test, y=np.asarray([index[c] for c in labels], dtype=np.int64),
+                           classes=list(train.classes))
+    if test.input_shape != train.input_shape:
+        raise DataError(f"--test {source}: samples of shape {test.input_shape}, but the training samples are "
+                        f"{train.input_shape}; give a test set of the same features or image size.")
+    return test
 
 
 BUILTIN_DATASETS = {
@@ -203,7 +256,8 @@ BUILTIN_DATASETS = {
     "wine": "sklearn wine: 178 samples, 13 features, 3 classes",
     "breast_cancer": "sklearn breast cancer: 569 samples, 30 features, 2 classes",
     "diabetes": "sklearn diabetes: 442 samples, 10 features, regression",
-    "fashion-mnist": "Fashion-MNIST train set: 60,000 28x28 images, 10 classes (apt-get install dataset-fashion-mnist)",
+    "fashion-mnist": "Fashion-MNIST: 60,000 28x28 training images, 10 classes; its 10,000 official test images are "
+                     "the held-out set (apt-get install dataset-fashion-mnist)",
 }
 
 
@@ -257,8 +311,11 @@ def _load_npz(path: Path, task: str | None) -> Dataset:
 
 
 def load_dataset(source: str, target: str | None = None, task: str | None = None,
-                 max_samples: int | None = None, seed: int = 0) -> Dataset:
-    """Load a built-in data set by name, or a ``.csv`` / ``.npz`` file.
+                 max_samples: int | None = None, seed: int = 0, image_size: int | None = None,
+                 on_bad_image: str = "fail") -> Dataset:
+    """Load a built-in data set by name, a ``.csv`` / ``.npz`` file, or a folder of images (one sub-folder per
+    class, :func:`autoarch.images.load_image_folder`; ``image_size`` resizes, ``on_bad_image`` is ``fail`` or
+    ``skip``).
 
     Args:
         source: a name from :data:`BUILTIN_DATASETS` or a path to a CSV or NPZ file.
@@ -276,14 +333,21 @@ def load_dataset(source: str, target: str | None = None, task: str | None = None
         if task is not None and task != data.task:
             y = np.asarray(data.labels(data.y)) if data.classes and task == CLASSIFICATION else data.y
             data = from_arrays(data.X, y, task=task, name=data.name, feature_names=data.feature_names)
+    elif path.is_dir():
+        from autoarch.images import load_image_folder
+
+        if task is not None and task != CLASSIFICATION:
+            raise DataError(f"{source}: a folder of images is a classification data set (one sub-folder per "
+                            "class); drop --task regression.")
+        data = load_image_folder(path, image_size=image_size, on_bad_image=on_bad_image)
     elif path.suffix.lower() in (".csv", ".npz"):
         if not path.is_file():
             raise DataError(f"data file {str(path)!r} does not exist; check the path.")
         data = _load_csv(path, target, task) if path.suffix.lower() == ".csv" else _load_npz(path, task)
     else:
         raise DataError(
-            f"unknown data {source!r}: give a built-in data set ({', '.join(BUILTIN_DATASETS)}) or a .csv/.npz "
-            f"file.{did_you_mean(source, BUILTIN_DATASETS)}"
+            f"unknown data {source!r}: give a built-in data set ({', '.join(BUILTIN_DATASETS)}), a .csv/.npz "
+            f"file or a folder of images.{did_you_mean(source, BUILTIN_DATASETS)}"
         )
     if max_samples is not None and len(data) > max_samples:
         index, _ = _split_index(data, train_size=max_samples, seed=seed)

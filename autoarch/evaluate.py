@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
+from sklearn.model_selection import KFold, ShuffleSplit, StratifiedKFold, StratifiedShuffleSplit, train_test_split
 from torch import nn
 
 from autoarch.data import Dataset
@@ -22,7 +22,7 @@ from autoarch.model import Model, fit_standardizer
 from autoarch.search_spaces import SearchSpace
 from autoarch.trainer import TrainConfig, fit, predict
 
-__all__ = ["CVResult", "cross_validate", "build_model", "retrain", "EARLY_STOP_FRACTION"]
+__all__ = ["CVResult", "cross_validate", "build_model", "retrain", "EARLY_STOP_FRACTION", "n_folds", "describe_cv"]
 
 EARLY_STOP_FRACTION = 0.1
 """Share of each fold's training part set aside to pick the early-stopping epoch."""
@@ -34,7 +34,10 @@ class CVResult:
 
     fold_scores: list[dict[str, float]] = field(default_factory=list)
     best_epochs: list[int] = field(default_factory=list)
+    epochs_run: list[int] = field(default_factory=list)
     seconds: float = 0.0
+    n_fit: int = 0
+    """Samples each fold trained on (the last fold's)."""
 
     def mean(self) -> dict[str, float]:
         return {k: float(np.nanmean([s[k] for s in self.fold_scores])) for k in self.fold_scores[0]}
@@ -52,9 +55,22 @@ def build_model(space: SearchSpace, arch: Mapping[str, Any], data: Dataset) -> M
     return Model(net, mean, std)
 
 
-def splitter(task: str, cv: int, seed: int) -> KFold | StratifiedKFold:
+def splitter(task: str, cv: int | float, seed: int) -> Any:
+    """k-fold for an int ``cv`` (stratified for classification); one (stratified) holdout split that validates on
+    a share ``cv`` of the data for a float ``cv`` in (0, 1)."""
+    if isinstance(cv, float):
+        holdout = StratifiedShuffleSplit if task == "classification" else ShuffleSplit
+        return holdout(n_splits=1, test_size=cv, random_state=seed)
     cls = StratifiedKFold if task == "classification" else KFold
     return cls(n_splits=cv, shuffle=True, random_state=seed)
+
+
+def n_folds(cv: int | float) -> int:
+    return 1 if isinstance(cv, float) else int(cv)
+
+
+def describe_cv(cv: int | float) -> str:
+    return f"holdout {cv:.0%}" if isinstance(cv, float) else f"{cv}-fold"
 
 
 def early_stopping_split(data: Dataset, seed: int) -> tuple[Dataset, Dataset | None]:
@@ -76,30 +92,51 @@ def cross_validate(
     cfg: TrainConfig,
     data: Dataset,
     *,
-    cv: int = 5,
+    cv: int | float = 5,
     seed: int = 0,
     device: torch.device | str = "cpu",
     on_fold: Callable[[int, dict[str, float]], None] | None = None,
     deadline: float | None = None,
+    on_epoch: Callable[[int, int, dict[str, float]], None] | None = None,
 ) -> CVResult:
-    """Score ``arch`` trained with ``cfg`` by ``cv``-fold (stratified, for classification) cross-validation.
+    """Score ``arch`` trained with ``cfg`` by ``cv``-fold (stratified, for classification) cross-validation, or
+    on one holdout split when ``cv`` is a float share in (0, 1).
 
-    ``on_fold(i, scores)`` is called after each fold (the search reports to optuna's pruners there; it may
-    raise ``optuna.TrialPruned``). ``deadline`` (``time.monotonic()``) bounds the whole cross-validation.
+    ``on_fold(i, scores)`` is called after each fold; ``on_epoch(fold, epoch, record)`` after each epoch, where
+    ``record`` holds ``train_loss`` and every metric as ``val_<name>`` on the fold's early-stopping part
+    (training data, never the validation fold), and for classification ``val_majority``, the accuracy of
+    predicting its most frequent class. The search reports to optuna's pruners there;
+    either may raise ``optuna.TrialPruned``. ``deadline`` (``time.monotonic()``) bounds the whole
+    cross-validation. The space's :meth:`~autoarch.search_spaces.SearchSpace.augmentation` is applied to the
+    training batches of each fold.
     """
     result = CVResult()
     start = time.perf_counter()
+    augment = space.augmentation(arch)
     for i, (train_idx, val_idx) in enumerate(splitter(data.task, cv, seed).split(data.X, data.y)):
         train, val = data.subset(train_idx), data.subset(val_idx)
         fit_part, stop_part = early_stopping_split(train, seed + i)
         torch.manual_seed(seed + i)
         model = build_model(space, arch, fit_part)
+        scorer = None
+        if on_epoch is not None and stop_part is not None:
+            y_stop = stop_part.y
+
+            def scorer(out: np.ndarray, y_stop: np.ndarray = y_stop) -> dict[str, float]:
+                scores = compute_metrics(data.task, y_stop, out, data.n_outputs)
+                if data.task == "classification":  # the accuracy of always predicting the most frequent class
+                    scores["majority"] = float(np.bincount(y_stop).max() / len(y_stop))
+                return scores
+
         res = fit(model, fit_part.X, fit_part.y, data.task, cfg, seed=seed + i, device=device,
                   X_val=None if stop_part is None else stop_part.X, y_val=None if stop_part is None else stop_part.y,
-                  deadline=deadline)
+                  deadline=deadline, augment=augment, val_scorer=scorer,
+                  on_epoch=None if on_epoch is None else (lambda e, rec, i=i: on_epoch(i, e, rec)))
         scores = compute_metrics(data.task, val.y, predict(model, val.X, device=device), data.n_outputs)
         result.fold_scores.append(scores)
         result.best_epochs.append(res.best_epoch)
+        result.epochs_run.append(res.epochs_run)
+        result.n_fit = len(fit_part)
         if on_fold is not None:
             on_fold(i, scores)
     result.seconds = time.perf_counter() - start
@@ -117,7 +154,8 @@ def retrain(space: SearchSpace, arch: Mapping[str, Any], cfg: TrainConfig, data:
     """
     torch.manual_seed(seed)
     model = build_model(space, arch, data)
-    fit(model, data.X, data.y, data.task, replace(cfg, schedule="cosine"), seed=seed, device=device, epochs=epochs)
+    fit(model, data.X, data.y, data.task, replace(cfg, schedule="cosine"), seed=seed, device=device, epochs=epochs,
+        augment=space.augmentation(arch))
     return model.cpu().eval()
 
 

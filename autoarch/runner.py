@@ -30,10 +30,18 @@ from torch import nn
 
 from autoarch import __version__
 from autoarch.compress import CompressionResult, compress_model, count_macs_params, replay_pruning
-from autoarch.config import SearchConfig
+from autoarch.config import SearchConfig, resolve_cv
 from autoarch.controllers import make_sampler
-from autoarch.data import BUILTIN_DATASETS, Dataset, from_arrays, load_dataset, train_test_split
-from autoarch.evaluate import build_model, cross_validate, retrain
+from autoarch.data import (
+    BUILTIN_DATASETS,
+    Dataset,
+    from_arrays,
+    load_dataset,
+    load_test,
+    official_test,
+    train_test_split,
+)
+from autoarch.evaluate import build_model, cross_validate, describe_cv, n_folds, retrain
 from autoarch.exceptions import AutoArchError, ConfigError, DataError, TimeLimitError, did_you_mean
 from autoarch.metrics import check_metric, compute_metrics, default_metric, objective_value
 from autoarch.model import Model
@@ -48,7 +56,19 @@ logger = logging.getLogger(__name__)
 STUDY_NAME = "autoarch"
 STUDY_FILE = "study.db"
 # Options that change what a trial means: a study can only be resumed with the same values.
-_FINGERPRINT_KEYS = ("space", "metric", "cv", "seed", "epochs", "patience", "test_size", "max_samples")
+_FINGERPRINT_KEYS = ("space", "metric", "cv", "seed", "epochs", "patience", "test_size", "max_samples", "test",
+                     "image_size")
+CHANCE_EPOCHS = 2
+"""A classifier whose accuracy on its early-stopping data is still within :data:`CHANCE_MARGIN` of the majority
+class after this many epochs is stopped (a sigmoid/SGD candidate of a Fashion-MNIST search trained 921 s at 10%)."""
+CHANCE_MARGIN = 0.02
+DIVERGENCE = 3.0
+"""A candidate whose epoch training loss exceeds this multiple of its first epoch's is stopped as diverging."""
+FINISH_OVERHEAD = 20.0
+"""Seconds reserved under --timeout for export, int8 quantization and verification, besides retrain and fine-tune."""
+WARM_START_TRAINING = {"optimizer": "adam", "lr": 1e-3, "weight_decay": 1e-4, "l1": 1e-8, "batch_size": 128,
+                       "schedule": "cosine"}
+"""The training of the warm-start candidates: Adam at its usual rate, light L2, cosine schedule."""
 
 
 @dataclass
@@ -89,13 +109,14 @@ class SearchResult:
 
 
 def _resolve_data(data: Any, y: Any, target: str | None, task: str | None, max_samples: int | None,
-                  seed: int) -> Dataset:
+                  seed: int, image_size: int | None = None, on_bad_image: str = "fail") -> Dataset:
     if isinstance(data, Dataset):
         return data
     if isinstance(data, (str, os.PathLike)):
         if y is not None:
             raise ConfigError("give either a data set name / file, or arrays X and y, not both.")
-        return load_dataset(str(data), target=target, task=task, max_samples=max_samples, seed=seed)
+        return load_dataset(str(data), target=target, task=task, max_samples=max_samples, seed=seed,
+                            image_size=image_size, on_bad_image=on_bad_image)
     if y is None:
         raise ConfigError("search(X, y): the targets y are missing.")
     dataset = from_arrays(data, y, task=task)
@@ -104,7 +125,9 @@ def _resolve_data(data: Any, y: Any, target: str | None, task: str | None, max_s
     return dataset
 
 
-def _check_folds(train: Dataset, cv: int) -> None:
+def _check_folds(train: Dataset, cv: int | float) -> None:
+    if isinstance(cv, float):
+        cv = 2  # a stratified holdout split needs two samples of each class
     if len(train) < 2 * cv:
         raise DataError(f"the training split has {len(train)} samples, too few for --cv {cv}; lower --cv or add data.")
     if train.task != "classification":
@@ -176,15 +199,63 @@ def _open_study(storage: optuna.storages.BaseStorage, name: str, fingerprint: di
     return study
 
 
-def make_pruner(name: str, cv: int) -> optuna.pruners.BasePruner:
-    """The optuna pruner of ``--early-stop``; a step is a CV fold, the value the running mean over folds."""
+def make_pruner(name: str, cv: int | float, epochs: int = 20) -> optuna.pruners.BasePruner:
+    """The optuna pruner of ``--early-stop``. A step is an epoch (fold ``i``'s epoch ``e`` is step
+    ``i * epochs + e``), the value the objective metric on the fold's early-stopping part after that epoch:
+    successive halving promotes a third of the candidates at 1, 3, 9, ... epochs."""
     if name == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0)
     if name == "halving":
         return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
     if name == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=cv, reduction_factor=3)
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs * n_folds(cv), reduction_factor=3)
     return optuna.pruners.NopPruner()
+
+
+def _epochs_per_sample_second(trial: optuna.trial.FrozenTrial) -> float | None:
+    """Seconds one training sample-epoch cost in ``trial`` (its CV time over the epochs and samples it ran)."""
+    seconds, epochs, n_fit = (trial.user_attrs.get(k) for k in ("seconds", "epochs_run", "n_fit"))
+    if not seconds or not epochs or not n_fit:
+        return None
+    return float(seconds) / (sum(epochs) * n_fit)
+
+
+def finish_estimate(study: optuna.Study, n_train: int, finetune_epochs: int) -> float | None:
+    """Estimated seconds of the winner's retrain, fine-tune and compression, from the best trial's measured cost
+    per sample-epoch (None before a trial completes)."""
+    try:
+        best = study.best_trial
+    except ValueError:
+        return None
+    per = _epochs_per_sample_second(best)
+    if per is None:
+        return None
+    epochs = max(1, int(round(float(np.median(best.user_attrs.get("best_epochs") or [1])))))
+    return FINISH_OVERHEAD + per * n_train * (epochs + finetune_epochs)
+
+
+class _Budget:
+    """``--timeout`` covers the whole job: the search ends early enough for the winner's retrain, fine-tune and
+    compression, whose cost is estimated from the best trial so far (:func:`finish_estimate`)."""
+
+    def __init__(self, job_deadline: float | None, n_train: int, finetune_epochs: int) -> None:
+        self.job_deadline = job_deadline
+        self.n_train = n_train
+        self.finetune_epochs = finetune_epochs
+        self._said: float | None = None
+
+    def search_deadline(self, study: optuna.Study) -> float | None:
+        if self.job_deadline is None:
+            return None
+        reserve = finish_estimate(study, self.n_train, self.finetune_epochs)
+        if reserve is None:
+            return self.job_deadline - FINISH_OVERHEAD
+        if self._said is None or abs(reserve - self._said) > 0.2 * self._said:
+            self._said = reserve
+            logger.info("budget: %.0f s of --timeout reserved for the winner's retrain, fine-tune and compression "
+                        "(measured on the best trial so far); the search ends in %.0f s", reserve,
+                        max(0.0, self.job_deadline - reserve - time.time()))
+        return self.job_deadline - reserve
 
 
 def _counts_toward_budget(trial: optuna.trial.FrozenTrial) -> bool:
@@ -207,7 +278,7 @@ def _n_done(study: optuna.Study) -> int:
 
 
 def _run_until_budget(study: optuna.Study, objective: Callable[[optuna.Trial], float], budget: int,
-                      deadline: float | None, callbacks: list[Callable[..., None]],
+                      deadline: float | None | _Budget, callbacks: list[Callable[..., None]],
                       stopped: Callable[[], bool] | None = None, workers_alive: Callable[[], bool] | None = None
                       ) -> int:
     """Run trials one at a time until the study has ``budget`` finished trials (all workers together) or the
@@ -221,7 +292,11 @@ def _run_until_budget(study: optuna.Study, objective: Callable[[optuna.Trial], f
     are never counted), so a study shared with remote workers can end over the budget by the trials in flight.
     """
     ran = 0
-    while deadline is None or time.time() < deadline:
+
+    def ends() -> float | None:
+        return deadline.search_deadline(study) if isinstance(deadline, _Budget) else deadline
+
+    while ends() is None or time.time() < ends():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(study)
@@ -274,14 +349,22 @@ class _Progress:
 
 
 def _make_objective(space: SearchSpace, train: Dataset, cfg: SearchConfig, metric: str,
-                    device: torch.device, search_deadline: float | None = None) -> Callable[[optuna.Trial], float]:
-    """The trial function. ``search_deadline`` (``time.time()``, from ``--timeout``) also stops a trial still
-    training when it passes: the trial is marked FAIL with a ``stopped_reason`` and does not count toward the
-    budget (a resumed run starts another), so ``--timeout`` bounds the search, not just when trials start."""
+                    device: torch.device, search_deadline: float | None | _Budget = None
+                    ) -> Callable[[optuna.Trial], float]:
+    """The trial function. ``search_deadline`` (``time.time()``, or the ``--timeout`` budget) also stops a trial
+    still training when it passes: the trial is marked FAIL with a ``stopped_reason`` and does not count toward
+    the budget (a resumed run starts another), so ``--timeout`` bounds the search, not just when trials start.
+
+    After every epoch the objective metric on the fold's early-stopping part is reported to optuna (step
+    ``fold * epochs + epoch``) so that the pruner of ``--early-stop`` can stop the candidate; a classifier still
+    at chance level after :data:`CHANCE_EPOCHS` epochs, or a diverging one, is stopped too. Every trial records
+    its fidelity: ``epochs_trained`` (all folds) and the folds it finished."""
     example = torch.as_tensor(train.X[:2], dtype=torch.float32)
+    plain = metric[4:] if metric.startswith("neg_") else metric
 
     def objective(trial: optuna.Trial) -> float:
         by_search = False  # whether --timeout (not --trial-timeout) is the limit that can stop this trial
+        started = time.perf_counter()
         try:
             arch = space.suggest(trial)
             tcfg = suggest_training(trial, cfg.epochs, cfg.patience)
@@ -296,21 +379,43 @@ def _make_objective(space: SearchSpace, train: Dataset, cfg: SearchConfig, metri
             if over:  # rejected before any training
                 trial.set_user_attr("pruned_reason", "; ".join(over))
                 raise optuna.TrialPruned(over[0])
-            running: list[float] = []
+            first_loss: list[float] = []
+            trained = [0]
 
-            def on_fold(i: int, scores: dict[str, float]) -> None:
-                running.append(objective_value(metric, scores))
-                trial.report(float(np.mean(running)), i)
+            def on_epoch(fold: int, epoch: int, record: dict[str, float]) -> None:
+                trained[0] += 1
+                trial.set_user_attr("epochs_trained", trained[0])
+                if fold == 0 and epoch == 1:
+                    first_loss.append(record["train_loss"])
+                elif first_loss and record["train_loss"] > DIVERGENCE * first_loss[0]:
+                    trial.set_user_attr("pruned_reason", f"diverging: training loss {record['train_loss']:.3g} in "
+                                                         f"epoch {epoch}, {first_loss[0]:.3g} in the first")
+                    raise optuna.TrialPruned()
+                if f"val_{plain}" not in record:
+                    return
+                majority = record.get("val_majority")
+                if (majority is not None and fold == 0 and epoch == CHANCE_EPOCHS
+                        and record["val_accuracy"] <= majority + CHANCE_MARGIN):
+                    trial.set_user_attr("pruned_reason", f"at chance level after {epoch} epochs (accuracy "
+                                                         f"{record['val_accuracy']:.3f}, majority class "
+                                                         f"{majority:.3f})")
+                    raise optuna.TrialPruned()
+                trial.report(objective_value(metric, {k[4:]: v for k, v in record.items() if k.startswith("val_")}),
+                             fold * cfg.epochs + epoch)
                 if trial.should_prune():
-                    trial.set_user_attr("pruned_reason", f"--early-stop {cfg.early_stop} after fold {i + 1}")
+                    trial.set_user_attr("pruned_reason", f"--early-stop {cfg.early_stop} after {trained[0]} "
+                                                         f"epoch(s) (fold {fold + 1}, epoch {epoch})")
                     raise optuna.TrialPruned()
 
             trial_limit = None if cfg.trial_timeout is None else time.monotonic() + cfg.trial_timeout
-            search_limit = None if search_deadline is None else time.monotonic() + (search_deadline - time.time())
+            ends = (search_deadline.search_deadline(trial.study) if isinstance(search_deadline, _Budget)
+                    else search_deadline)
+            search_limit = None if ends is None else time.monotonic() + (ends - time.time())
             by_search = search_limit is not None and (trial_limit is None or search_limit <= trial_limit)
             result = cross_validate(space, arch, tcfg, train, cv=cfg.cv, seed=cfg.seed, device=device,
-                                    on_fold=on_fold, deadline=search_limit if by_search else trial_limit)
+                                    on_epoch=on_epoch, deadline=search_limit if by_search else trial_limit)
         except optuna.TrialPruned:
+            trial.set_user_attr("seconds", time.perf_counter() - started)
             raise
         except TimeLimitError as exc:
             if by_search:
@@ -328,6 +433,8 @@ def _make_objective(space: SearchSpace, train: Dataset, cfg: SearchConfig, metri
             trial.set_user_attr(f"cv_{name}_mean", mean[name])
             trial.set_user_attr(f"cv_{name}_std", std[name])
         trial.set_user_attr("best_epochs", result.best_epochs)
+        trial.set_user_attr("epochs_run", result.epochs_run)
+        trial.set_user_attr("n_fit", result.n_fit)
         trial.set_user_attr("seconds", result.seconds)
         value = objective_value(metric, mean)
         if not math.isfinite(value):
@@ -349,6 +456,8 @@ def leaderboard(study: optuna.Study, space: SearchSpace | None = None) -> pd.Dat
         row["params"] = t.user_attrs.get("params")
         row["macs"] = t.user_attrs.get("macs")
         row["seconds"] = t.user_attrs.get("seconds")
+        row["epochs_trained"] = t.user_attrs.get("epochs_trained")
+        row["warm_start"] = t.user_attrs.get("warm_start", "")
         row["architecture"] = (space.describe(arch) if space is not None and arch else json.dumps(arch))
         row["training"] = json.dumps(t.user_attrs.get("training"))
         row["reason"] = (t.user_attrs.get("fail_reason") or t.user_attrs.get("pruned_reason")
@@ -417,11 +526,25 @@ def _prepare(data: Any, y: Any, target: str | None, task: str | None, options: M
         raise ConfigError(f"search() got unknown option {unknown[0]!r}.{hint}")
     cfg = SearchConfig(**options)
     cfg.validate()
-    dataset = _resolve_data(data, y, target, task, cfg.max_samples, cfg.seed)
+    dataset = _resolve_data(data, y, target, task, cfg.max_samples, cfg.seed, cfg.image_size, cfg.on_bad_image)
     space = get_space(cfg.space, dataset.input_kind)
     metric = cfg.metric or default_metric(dataset.task)
     check_metric(metric, dataset.task)
-    train, test = train_test_split(dataset, cfg.test_size, cfg.seed)
+    official = official_test(str(data)) if isinstance(data, str) and cfg.test is None else None
+    if cfg.test not in (None, "split"):
+        train, test = dataset, load_test(cfg.test, dataset, target=target, image_size=cfg.image_size,
+                                         on_bad_image=cfg.on_bad_image)
+    elif official is not None:
+        train, test = dataset, official
+    else:
+        train, test = train_test_split(dataset, cfg.test_size, cfg.seed)
+    cv = resolve_cv(cfg.cv, len(train))
+    if cfg.cv == "auto" and isinstance(cv, float):
+        logger.info("%d training samples: candidates are validated on one %.0f%% holdout split (--cv auto; give "
+                    "--cv K for k-fold)", len(train), 100 * cv)
+    early_stop = cfg.early_stop if cfg.early_stop != "auto" else ("halving" if isinstance(cv, float) else "none")
+    cfg = replace(cfg, cv=cv, early_stop=early_stop, test=cfg.test if cfg.test is not None else
+                  ("official" if official is not None else "split"))
     _check_folds(train, cfg.cv)
     return _Context(dataset, train, test, space, cfg, metric, target)
 
@@ -449,10 +572,11 @@ def _worker_loop(ctx: _Context, storage: optuna.storages.BaseStorage, worker: in
                  workers_alive: Callable[[], bool] | None = None) -> int:
     study = optuna.load_study(study_name=ctx.cfg.study_name, storage=storage)
     study.sampler = _sampler(ctx, worker, _n_done(study))
-    study.pruner = make_pruner(ctx.cfg.early_stop, ctx.cfg.cv)
+    study.pruner = make_pruner(ctx.cfg.early_stop, ctx.cfg.cv, ctx.cfg.epochs)
+    budget = None if deadline is None else _Budget(deadline, len(ctx.train), ctx.cfg.finetune_epochs)
     objective = _make_objective(ctx.space, ctx.train, ctx.cfg, ctx.metric, resolve_device(ctx.cfg.device),
-                                search_deadline=deadline)
-    return _run_until_budget(study, objective, ctx.cfg.trials, deadline, callbacks or [], stopped, workers_alive)
+                                search_deadline=budget)
+    return _run_until_budget(study, objective, ctx.cfg.trials, budget, callbacks or [], stopped, workers_alive)
 
 
 WORKERS_ENV = "AUTOARCH_WORKERS"
@@ -541,9 +665,10 @@ def search(
     spec = {"data": _data_spec(data, target, task), "options": {**asdict(cfg), "space": ctx.space.name}}
     # The study is created here, before any worker starts (two processes creating one SQLite study race).
     study = _open_study(storage, cfg.study_name, ctx.fingerprint, spec, _sampler(ctx, 0, 0),
-                        make_pruner(cfg.early_stop, cfg.cv), str(out_dir or url))
+                        make_pruner(cfg.early_stop, cfg.cv, cfg.epochs), str(out_dir or url))
     if not _has_heartbeat(study):
         _fail_running(study)
+    _warm_start(study, ctx)
     done = _n_done(study)
     if done:
         logger.info("resuming the study in %s: %d of %d trials done", out_dir or url, done, cfg.trials)
@@ -579,7 +704,20 @@ def search(
                     child.terminate()
     study = optuna.load_study(study_name=cfg.study_name, storage=storage)
     return _finish(study, ctx.space, ctx.dataset, ctx.train, ctx.test, cfg, ctx.metric, device, out_dir,
-                   time.perf_counter() - start)
+                   time.perf_counter() - start, deadline)
+
+
+def _warm_start(study: optuna.Study, ctx: _Context) -> None:
+    """Queue the space's textbook networks (with :data:`WARM_START_TRAINING`) as the first trials of a new study,
+    so that a search never ships worse than the reference it could have started from."""
+    if not ctx.cfg.warm_start or ctx.cfg.controller == "grid" or study.user_attrs.get("warm_started"):
+        return
+    study.set_user_attr("warm_started", True)
+    if study.get_trials(deepcopy=False):
+        return  # a study made before warm starts existed
+    for name, arch in ctx.space.warm_starts()[:ctx.cfg.trials]:
+        study.enqueue_trial({**arch, **WARM_START_TRAINING}, user_attrs={"warm_start": name})
+        logger.info("warm start: trial %s is the %s network", len(study.get_trials(deepcopy=False)) - 1, name)
 
 
 def run_worker(storage: str, study_name: str = STUDY_NAME, *, threads: int = 1, progress: bool = False) -> int:
@@ -619,8 +757,8 @@ def run_worker(storage: str, study_name: str = STUDY_NAME, *, threads: int = 1, 
 
 
 def _finish(study: optuna.Study, space: SearchSpace, dataset: Dataset, train: Dataset, test: Dataset,
-            cfg: SearchConfig, metric: str, device: torch.device, out_dir: Path | None, search_seconds: float
-            ) -> SearchResult:
+            cfg: SearchConfig, metric: str, device: torch.device, out_dir: Path | None, search_seconds: float,
+            job_deadline: float | None = None) -> SearchResult:
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     if not complete:
@@ -635,6 +773,16 @@ def _finish(study: optuna.Study, space: SearchSpace, dataset: Dataset, train: Da
     arch = dict(best.user_attrs["architecture"])
     tcfg = TrainConfig(**best.user_attrs["training"])
     epochs = max(1, int(round(float(np.median(best.user_attrs["best_epochs"])))))
+    finetune_epochs = cfg.finetune_epochs if cfg.prune > 0 else 0
+    per = _epochs_per_sample_second(best)
+    if job_deadline is not None and per is not None:
+        fit_epochs = int((job_deadline - time.time() - FINISH_OVERHEAD) / (per * len(train)))
+        if epochs + finetune_epochs > fit_epochs:
+            planned = (epochs, finetune_epochs)
+            finetune_epochs = min(finetune_epochs, max(1, fit_epochs - epochs)) if finetune_epochs else 0
+            epochs = max(1, min(epochs, fit_epochs - finetune_epochs))
+            logger.info("budget: %d retrain and %d fine-tune epochs fit in what is left of --timeout (planned %d "
+                        "and %d)", epochs, finetune_epochs, *planned)
     logger.info("retraining trial %d on the whole training split (%d samples, %d epochs)", best.number, len(train),
                 epochs)
     model = retrain(space, arch, tcfg, train, epochs, seed=cfg.seed, device=device)
@@ -646,7 +794,7 @@ def _finish(study: optuna.Study, space: SearchSpace, dataset: Dataset, train: Da
                 "input_shape": json.dumps(list(dataset.input_shape)), "architecture": json.dumps(description),
                 "metric": metric}
     comp = compress_model(model, train, test, files_dir, train_config=tcfg, prune_ratio=cfg.prune,
-                          finetune_epochs=cfg.finetune_epochs, calibration_samples=cfg.calibration_samples,
+                          finetune_epochs=max(1, finetune_epochs), calibration_samples=cfg.calibration_samples,
                           seed=cfg.seed, device=device, metadata=metadata,
                           on_stage=lambda s: logger.info("compression: %s", s))
     description["pruning_history"] = comp.pruning_history
@@ -661,13 +809,16 @@ def _finish(study: optuna.Study, space: SearchSpace, dataset: Dataset, train: Da
                  # How `autoarch compress` reloads the data: a built-in name or an absolute file path.
                  "source": (study.user_attrs.get("spec") or {}).get("data")},
         "search": {"space": space.name, "controller": cfg.controller, "metric": metric, "cv": cfg.cv,
+                   "validation": describe_cv(cfg.cv), "early_stop": cfg.early_stop, "held_out": cfg.test,
                    "trials_requested": cfg.trials, "trial_states": {k: v for k, v in counts.items() if v},
+                   "fidelity": _fidelity_counts(trials),
                    "seconds_this_run": search_seconds, "seed": cfg.seed, "device": str(device)},
-        "best": {"trial": best.number, "architecture": arch, "summary": space.describe(arch),
+        "best": {"trial": best.number, "warm_start": best.user_attrs.get("warm_start"), "architecture": arch,
+                 "summary": space.describe(arch),
                  "training": tcfg.to_dict(), "retrain_epochs": epochs, "retrain_schedule": "cosine",
                  "cv": cv_scores},
         "test": test_scores,
-        "compression": {"prune_ratio": cfg.prune, "finetune_epochs": cfg.finetune_epochs,
+        "compression": {"prune_ratio": cfg.prune, "finetune_epochs": finetune_epochs,
                         "stages": comp.stages, "verification": comp.verification},
         "config": {**asdict(cfg), "space": space.name},
     }
@@ -685,6 +836,15 @@ def _finish(study: optuna.Study, space: SearchSpace, dataset: Dataset, train: Da
     return SearchResult(architecture=arch, training=tcfg.to_dict(), cv_scores=cv_scores, test_scores=test_scores,
                         model=comp.model, leaderboard=board, compression=comp, out_dir=files_dir, study=study,
                         report=report)
+
+
+def _fidelity_counts(trials: list[optuna.trial.FrozenTrial]) -> dict[str, int]:
+    """How many trials ended after how many training epochs (all folds), e.g. ``{"1": 12, "3": 4, "20": 1}``."""
+    counts: dict[int, int] = {}
+    for t in trials:
+        if t.state in (TrialState.COMPLETE, TrialState.PRUNED) and "epochs_trained" in t.user_attrs:
+            counts[int(t.user_attrs["epochs_trained"])] = counts.get(int(t.user_attrs["epochs_trained"]), 0) + 1
+    return {str(k): counts[k] for k in sorted(counts)}
 
 
 def _json_default(value: Any) -> Any:

@@ -129,13 +129,20 @@ def fit(
     epochs: int | None = None,
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
     deadline: float | None = None,
+    augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    val_scorer: Callable[[np.ndarray], dict[str, float]] | None = None,
 ) -> FitResult:
     """Train ``model`` in place.
 
     With validation data, the epoch of lowest validation loss is kept and training stops after
     ``cfg.patience`` epochs without improvement; without it, training runs ``epochs`` (default
     ``cfg.max_epochs``) epochs. ``deadline`` is a ``time.monotonic()`` value; training past it stops with a
-    :class:`TimeLimitError`.
+    :class:`TimeLimitError`. ``augment`` transforms each training batch (raw inputs, on the device) before the
+    forward pass; ``val_scorer`` maps the validation output (numpy) to metrics recorded as ``val_<name>`` in
+    each epoch's record, which ``on_epoch(epoch, record)`` sees (the search reports them to optuna's pruners).
+
+    On a CUDA device the data is copied to the GPU once (from pinned memory) and the forward and backward passes
+    run under autocast: bfloat16 where the GPU supports it, else float16 with a gradient scaler.
 
     Raises:
         TrainingError: the loss became NaN or infinite.
@@ -145,7 +152,11 @@ def fit(
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     model.to(device)
-    Xt = torch.as_tensor(X, dtype=torch.float32, device=device)
+    cuda = device.type == "cuda"
+    Xt = torch.as_tensor(X, dtype=torch.float32)
+    Xt = Xt.pin_memory().to(device, non_blocking=True) if cuda else Xt
+    amp_dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if cuda else None
+    scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
     yt = torch.as_tensor(y, device=device)
     yt = yt.long() if task == "classification" else yt.float()
     loss_fn = _loss_fn(task, model)
@@ -166,7 +177,9 @@ def fit(
             idx = order[start:start + cfg.batch_size]
             if len(idx) < 2 and len(Xt) > 1:
                 continue  # a batch of one breaks batch norm
-            loss = loss_fn(model(Xt[idx]), yt[idx])
+            xb = Xt[idx] if augment is None else augment(Xt[idx])
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                loss = loss_fn(model(xb).float(), yt[idx])
             if cfg.l1 > 0:
                 loss = loss + cfg.l1 * sum(w.abs().sum() for w in weights)
             if not torch.isfinite(loss):
@@ -175,8 +188,13 @@ def fit(
                     f"optimizer={cfg.optimizer}); a lower learning rate usually avoids this."
                 )
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
+            else:
+                loss.backward()
+                opt.step()
             if sched is not None:
                 sched.step()
             total += loss.item() * len(idx)
@@ -188,6 +206,8 @@ def fit(
             yv = torch.as_tensor(y_val, device=device)
             val_loss = loss_fn(val_out, yv.long() if task == "classification" else yv.float()).item()
             record["val_loss"] = val_loss
+            if val_scorer is not None:
+                record.update({f"val_{k}": float(v) for k, v in val_scorer(val_out.float().cpu().numpy()).items()})
             if val_loss < best_loss - 1e-6:
                 best_loss, best_epoch, bad_epochs = val_loss, epoch, 0
                 best_state = copy.deepcopy(model.state_dict())

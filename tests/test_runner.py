@@ -134,7 +134,7 @@ def test_optuna_controllers_run(controller: str) -> None:
 
 
 def test_bad_options_fail_before_any_training(tmp_path) -> None:
-    with pytest.raises(ConfigError, match="'cv' parameter of search must be an int >= 2. Got 1"):
+    with pytest.raises(ConfigError, match="'cv' parameter of search must be an int >= 2 .k-fold."):
         autoarch.search("iris", cv=1)
     with pytest.raises(ConfigError, match="Did you mean 'trials'"):
         autoarch.search("iris", trails=3)
