@@ -220,9 +220,28 @@ def _epochs_per_sample_second(trial: optuna.trial.FrozenTrial) -> float | None:
     return float(seconds) / (sum(epochs) * n_fit)
 
 
+EPOCH_SHARE = 0.25
+"""Under --timeout, a candidate whose first epoch is estimated to take more than this share of the search time
+left is rejected before training (a 195k-parameter Fashion-MNIST candidate spent a worker's last 10 minutes)."""
+MIN_COST_SAMPLES = 3
+
+
+def estimate_epoch_seconds(study: optuna.Study, macs: int) -> float | None:
+    """Seconds one training epoch of a candidate of ``macs`` multiply-accumulates per sample is expected to take
+    here: ``macs`` times the median seconds per epoch and MAC of the trials that trained (None before
+    :data:`MIN_COST_SAMPLES` of them). Small networks cost more per MAC than large ones, so this errs high."""
+    rates = [t.user_attrs["seconds"] / (t.user_attrs["epochs_trained"] * t.user_attrs["macs"])
+             for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+             if t.user_attrs.get("epochs_trained") and t.user_attrs.get("macs") and t.user_attrs.get("seconds")]
+    if len(rates) < MIN_COST_SAMPLES:
+        return None
+    return float(np.median(rates)) * macs
+
+
 def finish_estimate(study: optuna.Study, n_train: int, finetune_epochs: int) -> float | None:
     """Estimated seconds of the winner's retrain, fine-tune and compression, from the best trial's measured cost
-    per sample-epoch (None before a trial completes)."""
+    per sample-epoch (None before a trial completes). The fine-tune is counted for a quarter of the retrain's
+    epochs (at least 2), which is what the finish cuts it to when time is short."""
     try:
         best = study.best_trial
     except ValueError:
@@ -231,7 +250,11 @@ def finish_estimate(study: optuna.Study, n_train: int, finetune_epochs: int) -> 
     if per is None:
         return None
     epochs = max(1, int(round(float(np.median(best.user_attrs.get("best_epochs") or [1])))))
-    return FINISH_OVERHEAD + per * n_train * (epochs + finetune_epochs)
+    return FINISH_OVERHEAD + per * n_train * (epochs + _short_finetune(finetune_epochs, epochs))
+
+
+def _short_finetune(finetune_epochs: int, retrain_epochs: int) -> int:
+    return min(finetune_epochs, max(2, retrain_epochs // 4))
 
 
 class _Budget:
@@ -379,6 +402,14 @@ def _make_objective(space: SearchSpace, train: Dataset, cfg: SearchConfig, metri
             if over:  # rejected before any training
                 trial.set_user_attr("pruned_reason", "; ".join(over))
                 raise optuna.TrialPruned(over[0])
+            ends = (search_deadline.search_deadline(trial.study) if isinstance(search_deadline, _Budget)
+                    else search_deadline)
+            epoch_cost = estimate_epoch_seconds(trial.study, macs)
+            if ends is not None and epoch_cost is not None and epoch_cost > EPOCH_SHARE * (ends - time.time()):
+                trial.set_user_attr("pruned_reason", f"one epoch would take about {epoch_cost:.0f} s (measured on "
+                                                     f"earlier trials), more than {EPOCH_SHARE:.0%} of the "
+                                                     f"{max(0.0, ends - time.time()):.0f} s left to the search")
+                raise optuna.TrialPruned()
             first_loss: list[float] = []
             trained = [0]
 
@@ -408,8 +439,6 @@ def _make_objective(space: SearchSpace, train: Dataset, cfg: SearchConfig, metri
                     raise optuna.TrialPruned()
 
             trial_limit = None if cfg.trial_timeout is None else time.monotonic() + cfg.trial_timeout
-            ends = (search_deadline.search_deadline(trial.study) if isinstance(search_deadline, _Budget)
-                    else search_deadline)
             search_limit = None if ends is None else time.monotonic() + (ends - time.time())
             by_search = search_limit is not None and (trial_limit is None or search_limit <= trial_limit)
             result = cross_validate(space, arch, tcfg, train, cv=cfg.cv, seed=cfg.seed, device=device,
@@ -779,7 +808,8 @@ def _finish(study: optuna.Study, space: SearchSpace, dataset: Dataset, train: Da
         fit_epochs = int((job_deadline - time.time() - FINISH_OVERHEAD) / (per * len(train)))
         if epochs + finetune_epochs > fit_epochs:
             planned = (epochs, finetune_epochs)
-            finetune_epochs = min(finetune_epochs, max(1, fit_epochs - epochs)) if finetune_epochs else 0
+            short = _short_finetune(finetune_epochs, epochs)
+            finetune_epochs = min(finetune_epochs, max(short, fit_epochs - epochs)) if finetune_epochs else 0
             epochs = max(1, min(epochs, fit_epochs - finetune_epochs))
             logger.info("budget: %d retrain and %d fine-tune epochs fit in what is left of --timeout (planned %d "
                         "and %d)", epochs, finetune_epochs, *planned)

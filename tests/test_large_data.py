@@ -7,6 +7,7 @@ import gzip
 import json
 import subprocess
 import sys
+import time
 
 import numpy as np
 import optuna
@@ -110,10 +111,23 @@ def test_finish_estimate_scales_the_best_trials_cost_to_the_training_split() -> 
     study.add_trial(optuna.trial.create_trial(value=0.9, user_attrs={
         "seconds": 10.0, "epochs_run": [5], "n_fit": 500, "best_epochs": [4]}))
     # 10 s / (5 epochs * 500 samples) = 4 ms per sample-epoch; 1000 samples * (4 retrain + 4 fine-tune) epochs
-    assert runner.finish_estimate(study, 1000, 4) == pytest.approx(runner.FINISH_OVERHEAD + 0.004 * 1000 * 8)
+    # (a fine-tune is counted for a quarter of the retrain's epochs, at least 2: what the finish does when time
+    # is short)
+    assert runner.finish_estimate(study, 1000, 4) == pytest.approx(runner.FINISH_OVERHEAD + 0.004 * 1000 * 6)
     budget = runner._Budget(job_deadline=1000.0, n_train=1000, finetune_epochs=4)
-    assert budget.search_deadline(study) == pytest.approx(1000.0 - runner.FINISH_OVERHEAD - 32.0)
+    assert budget.search_deadline(study) == pytest.approx(1000.0 - runner.FINISH_OVERHEAD - 24.0)
     assert runner._Budget(None, 1000, 4).search_deadline(study) is None
+    assert runner.finish_estimate(study, 1000, 1) == pytest.approx(runner.FINISH_OVERHEAD + 20.0)
+
+
+def test_epoch_cost_is_estimated_from_trials_that_trained() -> None:
+    study = optuna.create_study(direction="maximize")
+    for seconds, epochs, macs in ((4.0, 2, 1000), (9.0, 3, 1000), (1.0, 1, 500)):
+        assert runner.estimate_epoch_seconds(study, 10_000) is None
+        study.add_trial(optuna.trial.create_trial(value=0.5, user_attrs={
+            "seconds": seconds, "epochs_trained": epochs, "macs": macs}))
+    # seconds per epoch and MAC: 0.002, 0.003, 0.002 -> median 0.002
+    assert runner.estimate_epoch_seconds(study, 10_000) == pytest.approx(20.0)
 
 
 def _write_idx(path, array: np.ndarray, header: bytes) -> None:
@@ -225,3 +239,19 @@ def test_bad_image_folders_end_with_one_line_and_write_nothing(tmp_path, case, m
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("autoarch: error:") and message in lines[0], done.stderr
     assert "Traceback" not in done.stderr and not out.exists()
+
+
+def test_a_candidate_whose_epoch_would_not_fit_the_budget_is_rejected_before_training() -> None:
+    ctx = runner._prepare("iris", None, None, None, {"space": "mlp", "cv": 2, "trials": 5, "epochs": 2})
+    study = optuna.create_study(direction="maximize")
+    for _ in range(3):  # earlier trials that cost an hour per epoch and MAC: nothing fits in 100 s
+        study.add_trial(optuna.trial.create_trial(value=0.5, user_attrs={
+            "seconds": 3600.0, "epochs_trained": 1, "macs": 1}))
+    budget = runner._Budget(job_deadline=time.time() + 100, n_train=len(ctx.train), finetune_epochs=1)
+    objective = runner._make_objective(ctx.space, ctx.train, ctx.cfg, ctx.metric,
+                                       autoarch.trainer.resolve_device("cpu"), search_deadline=budget)
+    study.optimize(objective, n_trials=1)
+    trial = study.trials[-1]
+    assert trial.state == TrialState.PRUNED
+    assert trial.user_attrs["pruned_reason"].startswith("one epoch would take about")
+    assert "epochs_trained" not in trial.user_attrs
