@@ -38,6 +38,8 @@ class CVResult:
     seconds: float = 0.0
     n_fit: int = 0
     """Samples each fold trained on (the last fold's)."""
+    model: nn.Module | None = None
+    stopped_at_deadline: bool = False
 
     def mean(self) -> dict[str, float]:
         return {k: float(np.nanmean([s[k] for s in self.fold_scores])) for k in self.fold_scores[0]}
@@ -98,6 +100,7 @@ def cross_validate(
     on_fold: Callable[[int, dict[str, float]], None] | None = None,
     deadline: float | None = None,
     on_epoch: Callable[[int, int, dict[str, float]], None] | None = None,
+    stop_at: float | None = None,
 ) -> CVResult:
     """Score ``arch`` trained with ``cfg`` by ``cv``-fold (stratified, for classification) cross-validation, or
     on one holdout split when ``cv`` is a float share in (0, 1).
@@ -107,8 +110,10 @@ def cross_validate(
     (training data, never the validation fold), and for classification ``val_majority``, the accuracy of
     predicting its most frequent class. The search reports to optuna's pruners there;
     either may raise ``optuna.TrialPruned``. ``deadline`` (``time.monotonic()``) bounds the whole
-    cross-validation. The space's :meth:`~autoarch.search_spaces.SearchSpace.augmentation` is applied to the
-    training batches of each fold.
+    cross-validation. ``stop_at`` is the trainer's soft deadline (the search passes it for holdout validation:
+    a candidate still training then is scored with its best epoch so far, ``CVResult.stopped_at_deadline``).
+    The space's :meth:`~autoarch.search_spaces.SearchSpace.augmentation` is applied to the training batches of
+    each fold. ``CVResult.model`` is the last fold's trained model (the holdout model, for one split).
     """
     result = CVResult()
     start = time.perf_counter()
@@ -130,13 +135,15 @@ def cross_validate(
 
         res = fit(model, fit_part.X, fit_part.y, data.task, cfg, seed=seed + i, device=device,
                   X_val=None if stop_part is None else stop_part.X, y_val=None if stop_part is None else stop_part.y,
-                  deadline=deadline, augment=augment, val_scorer=scorer,
+                  deadline=deadline, augment=augment, val_scorer=scorer, stop_at=stop_at,
                   on_epoch=None if on_epoch is None else (lambda e, rec, i=i: on_epoch(i, e, rec)))
         scores = compute_metrics(data.task, val.y, predict(model, val.X, device=device), data.n_outputs)
         result.fold_scores.append(scores)
         result.best_epochs.append(res.best_epoch)
         result.epochs_run.append(res.epochs_run)
         result.n_fit = len(fit_part)
+        result.model = model
+        result.stopped_at_deadline = result.stopped_at_deadline or res.stopped_at_deadline
         if on_fold is not None:
             on_fold(i, scores)
     result.seconds = time.perf_counter() - start

@@ -55,6 +55,8 @@ logger = logging.getLogger(__name__)
 
 STUDY_NAME = "autoarch"
 STUDY_FILE = "study.db"
+KEEP_DIR = ".trial-models"
+"""Run-directory folder of the best trials' holdout models while a search runs (removed when it finishes)."""
 # Options that change what a trial means: a study can only be resumed with the same values.
 _FINGERPRINT_KEYS = ("space", "metric", "cv", "seed", "epochs", "patience", "test_size", "max_samples", "test",
                      "image_size")
@@ -238,7 +240,7 @@ def estimate_epoch_seconds(study: optuna.Study, macs: int) -> float | None:
     return float(np.median(rates)) * macs
 
 
-def finish_estimate(study: optuna.Study, n_train: int, finetune_epochs: int) -> float | None:
+def finish_estimate(study: optuna.Study, n_train: int, finetune_epochs: int, retrain: bool = True) -> float | None:
     """Estimated seconds of the winner's retrain, fine-tune and compression, from the best trial's measured cost
     per sample-epoch (None before a trial completes). The fine-tune is counted for a quarter of the retrain's
     epochs (at least 2), which is what the finish cuts it to when time is short."""
@@ -250,7 +252,7 @@ def finish_estimate(study: optuna.Study, n_train: int, finetune_epochs: int) -> 
     if per is None:
         return None
     epochs = max(1, int(round(float(np.median(best.user_attrs.get("best_epochs") or [1])))))
-    return FINISH_OVERHEAD + per * n_train * (epochs + _short_finetune(finetune_epochs, epochs))
+    return FINISH_OVERHEAD + per * n_train * (epochs * retrain + _short_finetune(finetune_epochs, epochs))
 
 
 def _short_finetune(finetune_epochs: int, retrain_epochs: int) -> int:
@@ -259,18 +261,21 @@ def _short_finetune(finetune_epochs: int, retrain_epochs: int) -> int:
 
 class _Budget:
     """``--timeout`` covers the whole job: the search ends early enough for the winner's retrain, fine-tune and
-    compression, whose cost is estimated from the best trial so far (:func:`finish_estimate`)."""
+    compression, whose cost is estimated from the best trial so far (:func:`finish_estimate`). With
+    ``retrain=False`` (holdout validation, the best trials' models kept) the retrain is not reserved: the finish
+    retrains only if the time is left, and ships the kept holdout model otherwise."""
 
-    def __init__(self, job_deadline: float | None, n_train: int, finetune_epochs: int) -> None:
+    def __init__(self, job_deadline: float | None, n_train: int, finetune_epochs: int, retrain: bool = True) -> None:
         self.job_deadline = job_deadline
         self.n_train = n_train
         self.finetune_epochs = finetune_epochs
+        self.retrain = retrain
         self._said: float | None = None
 
     def search_deadline(self, study: optuna.Study) -> float | None:
         if self.job_deadline is None:
             return None
-        reserve = finish_estimate(study, self.n_train, self.finetune_epochs)
+        reserve = finish_estimate(study, self.n_train, self.finetune_epochs, retrain=self.retrain)
         if reserve is None:
             return self.job_deadline - FINISH_OVERHEAD
         if self._said is None or abs(reserve - self._said) > 0.2 * self._said:
@@ -372,8 +377,8 @@ class _Progress:
 
 
 def _make_objective(space: SearchSpace, train: Dataset, cfg: SearchConfig, metric: str,
-                    device: torch.device, search_deadline: float | None | _Budget = None
-                    ) -> Callable[[optuna.Trial], float]:
+                    device: torch.device, search_deadline: float | None | _Budget = None,
+                    keep_dir: Path | None = None) -> Callable[[optuna.Trial], float]:
     """The trial function. ``search_deadline`` (``time.time()``, or the ``--timeout`` budget) also stops a trial
     still training when it passes: the trial is marked FAIL with a ``stopped_reason`` and does not count toward
     the budget (a resumed run starts another), so ``--timeout`` bounds the search, not just when trials start.
@@ -381,7 +386,13 @@ def _make_objective(space: SearchSpace, train: Dataset, cfg: SearchConfig, metri
     After every epoch the objective metric on the fold's early-stopping part is reported to optuna (step
     ``fold * epochs + epoch``) so that the pruner of ``--early-stop`` can stop the candidate; a classifier still
     at chance level after :data:`CHANCE_EPOCHS` epochs, or a diverging one, is stopped too. Every trial records
-    its fidelity: ``epochs_trained`` (all folds) and the folds it finished."""
+    its fidelity: ``epochs_trained`` (all folds) and the folds it finished. The warm-start candidates are never
+    pruned by ``--early-stop`` (they are the references), only by the chance and divergence checks.
+
+    With holdout validation, ``--timeout`` ends a candidate still training as early stopping would: it is scored
+    with its best epoch so far (``fidelity_note`` says so). With ``keep_dir``, the holdout model of a candidate
+    that beats every completed one is saved there (``trial_<n>.pt``), so that the finish can ship it when the
+    budget leaves no time to retrain it."""
     example = torch.as_tensor(train.X[:2], dtype=torch.float32)
     plain = metric[4:] if metric.startswith("neg_") else metric
 
@@ -433,7 +444,7 @@ def _make_objective(space: SearchSpace, train: Dataset, cfg: SearchConfig, metri
                     raise optuna.TrialPruned()
                 trial.report(objective_value(metric, {k[4:]: v for k, v in record.items() if k.startswith("val_")}),
                              fold * cfg.epochs + epoch)
-                if trial.should_prune():
+                if trial.should_prune() and "warm_start" not in trial.user_attrs:
                     trial.set_user_attr("pruned_reason", f"--early-stop {cfg.early_stop} after {trained[0]} "
                                                          f"epoch(s) (fold {fold + 1}, epoch {epoch})")
                     raise optuna.TrialPruned()
@@ -441,8 +452,10 @@ def _make_objective(space: SearchSpace, train: Dataset, cfg: SearchConfig, metri
             trial_limit = None if cfg.trial_timeout is None else time.monotonic() + cfg.trial_timeout
             search_limit = None if ends is None else time.monotonic() + (ends - time.time())
             by_search = search_limit is not None and (trial_limit is None or search_limit <= trial_limit)
+            soft = by_search and isinstance(cfg.cv, float)  # holdout: score what the deadline leaves
             result = cross_validate(space, arch, tcfg, train, cv=cfg.cv, seed=cfg.seed, device=device,
-                                    on_epoch=on_epoch, deadline=search_limit if by_search else trial_limit)
+                                    on_epoch=on_epoch, deadline=trial_limit if soft or not by_search else search_limit,
+                                    stop_at=search_limit if soft else None)
         except optuna.TrialPruned:
             trial.set_user_attr("seconds", time.perf_counter() - started)
             raise
@@ -465,10 +478,18 @@ def _make_objective(space: SearchSpace, train: Dataset, cfg: SearchConfig, metri
         trial.set_user_attr("epochs_run", result.epochs_run)
         trial.set_user_attr("n_fit", result.n_fit)
         trial.set_user_attr("seconds", result.seconds)
+        if result.stopped_at_deadline:
+            trial.set_user_attr("fidelity_note", f"--timeout reached: scored with its best of "
+                                                 f"{result.epochs_run[-1]} epoch(s)")
         value = objective_value(metric, mean)
         if not math.isfinite(value):
             trial.set_user_attr("fail_reason", f"the {metric} score is {value} (undefined on these folds)")
             return float("nan")
+        if keep_dir is not None and result.model is not None and isinstance(cfg.cv, float):
+            done = [t.value for t in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+            if not done or value > max(done):
+                keep_dir.mkdir(exist_ok=True)
+                _save_state_dict(result.model.cpu(), keep_dir / f"trial_{trial.number}.pt")
         return value
 
     return objective
@@ -490,7 +511,8 @@ def leaderboard(study: optuna.Study, space: SearchSpace | None = None) -> pd.Dat
         row["architecture"] = (space.describe(arch) if space is not None and arch else json.dumps(arch))
         row["training"] = json.dumps(t.user_attrs.get("training"))
         row["reason"] = (t.user_attrs.get("fail_reason") or t.user_attrs.get("pruned_reason")
-                         or t.user_attrs.get("stopped_reason") or ("interrupted" if t.state == TrialState.FAIL else ""))
+                         or t.user_attrs.get("stopped_reason") or ("interrupted" if t.state == TrialState.FAIL else "")
+                         or t.user_attrs.get("fidelity_note", ""))
         rows.append(row)
     frame = pd.DataFrame(rows)
     if frame.empty:
@@ -538,6 +560,8 @@ class _Context:
     cfg: SearchConfig
     metric: str
     target: str | None
+    keep_dir: Path | None = None
+    """Where holdout models of the best trials are kept (the run directory's ``.trial-models``), or None."""
 
     @property
     def fingerprint(self) -> dict[str, Any]:
@@ -602,9 +626,11 @@ def _worker_loop(ctx: _Context, storage: optuna.storages.BaseStorage, worker: in
     study = optuna.load_study(study_name=ctx.cfg.study_name, storage=storage)
     study.sampler = _sampler(ctx, worker, _n_done(study))
     study.pruner = make_pruner(ctx.cfg.early_stop, ctx.cfg.cv, ctx.cfg.epochs)
-    budget = None if deadline is None else _Budget(deadline, len(ctx.train), ctx.cfg.finetune_epochs)
+    keep = ctx.keep_dir if isinstance(ctx.cfg.cv, float) else None
+    budget = (None if deadline is None else
+              _Budget(deadline, len(ctx.train), ctx.cfg.finetune_epochs, retrain=keep is None))
     objective = _make_objective(ctx.space, ctx.train, ctx.cfg, ctx.metric, resolve_device(ctx.cfg.device),
-                                search_deadline=budget)
+                                search_deadline=budget, keep_dir=keep)
     return _run_until_budget(study, objective, ctx.cfg.trials, budget, callbacks or [], stopped, workers_alive)
 
 
@@ -679,6 +705,8 @@ def search(
         >>> result = search(X, y, trials=3, cv=3, epochs=5)  # doctest: +SKIP
     """
     ctx = _prepare(data, y, target, task, options)
+    if out is not None:
+        ctx = replace(ctx, keep_dir=Path(out) / KEEP_DIR)
     cfg = ctx.cfg
     device = resolve_device(cfg.device)
     workers = resolve_workers(cfg.workers, trials=cfg.trials, shared=out is not None or cfg.storage is not None,
@@ -804,18 +832,34 @@ def _finish(study: optuna.Study, space: SearchSpace, dataset: Dataset, train: Da
     epochs = max(1, int(round(float(np.median(best.user_attrs["best_epochs"])))))
     finetune_epochs = cfg.finetune_epochs if cfg.prune > 0 else 0
     per = _epochs_per_sample_second(best)
+    kept = None if out_dir is None else out_dir / KEEP_DIR / f"trial_{best.number}.pt"
+    kept = kept if kept is not None and kept.is_file() else None
+    retrained: dict[str, Any] = {"epochs": epochs, "samples": len(train)}
+    model = None
     if job_deadline is not None and per is not None:
         fit_epochs = int((job_deadline - time.time() - FINISH_OVERHEAD) / (per * len(train)))
-        if epochs + finetune_epochs > fit_epochs:
+        short = _short_finetune(finetune_epochs, epochs) if finetune_epochs else 0
+        if kept is not None and epochs + short > fit_epochs:
+            # No time to retrain: ship the holdout model the trial trained (on its fit part only).
+            finetune_epochs = min(finetune_epochs, max(short, fit_epochs)) if finetune_epochs else 0
+            model = build_model(space, arch, train)
+            model.load_state_dict(torch.load(kept, map_location="cpu", weights_only=True))
+            model = model.eval()
+            retrained = {"epochs": 0, "samples": best.user_attrs.get("n_fit"),
+                         "skipped": f"{epochs} retrain epochs did not fit in what is left of --timeout; the model "
+                                    f"trial {best.number} trained on its holdout fit part is shipped"}
+            logger.info("budget: %s", retrained["skipped"])
+        elif epochs + finetune_epochs > fit_epochs:
             planned = (epochs, finetune_epochs)
-            short = _short_finetune(finetune_epochs, epochs)
             finetune_epochs = min(finetune_epochs, max(short, fit_epochs - epochs)) if finetune_epochs else 0
             epochs = max(1, min(epochs, fit_epochs - finetune_epochs))
+            retrained["epochs"] = epochs
             logger.info("budget: %d retrain and %d fine-tune epochs fit in what is left of --timeout (planned %d "
                         "and %d)", epochs, finetune_epochs, *planned)
-    logger.info("retraining trial %d on the whole training split (%d samples, %d epochs)", best.number, len(train),
-                epochs)
-    model = retrain(space, arch, tcfg, train, epochs, seed=cfg.seed, device=device)
+    if model is None:
+        logger.info("retraining trial %d on the whole training split (%d samples, %d epochs)", best.number,
+                    len(train), epochs)
+        model = retrain(space, arch, tcfg, train, epochs, seed=cfg.seed, device=device)
     test_scores = compute_metrics(test.task, test.y, predict(model, test.X), test.n_outputs)
 
     files_dir = out_dir if out_dir is not None else Path(tempfile.mkdtemp(prefix="autoarch-"))
@@ -845,7 +889,8 @@ def _finish(study: optuna.Study, space: SearchSpace, dataset: Dataset, train: Da
                    "seconds_this_run": search_seconds, "seed": cfg.seed, "device": str(device)},
         "best": {"trial": best.number, "warm_start": best.user_attrs.get("warm_start"), "architecture": arch,
                  "summary": space.describe(arch),
-                 "training": tcfg.to_dict(), "retrain_epochs": epochs, "retrain_schedule": "cosine",
+                 "training": tcfg.to_dict(), "retrain_epochs": retrained["epochs"], "retrain": retrained,
+                 "retrain_schedule": "cosine",
                  "cv": cv_scores},
         "test": test_scores,
         "compression": {"prune_ratio": cfg.prune, "finetune_epochs": finetune_epochs,
@@ -863,6 +908,7 @@ def _finish(study: optuna.Study, space: SearchSpace, dataset: Dataset, train: Da
         os.replace(tmp_csv, out_dir / "leaderboard.csv")
         _write_text(out_dir / "report.json", json.dumps(report, indent=2, default=_json_default))
         _write_text(out_dir / "report.md", render_markdown(report, board))
+        shutil.rmtree(out_dir / KEEP_DIR, ignore_errors=True)  # the trial models served the finish only
     return SearchResult(architecture=arch, training=tcfg.to_dict(), cv_scores=cv_scores, test_scores=test_scores,
                         model=comp.model, leaderboard=board, compression=comp, out_dir=files_dir, study=study,
                         report=report)

@@ -101,6 +101,7 @@ class FitResult:
     best_epoch: int
     epochs_run: int
     history: list[dict[str, float]] = field(default_factory=list)
+    stopped_at_deadline: bool = False
 
 
 def _loss_fn(task: str, model: nn.Module) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
@@ -131,6 +132,7 @@ def fit(
     deadline: float | None = None,
     augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
     val_scorer: Callable[[np.ndarray], dict[str, float]] | None = None,
+    stop_at: float | None = None,
 ) -> FitResult:
     """Train ``model`` in place.
 
@@ -143,6 +145,10 @@ def fit(
 
     On a CUDA device the data is copied to the GPU once (from pinned memory) and the forward and backward passes
     run under autocast: bfloat16 where the GPU supports it, else float16 with a gradient scaler.
+
+    ``stop_at`` (``time.monotonic()``) is a soft deadline: training stops there as if early stopping had ended
+    it, with the weights of the best validation epoch so far (``FitResult.stopped_at_deadline``); with no
+    validated epoch yet it raises :class:`TimeLimitError` like ``deadline``.
 
     Raises:
         TrainingError: the loss became NaN or infinite.
@@ -200,6 +206,13 @@ def fit(
             total += loss.item() * len(idx)
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeLimitError(f"the trial ran past its time limit in epoch {epoch}")
+            if stop_at is not None and time.monotonic() > stop_at:
+                if best_state is None:
+                    raise TimeLimitError(f"the trial ran past its time limit in epoch {epoch}")
+                result.stopped_at_deadline = True
+                break
+        if result.stopped_at_deadline:
+            break  # the unfinished epoch is dropped: the best validated epoch's weights are restored below
         record = {"epoch": epoch, "train_loss": total / len(Xt)}
         if has_val:
             val_out = predict(model, X_val, device=device, as_numpy=False)

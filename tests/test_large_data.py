@@ -255,3 +255,25 @@ def test_a_candidate_whose_epoch_would_not_fit_the_budget_is_rejected_before_tra
     assert trial.state == TrialState.PRUNED
     assert trial.user_attrs["pruned_reason"].startswith("one epoch would take about")
     assert "epochs_trained" not in trial.user_attrs
+
+
+def test_holdout_search_ships_the_kept_trial_model_when_no_time_is_left(tmp_path, monkeypatch) -> None:
+    finish = runner._finish
+
+    def no_time_left(*args, **kwargs):
+        assert list((tmp_path / "run" / runner.KEEP_DIR).glob("trial_*.pt"))  # kept while the search runs
+        return finish(*args[:-1], time.time())  # the job deadline is now: nothing fits
+
+    monkeypatch.setattr(runner, "_finish", no_time_left)
+    result = autoarch.search("wine", cv="holdout", out=tmp_path / "run", **{**TINY, "prune": 0.15})
+    retrain = result.report["best"]["retrain"]
+    assert retrain["epochs"] == 0 and "is shipped" in retrain["skipped"]
+    assert retrain["samples"] == result.study.best_trial.user_attrs["n_fit"]
+    assert not (tmp_path / "run" / runner.KEEP_DIR).exists()
+
+
+def test_holdout_search_retrains_when_time_allows(tmp_path) -> None:
+    result = autoarch.search("wine", cv="holdout", out=tmp_path / "run", **TINY)
+    retrain = result.report["best"]["retrain"]
+    assert retrain["epochs"] >= 1 and "skipped" not in retrain
+    assert retrain["samples"] == result.report["data"]["n_train"]

@@ -143,3 +143,23 @@ def test_val_scorer_for_regression_gets_the_model_output() -> None:
               X_val=X[:5], y_val=y[:5], val_scorer=scorer)
     assert got == [(5, 1), (5, 1)]
     assert all(r["val_mae"] >= 0 for r in res.history)
+
+
+def test_stop_at_ends_training_with_the_best_validated_epoch() -> None:
+    import time
+
+    from autoarch.exceptions import TimeLimitError
+
+    torch.manual_seed(0)
+    X, y = np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32), np.arange(64) % 2
+    stop_at = time.monotonic() + 0.3
+
+    def slow(epoch: int, record: dict) -> None:
+        time.sleep(0.4)  # epoch 1 ends after the soft deadline
+
+    res = fit(nn.Linear(4, 2), X, y, "classification", TrainConfig(max_epochs=5, patience=5), X_val=X[:16],
+              y_val=y[:16], on_epoch=slow, stop_at=stop_at)
+    assert res.stopped_at_deadline and res.epochs_run == 1 and res.best_epoch == 1
+    with pytest.raises(TimeLimitError):  # nothing validated yet: no model to score
+        fit(nn.Linear(4, 2), X, y, "classification", TrainConfig(max_epochs=5), X_val=X[:16], y_val=y[:16],
+            stop_at=time.monotonic() - 1)
