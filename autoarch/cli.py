@@ -314,11 +314,13 @@ def _add_predict_parser(sub: Any) -> None:
         "predict", help="predict with an exported ONNX model (onnxruntime + numpy, no torch)",
         description="Run an ONNX model exported by autoarch on the samples of a .csv (one sample per row; a "
                     "header is matched to the model's feature names) or .npz file (array X), with onnxruntime "
-                    "and numpy only. Writes a CSV: 'prediction' with the original class labels and, for "
+                    "and numpy only (and Pillow for image files, converted and resized to the model's input). "
+                    "Writes a CSV: 'prediction' with the original class labels and, for "
                     "classification, one 'proba_<label>' column per class.",
         epilog=PREDICT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", help="an .onnx file written by 'autoarch search' or 'autoarch compress'")
-    p.add_argument("input", help="a .csv or .npz file with the samples to predict")
+    p.add_argument("input", help="a .csv or .npz file with the samples to predict, or (image models) an image "
+                                 "file or a folder of images (decoded with Pillow; one row per file)")
     p.add_argument("-o", "--output", help="CSV file to write (default: standard output)")
     p.add_argument("--no-proba", action="store_true", help="leave out the class probability columns")
     p.add_argument("--threads", type=int, default=1, help="onnxruntime threads (default: %(default)s)")

@@ -39,7 +39,8 @@ def render_markdown(report: dict[str, Any], board: pd.DataFrame) -> str:
         f"- Task: {data['task']}, input shape {tuple(data['input_shape'])}, {data['n_samples']} samples "
         f"({data['n_train']} for the search, {data['n_test']} held out and never seen by it)",
         f"- Search: space `{srch['space']}`, controller `{srch['controller']}`, objective `{metric}` by "
-        f"{srch['cv']}-fold cross-validation, {srch['trials_requested']} trials ({states}), "
+        f"{srch.get('validation') or str(srch['cv']) + '-fold'} validation, {srch['trials_requested']} trials "
+        f"({states}), "
         f"{srch['seconds_this_run']:.0f} s in this run, seed {srch['seed']}, device {srch['device']}",
         "",
         "## Best architecture",
@@ -48,12 +49,15 @@ def render_markdown(report: dict[str, Any], board: pd.DataFrame) -> str:
         "",
         _table(["parameter", "value"], [[k, v] for k, v in {**best["architecture"], **best["training"]}.items()]),
         "",
-        f"Retrained on the whole training split for {best['retrain_epochs']} epochs (the median early-stopping "
-        "epoch of its folds), the learning rate annealed to zero (cosine) over them.",
+        (f"Not retrained: {best['retrain']['skipped']} ({best['retrain']['samples']} samples)."
+         if (best.get("retrain") or {}).get("skipped") else
+         f"Retrained on the whole training split for {best['retrain_epochs']} epochs (the median early-stopping "
+         "epoch of its folds), the learning rate annealed to zero (cosine) over them."),
         "",
         "## Scores",
         "",
-        _table(["metric", f"CV mean ± std ({srch['cv']} folds)", "held-out (retrained winner)"],
+        _table(["metric", f"CV mean ± std ({srch.get('validation') or str(srch['cv']) + '-fold'})",
+                "held-out (winner before compression)"],
                [[k, f"{_num(m)} ± {_num(s)}", _num(report["test"].get(k))] for k, (m, s) in best["cv"].items()]),
         "",
         "## Compression",
