@@ -271,13 +271,16 @@ class _Budget:
         self.finetune_epochs = finetune_epochs
         self.retrain = retrain
         self._said: float | None = None
+        # what export and int8 take, but never more than a quarter of a short --timeout
+        self.overhead = FINISH_OVERHEAD if job_deadline is None else max(0.0, min(FINISH_OVERHEAD,
+                                                                         0.25 * (job_deadline - time.time())))
 
     def search_deadline(self, study: optuna.Study) -> float | None:
         if self.job_deadline is None:
             return None
         reserve = finish_estimate(study, self.n_train, self.finetune_epochs, retrain=self.retrain)
         if reserve is None:
-            return self.job_deadline - FINISH_OVERHEAD
+            return self.job_deadline - self.overhead
         if self._said is None or abs(reserve - self._said) > 0.2 * self._said:
             self._said = reserve
             logger.info("budget: %.0f s of --timeout reserved for the winner's retrain, fine-tune and compression "
@@ -457,7 +460,8 @@ def _make_objective(space: SearchSpace, train: Dataset, cfg: SearchConfig, metri
                                     on_epoch=on_epoch, deadline=trial_limit if soft or not by_search else search_limit,
                                     stop_at=search_limit if soft else None)
         except optuna.TrialPruned:
-            trial.set_user_attr("seconds", time.perf_counter() - started)
+            if "epochs_trained" in trial.user_attrs:  # it trained: what it cost informs the budget planner
+                trial.set_user_attr("seconds", time.perf_counter() - started)
             raise
         except TimeLimitError as exc:
             if by_search:
