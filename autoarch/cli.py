@@ -105,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--on-bad-image", default=d.on_bad_image, choices=["fail", "skip"],
                    help="an unreadable or non-image file in an image folder ends the run (fail) or is skipped with "
                         "a count (default: %(default)s)")
+    p.add_argument("--augment", default=d.augment, choices=["auto", "search", "off"],
+                   help="search the training augmentation of image candidates (flips, shifts, rotations, colour): "
+                        "search, off, or auto = search for images of 16+ pixels a side (default: %(default)s)")
     p.add_argument("--no-warm-start", action="store_true",
                    help="do not evaluate the space's textbook networks (LeNet-5-like, small ResNet) first")
     p.add_argument("--prune", type=float, default=d.prune, metavar="RATIO",
@@ -369,7 +372,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 workers=args.workers, early_stop=args.early_stop, trial_timeout=args.trial_timeout,
                 max_params=args.max_params, max_macs=args.max_macs, storage=args.storage, study_name=args.study,
                 test=args.test, image_size=args.image_size, on_bad_image=args.on_bad_image,
-                warm_start=not args.no_warm_start,
+                warm_start=not args.no_warm_start, augment=args.augment,
             )
             print(_summary(result))
         elif args.command == "compress":

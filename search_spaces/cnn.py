@@ -176,8 +176,8 @@ class CNNSpace(SearchSpace):
     def warm_starts(self) -> list[tuple[str, Architecture]]:
         """A LeNet-5-like CNN (two 5x5 convolutions of 8 and 16 channels, max pooling, a 4x4 flatten and a
         128-unit hidden layer) and a small residual CNN (16-32-64 channels, two 3x3 convolutions per stage,
-        batch norm, flips and shifts): the references a practitioner would try first, expressed in this space
-        (channel counts rounded to the space's choices)."""
+        batch norm, small shifts; no flips, which turn digits and letters into other shapes): the references a
+        practitioner would try first, expressed in this space (channel counts rounded to the space's choices)."""
         def fit(c: int) -> int:
             return min(self.channels, key=lambda x: abs(x - c))
 
@@ -192,7 +192,7 @@ class CNNSpace(SearchSpace):
                                 "head_units": 0}
         if self.augment:
             lenet.update(aug_flip=False, aug_shift=0.0, aug_rotate=0.0, aug_color=0.0)
-            resnet.update(aug_flip=True, aug_shift=0.0625, aug_rotate=0.0, aug_color=0.0)
+            resnet.update(aug_flip=False, aug_shift=0.0625, aug_rotate=0.0, aug_color=0.0)
         fits = [(name, a) for name, a in (("lenet5-like", lenet), ("small-resnet", resnet))
                 if a["n_stages"] <= self.max_stages and "relu" in self.activations
                 and all(a[f"n_convs_{i}"] <= self.max_convs and a[f"kernel_{i}"] in self.kernels

@@ -19,7 +19,7 @@ from PIL import Image
 import autoarch
 from autoarch import data as data_module
 from autoarch import runner
-from autoarch.config import HOLDOUT, LARGE_DATA, resolve_cv
+from autoarch.config import AUGMENT_MIN_SIDE, HOLDOUT, LARGE_DATA, resolve_augment, resolve_cv
 from autoarch.exceptions import DataError
 
 TINY = dict(trials=3, epochs=2, patience=1, finetune_epochs=1, calibration_samples=32, seed=0, prune=0.0)
@@ -89,10 +89,11 @@ def test_warm_starts_are_the_first_trials_of_a_cnn_search(tmp_path) -> None:
     result = autoarch.search("digits", cv=2, out=tmp_path / "run", **{**TINY, "trials": 2})
     trials = sorted(result.study.get_trials(), key=lambda t: t.number)
     assert [t.user_attrs.get("warm_start") for t in trials] == ["lenet5-like", "small-resnet"]
-    space = autoarch.search_spaces.CNNSpace()
+    space = autoarch.search_spaces.CNNSpace(augment=False)  # 8x8 images: --augment auto leaves it off
     for t, (_, arch) in zip(trials, space.warm_starts(), strict=True):
         assert t.user_attrs["architecture"] == arch
         assert t.params["optimizer"] == "adam" and t.params["lr"] == 1e-3
+        assert t.params["batch_size"] == runner.WARM_START_SMALL_BATCH  # 1,437 training images < LARGE_DATA
     board = pd.read_csv(tmp_path / "run" / "leaderboard.csv")
     assert set(board["warm_start"].dropna()) == {"lenet5-like", "small-resnet"}
     # resuming does not queue them again
@@ -277,3 +278,25 @@ def test_holdout_search_retrains_when_time_allows(tmp_path) -> None:
     retrain = result.report["best"]["retrain"]
     assert retrain["epochs"] >= 1 and "skipped" not in retrain
     assert retrain["samples"] == result.report["data"]["n_train"]
+
+
+def test_augment_auto_searches_augmentation_from_16_pixels_a_side() -> None:
+    assert resolve_augment("auto", (1, 8, 8)) == "off"
+    assert resolve_augment("auto", (1, AUGMENT_MIN_SIDE - 1, 64)) == "off"
+    assert resolve_augment("auto", (3, AUGMENT_MIN_SIDE, AUGMENT_MIN_SIDE)) == "search"
+    assert resolve_augment("auto", (30,)) == "off"  # tabular
+    assert resolve_augment("search", (1, 8, 8)) == "search"
+    assert resolve_augment("off", (1, 28, 28)) == "off"
+
+
+@pytest.mark.parametrize(("augment", "searched"), [("auto", False), ("search", True), ("off", False)])
+def test_augment_option_decides_whether_trials_search_augmentation(augment, searched) -> None:
+    result = autoarch.search("digits", cv=2, augment=augment, warm_start=False, **{**TINY, "trials": 2})
+    for t in result.study.trials:
+        assert any(k.startswith("aug_") for k in t.params) is searched
+    assert result.report["config"]["augment"] == ("search" if searched else "off")
+
+
+def test_augment_must_be_a_known_value() -> None:
+    with pytest.raises(autoarch.exceptions.ConfigError, match="augment"):
+        autoarch.search("digits", augment="yes")
