@@ -8,10 +8,12 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -153,13 +155,46 @@ GRACE_PERIOD = 20
 """A RUNNING trial whose worker has sent no heartbeat for GRACE_PERIOD seconds is failed and retried."""
 
 
-def open_storage(url: str) -> optuna.storages.BaseStorage:
+def redact(url: str | None) -> str | None:
+    """``url`` with its password masked (``postgresql://user:***@host/db``), as it may be shown or stored."""
+    if url is None or "://" not in url:
+        return url
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):  # not a SQLAlchemy URL: mask whatever stands between ':' and '@'
+        return re.sub(r"(://[^/:@]*:)[^/@]*@", r"\1***@", url)
+
+
+def _sqlite_path(url: str) -> Path | None:
+    """The database file of a ``sqlite:///PATH`` URL (None for other URLs and in-memory SQLite)."""
+    if not url.startswith("sqlite:///"):
+        return None
+    path = url[len("sqlite:///"):].split("?", 1)[0]
+    return None if path in ("", ":memory:") else Path(path)
+
+
+def open_storage(url: str, *, must_exist: bool = False, retry: bool = True) -> optuna.storages.BaseStorage:
     """An optuna storage for ``url``: a SQLAlchemy URL (``sqlite:///run/study.db``, ``postgresql://...``,
     ``mysql+pymysql://...``) with heartbeats on, or a journal file (``journal:PATH`` or a ``.log`` path).
 
+    ``retry=False`` fails a stale trial (a RUNNING trial whose worker stopped sending heartbeats) without
+    queueing it again, as the search does once its budget is spent. ``must_exist`` (a worker joins a study, it never creates one) refuses a SQLite or journal file that does not
+    exist instead of creating an empty one. Messages show the URL with its password masked (:func:`redact`).
+
     Raises:
-        ConfigError: the storage cannot be opened (bad URL, server down, missing driver).
+        ConfigError: the storage cannot be opened (bad URL, server down, missing driver), or ``must_exist`` and
+            its file does not exist.
     """
+    if must_exist:
+        journal = url[len("journal:"):] if url.startswith("journal:") else (
+            url if url.endswith((".log", ".journal")) else None)
+        path = _sqlite_path(url) or (Path(journal) if journal else None)
+        if path is not None and not path.is_file():
+            raise ConfigError(f"the storage file {str(path)!r} does not exist; give the --storage URL of the study "
+                              "that 'autoarch search DATA --storage URL' created.")
     try:
         if url.startswith("journal:") or url.endswith((".log", ".journal")):
             from optuna.storages.journal import JournalFileBackend
@@ -171,11 +206,14 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return optuna.storages.RDBStorage(
                 url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_INTERVAL, grace_period=GRACE_PERIOD,
-                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1),
+                heartbeat_stale_trial_callback=(optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)
+                                                if retry else None),
             )
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(f"cannot open the storage {url!r} ({first[:200]}); check the URL, the database "
+        if url in first:
+            first = first.replace(url, str(redact(url)))
+        raise ConfigError(f"cannot open the storage {redact(url)!r} ({first[:200]}); check the URL, the database "
                           "driver (e.g. pip install psycopg2-binary) and that the server is running.") from None
 
 
@@ -194,6 +232,16 @@ def _open_study(storage: optuna.storages.BaseStorage, name: str, fingerprint: di
     if saved is None:
         study.set_user_attr("config", fingerprint)
         study.set_user_attr("spec", spec)
+    elif saved.get("data_sha256") != fingerprint.get("data_sha256"):
+        def source(fp: dict[str, Any], sp: dict[str, Any] | None) -> str:
+            name = ((sp or {}).get("data") or {}).get("source") or fp.get("data")
+            digest = fp.get("data_sha256") or "not recorded"
+            return f"{name} ({fp.get('n_samples')} samples, sha256 {digest[:12]})"
+
+        raise ConfigError(
+            f"{where} holds a study of other data: it was made on {source(saved, study.user_attrs.get('spec'))}, "
+            f"this run gives {source(fingerprint, spec)}; use another --out (or --study) for this data."
+        )
     elif saved != fingerprint:
         diff = {k: (saved.get(k), fingerprint.get(k)) for k in set(saved) | set(fingerprint)
                 if saved.get(k) != fingerprint.get(k)}
@@ -293,9 +341,17 @@ class _Budget:
         return self.job_deadline - reserve
 
 
+REJECT_STREAK = 200
+"""A worker whose last this many candidates were all rejected before training (by --max-params / --max-macs or
+their estimated epoch cost) stops: the limits leave nothing to train."""
+
+
 def _counts_toward_budget(trial: optuna.trial.FrozenTrial) -> bool:
-    # A FAIL without our fail_reason was interrupted (Ctrl-C, kill -9): it is redone, not counted.
-    if trial.state in (TrialState.COMPLETE, TrialState.PRUNED):
+    # A FAIL without our fail_reason was interrupted (Ctrl-C, kill -9): it is redone, not counted. A candidate
+    # rejected before training costs nothing and is not counted either: a rerun with looser limits trains anew.
+    if trial.state == TrialState.PRUNED:
+        return not trial.user_attrs.get("rejected", False)
+    if trial.state == TrialState.COMPLETE:
         return True
     return trial.state == TrialState.FAIL and "fail_reason" in trial.user_attrs
 
@@ -308,8 +364,36 @@ def _fail_running(study: optuna.Study) -> None:
         logger.info("trial %d was left running by an interrupted run; it will be redone", trial.number)
 
 
+def _settle_running(study_name: str, url: str) -> None:
+    """Before the report: wait (up to the heartbeat grace period) for the RUNNING trials this search did not run
+    — left by an interrupted run of the same command, or running on another machine — and fail those whose
+    worker is gone, without queueing them again (the budget is spent). A trial whose worker still sends
+    heartbeats stays RUNNING, as it is."""
+    storage = open_storage(url, retry=False)
+    study = optuna.load_study(study_name=study_name, storage=storage)
+    if not _has_heartbeat(study):
+        return  # journal storage: _fail_running handled them at start-up
+    end, said = time.time() + GRACE_PERIOD + HEARTBEAT_INTERVAL, False
+    while True:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
+        running = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]
+        if not running or time.time() >= end:
+            break
+        if not said:
+            logger.info("waiting up to %d s for trial(s) %s: left running by an interrupted run, or running on "
+                        "another machine", GRACE_PERIOD + HEARTBEAT_INTERVAL, running)
+            said = True
+        time.sleep(min(1.0, HEARTBEAT_INTERVAL))
+
+
 def _n_done(study: optuna.Study) -> int:
-    return sum(_counts_toward_budget(t) for t in study.get_trials(deepcopy=False))
+    return _n_done_of(study.get_trials(deepcopy=False))
+
+
+def _n_done_of(trials: list[optuna.trial.FrozenTrial]) -> int:
+    return sum(_counts_toward_budget(t) for t in trials)
 
 
 def _run_until_budget(study: optuna.Study, objective: Callable[[optuna.Trial], float], budget: int,
@@ -327,6 +411,10 @@ def _run_until_budget(study: optuna.Study, objective: Callable[[optuna.Trial], f
     are never counted), so a study shared with remote workers can end over the budget by the trials in flight.
     """
     ran = 0
+    streak = [0]  # candidates rejected before training in a row, by this worker
+
+    def count_rejections(_: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        streak[0] = streak[0] + 1 if trial.user_attrs.get("rejected") else 0
 
     def ends() -> float | None:
         return deadline.search_deadline(study) if isinstance(deadline, _Budget) else deadline
@@ -349,7 +437,13 @@ def _run_until_budget(study: optuna.Study, objective: Callable[[optuna.Trial], f
             if alive:
                 time.sleep(0.5)  # the search: its workers are finishing the last trials
                 continue
-        study.optimize(objective, n_trials=1, catch=(Exception,), callbacks=callbacks, gc_after_trial=False)
+        if streak[0] >= REJECT_STREAK:
+            logger.warning("the last %d candidates were all rejected before training (the last: %s); the search "
+                           "stops: loosen --max-params / --max-macs, or raise --timeout", streak[0],
+                           trials[-1].user_attrs.get("pruned_reason") if trials else "?")
+            break
+        study.optimize(objective, n_trials=1, catch=(Exception,), callbacks=[*callbacks, count_rejections],
+                       gc_after_trial=False)
         ran += 1
     return ran
 
@@ -419,6 +513,7 @@ def _make_objective(space: SearchSpace, train: Dataset, cfg: SearchConfig, metri
                     if limit is not None and value > limit]
             if over:  # rejected before any training
                 trial.set_user_attr("pruned_reason", "; ".join(over))
+                trial.set_user_attr("rejected", True)
                 raise optuna.TrialPruned(over[0])
             ends = (search_deadline.search_deadline(trial.study) if isinstance(search_deadline, _Budget)
                     else search_deadline)
@@ -427,6 +522,7 @@ def _make_objective(space: SearchSpace, train: Dataset, cfg: SearchConfig, metri
                 trial.set_user_attr("pruned_reason", f"one epoch would take about {epoch_cost:.0f} s (measured on "
                                                      f"earlier trials), more than {EPOCH_SHARE:.0%} of the "
                                                      f"{max(0.0, ends - time.time()):.0f} s left to the search")
+                trial.set_user_attr("rejected", True)
                 raise optuna.TrialPruned()
             first_loss: list[float] = []
             trained = [0]
@@ -570,12 +666,14 @@ class _Context:
     target: str | None
     keep_dir: Path | None = None
     """Where holdout models of the best trials are kept (the run directory's ``.trial-models``), or None."""
+    data_sha256: str = ""
+    """The content hash of the data (:func:`data_digest`): a study resumes on the same data only."""
 
     @property
     def fingerprint(self) -> dict[str, Any]:
         fp = {k: getattr(self.cfg, k) for k in _FINGERPRINT_KEYS}
         fp.update(space=self.space.name, metric=self.metric, data=self.dataset.name, n_samples=len(self.dataset),
-                  task=self.dataset.task, target=self.target)
+                  task=self.dataset.task, target=self.target, data_sha256=self.data_sha256)
         return fp
 
 
@@ -612,7 +710,18 @@ def _prepare(data: Any, y: Any, target: str | None, task: str | None, options: M
         logger.info("%s images: training augmentation is %s (--augment auto searches it from %d pixels a side)",
                     "x".join(map(str, dataset.input_shape[1:])), "searched" if augment == "search" else "off",
                     AUGMENT_MIN_SIDE)
-    return _Context(dataset, train, test, space, cfg, metric, target)
+    return _Context(dataset, train, test, space, cfg, metric, target, data_sha256=data_digest(dataset))
+
+
+def data_digest(dataset: Dataset) -> str:
+    """SHA-256 of the inputs and targets (values, shapes and dtypes): the identity of the data a study is run
+    on, which a file's name and row count are not (the same CSV with shuffled labels has both)."""
+    digest = hashlib.sha256()
+    for array in (dataset.X, dataset.y):
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(memoryview(array).cast("B"))
+    return digest.hexdigest()
 
 
 def _data_spec(data: Any, target: str | None, task: str | None) -> dict[str, Any] | None:
@@ -727,21 +836,31 @@ def search(
     if workers > 1 and out is None and cfg.storage is None:
         raise ConfigError("--workers > 1 needs a shared study: give --out DIR (SQLite file inside) or --storage URL.")
     cfg = replace(cfg, workers=workers)
+    # A storage that cannot be opened, or holds another study, must not leave a new, empty --out behind.
+    storage = open_storage(cfg.storage) if cfg.storage is not None else None
+    new_out = out is not None and not Path(out).exists()
     out_dir = _prepare_out(out)
     url = cfg.storage or (f"sqlite:///{out_dir / STUDY_FILE}" if out_dir is not None else None)
-    storage = open_storage(url) if url is not None else optuna.storages.InMemoryStorage()
+    if storage is None:
+        storage = open_storage(url) if url is not None else optuna.storages.InMemoryStorage()
     start = time.perf_counter()
     deadline = None if cfg.timeout is None else time.time() + cfg.timeout
-    spec = {"data": _data_spec(data, target, task), "options": {**asdict(cfg), "space": ctx.space.name}}
+    spec = {"data": _data_spec(data, target, task),
+            "options": {**asdict(cfg), "space": ctx.space.name, "storage": redact(cfg.storage)}}
     # The study is created here, before any worker starts (two processes creating one SQLite study race).
-    study = _open_study(storage, cfg.study_name, ctx.fingerprint, spec, _sampler(ctx, 0, 0),
-                        make_pruner(cfg.early_stop, cfg.cv, cfg.epochs), str(out_dir or url))
+    try:
+        study = _open_study(storage, cfg.study_name, ctx.fingerprint, spec, _sampler(ctx, 0, 0),
+                            make_pruner(cfg.early_stop, cfg.cv, cfg.epochs), str(out_dir or redact(url)))
+    except AutoArchError:
+        if new_out and out_dir is not None and not any(out_dir.iterdir()):
+            out_dir.rmdir()
+        raise
     if not _has_heartbeat(study):
         _fail_running(study)
     _warm_start(study, ctx)
     done = _n_done(study)
     if done:
-        logger.info("resuming the study in %s: %d of %d trials done", out_dir or url, done, cfg.trials)
+        logger.info("resuming the study in %s: %d of %d trials done", out_dir or redact(url), done, cfg.trials)
     if done < cfg.trials:
         children = []
         workers = min(workers, cfg.trials - done)
@@ -772,6 +891,8 @@ def search(
             for child in children:
                 if child.is_alive():
                     child.terminate()
+    if url is not None:
+        _settle_running(cfg.study_name, url)
     study = optuna.load_study(study_name=cfg.study_name, storage=storage)
     return _finish(study, ctx.space, ctx.dataset, ctx.train, ctx.test, cfg, ctx.metric, device, out_dir,
                    time.perf_counter() - start, deadline)
@@ -803,12 +924,12 @@ def run_worker(storage: str, study_name: str = STUDY_NAME, *, threads: int = 1, 
     Returns:
         The number of trials this worker evaluated.
     """
-    store = open_storage(storage)
+    store = open_storage(storage, must_exist=True)
     try:
         study = optuna.load_study(study_name=study_name, storage=store)
     except KeyError:
         names = optuna.get_all_study_names(store)
-        raise ConfigError(f"no study {study_name!r} in {storage}; the studies there are {names}. Start it with "
+        raise ConfigError(f"no study {study_name!r} in {redact(storage)}; the studies there are {names}. Start it with "
                           "'autoarch search DATA --storage URL --study NAME' first.") from None
     spec = study.user_attrs.get("spec")
     if spec is None or spec.get("data") is None:
@@ -829,19 +950,48 @@ def run_worker(storage: str, study_name: str = STUDY_NAME, *, threads: int = 1, 
         bar.close()
 
 
+def _no_trial_completed(trials: list[optuna.trial.FrozenTrial], cfg: SearchConfig) -> str:
+    """Why a search ended without a completed trial, and what to change (one line)."""
+    trials = [t for t in trials if t.state != TrialState.WAITING]  # queued (warm starts, retries), never started
+    reasons = [t.user_attrs["fail_reason"] for t in trials if t.user_attrs.get("fail_reason")]
+    stopped = sum("stopped_reason" in t.user_attrs for t in trials)
+    rejected = [t.user_attrs.get("pruned_reason", "") for t in trials if t.user_attrs.get("rejected")]
+    pruned = sum(t.state == TrialState.PRUNED and not t.user_attrs.get("rejected") for t in trials)
+    timeout = f"--timeout ({cfg.timeout:g} s)" if cfg.timeout is not None else "the deadline"
+    if not trials:
+        return (f"no trial started before {timeout} ran out; raise --timeout (the search needs at least one "
+                "trial's training, and a reserve for the retrain and export).")
+    if stopped and not reasons and not rejected:
+        return f"no trial completed: {timeout} stopped {stopped} still training. Raise --timeout, or lower --epochs."
+    parts = []
+    timed_out = [r for r in reasons if "--trial-timeout" in r]
+    if timed_out:
+        parts.append(f"{len(timed_out)} ran past their time limit (--trial-timeout {cfg.trial_timeout:g} s): "
+                     "raise it")
+    if len(reasons) > len(timed_out):
+        other = next(r for r in reasons if "--trial-timeout" not in r)
+        parts.append(f"{len(reasons) - len(timed_out)} failed (the first: {other})")
+    if rejected:
+        limits = "--max-params / --max-macs" if any("--max-" in r for r in rejected) else "their estimated cost"
+        parts.append(f"{len(rejected)} were rejected before training by {limits} (the first: {rejected[0]}): "
+                     "loosen it")
+    if pruned:
+        parts.append(f"{pruned} were stopped early (--early-stop {cfg.early_stop}, chance level or divergence)")
+    if stopped:
+        parts.append(f"{stopped} were stopped still training by {timeout}")
+    spent = _n_done_of(trials) >= cfg.trials
+    more = (f"; this study has used its --trials {cfg.trials}: rerun with a higher --trials, or a new --out"
+            if spent else "")
+    return f"none of the {len(trials)} trials completed: " + "; ".join(parts) + more + "."
+
+
 def _finish(study: optuna.Study, space: SearchSpace, dataset: Dataset, train: Dataset, test: Dataset,
             cfg: SearchConfig, metric: str, device: torch.device, out_dir: Path | None, search_seconds: float,
             job_deadline: float | None = None) -> SearchResult:
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     if not complete:
-        reasons = [t.user_attrs.get("fail_reason") for t in trials if t.user_attrs.get("fail_reason")]
-        stopped = sum("stopped_reason" in t.user_attrs for t in trials)
-        if stopped and not reasons:
-            raise AutoArchError(f"no trial completed: --timeout ({cfg.timeout:g} s) stopped {stopped} still "
-                                "training. Raise --timeout, or lower --epochs.")
-        first = f"; the first failure: {reasons[0]}" if reasons else ""
-        raise AutoArchError(f"none of the {len(trials)} trials completed{first}. Check the data and options.")
+        raise AutoArchError(_no_trial_completed(trials, cfg))
     best = study.best_trial
     arch = dict(best.user_attrs["architecture"])
     tcfg = TrainConfig(**best.user_attrs["training"])
@@ -911,7 +1061,7 @@ def _finish(study: optuna.Study, space: SearchSpace, dataset: Dataset, train: Da
         "test": test_scores,
         "compression": {"prune_ratio": cfg.prune, "finetune_epochs": finetune_epochs,
                         "stages": comp.stages, "verification": comp.verification},
-        "config": {**asdict(cfg), "space": space.name},
+        "config": {**asdict(cfg), "space": space.name, "storage": redact(cfg.storage)},
     }
     if out_dir is not None:
         from autoarch.report import render_markdown

@@ -145,11 +145,13 @@ def test_early_stopping_prunes_poor_candidates() -> None:
 
 def test_size_limits_reject_candidates_before_training() -> None:
     result = autoarch.search("iris", trials=10, max_params=2000, controller="random", **TINY)
-    rejected = [t for t in result.study.trials if t.state.name == "PRUNED"]
+    rejected = [t for t in result.study.trials if t.user_attrs.get("rejected")]
     assert rejected, "some random MLPs exceed 2,000 parameters"
     for t in rejected:
+        assert t.state.name == "PRUNED"
         assert t.user_attrs["params"] > 2000 and "> --max-params 2,000" in t.user_attrs["pruned_reason"]
         assert "seconds" not in t.user_attrs and not t.intermediate_values  # never trained
+    assert len(result.study.trials) - len(rejected) == 10  # rejected candidates do not count toward --trials
     for t in result.study.trials:
         if t.state.name == "COMPLETE":
             assert t.user_attrs["params"] <= 2000

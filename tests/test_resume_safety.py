@@ -1,0 +1,173 @@
+"""Resume and storage safety (issue #15): a study resumes on the same data only, rejected candidates do not use
+up a run directory, interrupted trials do not stay RUNNING, storage passwords never reach a file or a message, a
+worker never creates a database, and a storage that cannot be opened leaves nothing behind."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+from optuna.trial import TrialState
+
+import autoarch
+from autoarch import runner
+from autoarch.config import SearchConfig
+from autoarch.exceptions import AutoArchError, ConfigError
+
+TINY = dict(trials=2, cv=2, epochs=2, patience=1, finetune_epochs=1, calibration_samples=32, seed=0, workers=1)
+SECRET = "hunter2-not-a-real-password"
+
+
+def _iris_csv(path, shuffle: bool = False):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    X, y = autoarch.data.load_dataset("iris").X, autoarch.data.load_dataset("iris").y
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
+    frame["label"] = np.random.default_rng(1).permutation(y) if shuffle else y
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_resume_on_other_data_with_the_same_name_and_length_is_refused(tmp_path) -> None:
+    out = tmp_path / "run"
+    first = _iris_csv(tmp_path / "a" / "data.csv")
+    autoarch.search(first, target="label", out=out, **TINY)
+    report = (out / "report.json").read_bytes()
+    second = _iris_csv(tmp_path / "b" / "data.csv", shuffle=True)
+    with pytest.raises(ConfigError, match="other data") as err:
+        autoarch.search(second, target="label", out=out, **{**TINY, "trials": 3})
+    message = str(err.value)
+    assert str(first) in message and str(second) in message, message  # names both sources
+    assert (out / "report.json").read_bytes() == report
+    study = optuna.load_study(study_name="autoarch", storage=f"sqlite:///{out / 'study.db'}")
+    assert len(study.trials) == 2  # nothing of the second data set got in
+    # the same data again resumes
+    again = autoarch.search(first, target="label", out=out, **{**TINY, "trials": 3})
+    assert sum(t.state == TrialState.COMPLETE for t in again.study.trials) == 3
+
+
+def test_data_digest_sees_the_values_not_just_the_shape() -> None:
+    data = autoarch.data.load_dataset("iris")
+    shuffled = dataclasses.replace(data, y=data.y[::-1].copy())
+    assert runner.data_digest(data) == runner.data_digest(autoarch.data.load_dataset("iris"))
+    assert runner.data_digest(data) != runner.data_digest(shuffled)
+
+
+def test_rejected_candidates_do_not_use_up_the_trials_of_a_run_directory(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(runner, "REJECT_STREAK", 12)
+    out = tmp_path / "run"
+    with pytest.raises(AutoArchError, match=r"rejected before training by --max-params.*loosen it"):
+        autoarch.search("iris", out=out, max_params=10, **TINY)
+    study = optuna.load_study(study_name="autoarch", storage=f"sqlite:///{out / 'study.db'}")
+    assert len(study.trials) == 12 and all(t.user_attrs.get("rejected") for t in study.trials)
+    result = autoarch.search("iris", out=out, **TINY)  # looser limit: trains two candidates
+    assert sum(t.state == TrialState.COMPLETE for t in result.study.trials) == 2
+
+
+def test_a_spent_budget_of_failed_trials_names_the_limit_and_the_way_out() -> None:
+    cfg = SearchConfig(trials=2, trial_timeout=5.0)
+    now = optuna.trial.create_trial(state=TrialState.FAIL, user_attrs={
+        "fail_reason": "the trial ran past its time limit in epoch 3 (--trial-timeout 5 s); raise the limit"})
+    message = runner._no_trial_completed([now, now], cfg)
+    assert "2 ran past their time limit (--trial-timeout 5 s): raise it" in message
+    assert "used its --trials 2: rerun with a higher --trials, or a new --out" in message
+
+
+def test_a_timeout_too_short_for_any_trial_says_so() -> None:
+    with pytest.raises(AutoArchError, match=r"no trial started before --timeout \(0.001 s\) ran out; raise --timeout"):
+        autoarch.search("iris", timeout=0.001, **TINY)
+
+
+def test_an_interrupted_trial_does_not_stay_running(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(runner, "GRACE_PERIOD", 2)
+    monkeypatch.setattr(runner, "HEARTBEAT_INTERVAL", 1)
+    out = tmp_path / "run"
+    autoarch.search("iris", out=out, **TINY)
+    # A trial left RUNNING by a killed run, its last heartbeat just now (inside the grace period).
+    storage = runner.open_storage(f"sqlite:///{out / 'study.db'}")
+    study = optuna.load_study(study_name="autoarch", storage=storage)
+    trial = study.ask()
+    storage.record_heartbeat(trial._trial_id)
+    result = autoarch.search("iris", out=out, **{**TINY, "trials": 3})
+    states = [t.state for t in result.study.trials]
+    assert TrialState.RUNNING not in states and TrialState.WAITING not in states
+    assert states.count(TrialState.COMPLETE) == 3 and states.count(TrialState.FAIL) == 1
+    report = json.loads((out / "report.json").read_text())
+    assert "RUNNING" not in report["search"]["trial_states"]
+    assert "RUNNING" not in pd.read_csv(out / "leaderboard.csv")["state"].tolist()
+
+
+def test_storage_passwords_never_reach_a_file_or_a_log(tmp_path, monkeypatch, caplog) -> None:
+    db = tmp_path / "shared.db"
+    real = runner.open_storage
+    monkeypatch.setattr(runner, "open_storage", lambda url, **kw: real(f"sqlite:///{db}", **kw))
+    out = tmp_path / "run"
+    caplog.set_level(logging.INFO, logger="autoarch")
+    autoarch.search("iris", out=out, storage=f"postgresql://nas:{SECRET}@db-host/nas", **TINY)
+    for path in out.iterdir():
+        if path.is_file() and path.suffix in (".json", ".md", ".csv"):
+            assert SECRET not in path.read_text(), path.name
+    report = json.loads((out / "report.json").read_text())
+    assert report["config"]["storage"] == "postgresql://nas:***@db-host/nas"
+    study = optuna.load_study(study_name="autoarch", storage=f"sqlite:///{db}")
+    assert SECRET not in json.dumps(study.user_attrs)
+    assert SECRET not in caplog.text
+
+
+def test_a_storage_error_masks_the_password_and_leaves_no_run_directory(tmp_path) -> None:
+    out = tmp_path / "new-run"
+    with pytest.raises(ConfigError, match="cannot open the storage") as err:
+        autoarch.search("iris", out=out, storage=f"postgresql://nas:{SECRET}@127.0.0.1:1/nas", **TINY)
+    assert SECRET not in str(err.value) and "***" in str(err.value)
+    assert not out.exists()
+
+
+def test_redact_masks_only_the_password() -> None:
+    assert runner.redact(f"postgresql://nas:{SECRET}@db-host:5432/nas") == "postgresql://nas:***@db-host:5432/nas"
+    assert runner.redact("sqlite:///runs/x/study.db") == "sqlite:///runs/x/study.db"
+    assert runner.redact("journal:runs/x/study.log") == "journal:runs/x/study.log"
+    assert runner.redact(None) is None
+
+
+def test_a_worker_never_creates_a_database(tmp_path) -> None:
+    typo = tmp_path / "typo.db"
+    with pytest.raises(ConfigError, match="does not exist"):
+        runner.run_worker(f"sqlite:///{typo}")
+    assert not typo.exists()
+    with pytest.raises(ConfigError, match="does not exist"):
+        runner.run_worker(f"journal:{tmp_path / 'typo.log'}")
+    assert not (tmp_path / "typo.log").exists()
+
+
+def test_stale_wait_is_bounded_by_the_grace_period(tmp_path, monkeypatch) -> None:
+    """A trial whose worker still sends heartbeats is left RUNNING, after at most the grace period."""
+    monkeypatch.setattr(runner, "GRACE_PERIOD", 2)
+    monkeypatch.setattr(runner, "HEARTBEAT_INTERVAL", 1)
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    storage = runner.open_storage(url)
+    study = optuna.create_study(study_name="autoarch", storage=storage)
+    trial = study.ask()
+    start = time.time()
+    import threading
+
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.is_set():
+            storage.record_heartbeat(trial._trial_id)
+            time.sleep(0.3)
+
+    thread = threading.Thread(target=beat)
+    thread.start()
+    try:
+        runner._settle_running("autoarch", url)
+    finally:
+        stop.set()
+        thread.join()
+    assert 2.5 <= time.time() - start < 10
+    assert optuna.load_study(study_name="autoarch", storage=url).trials[0].state == TrialState.RUNNING
