@@ -263,13 +263,13 @@ def read_manifest(run_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
     return manifest
 
 
-def _verify(path: Path, data: bytes | None, manifest: dict[str, Any], foreign_ok: bool) -> None:
+def _verify(path: Path, data: bytes | None, manifest: dict[str, Any]) -> None:
+    """A file the manifest does not name is not a run output (a commit removes its writer's stale files): a user
+    put it there, and it is read unchecked."""
     entry = manifest["files"].get(path.name)
     where = f"this run's outputs ({path.parent / MANIFEST})"
     hint = _rerun_hint(path.parent, manifest)
     if entry is None:
-        if data is not None and not foreign_ok:
-            raise DataError(f"{path} does not belong to {where}: it is left from another run; {hint}.")
         return
     if data is None:
         raise DataError(f"{path} is missing from {where}: the run was interrupted while writing them; {hint}.")
@@ -288,19 +288,18 @@ def read_outputs(run_dir: str | os.PathLike[str], names: Iterable[str]) -> dict[
     """The bytes of the outputs ``names`` of ``run_dir`` that exist, checked against its manifest (read once, so
     that all come from one generation). Parse what is returned rather than reading the files again.
 
-    A missing file the manifest does not name is left out of the result (the caller says what is missing);
-    without a manifest nothing is checked.
+    A missing file the manifest does not name is left out of the result (the caller says what is missing); one it
+    does not name, or any file without a manifest, is returned unchecked.
 
     Raises:
-        DataError: a file differs from the manifest, the manifest names a missing file, or an existing file is not
-            named by it.
+        DataError: a file differs from the manifest, or the manifest names a missing file.
     """
     run = Path(run_dir)
     manifest = read_manifest(run)
     files = {name: _read(run / name) for name in names}
     if manifest is not None:
         for name, data in files.items():
-            _verify(run / name, data, manifest, foreign_ok=False)
+            _verify(run / name, data, manifest)
     return {name: data for name, data in files.items() if data is not None}
 
 
@@ -316,5 +315,5 @@ def check_file(path: str | os.PathLike[str]) -> bytes | None:
     if manifest is None or path.name not in manifest["files"]:
         return None
     data = _read(path)
-    _verify(path, data, manifest, foreign_ok=True)
+    _verify(path, data, manifest)
     return data
