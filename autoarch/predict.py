@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from autoarch.exceptions import DataError
+from autoarch.rundir import atomic_path, check_file
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -41,7 +42,8 @@ class Predictor:
         metadata: every metadata entry, JSON values decoded.
 
     Raises:
-        DataError: the file is missing, not an ONNX model, or lacks autoarch's metadata.
+        DataError: the file is missing, not an ONNX model, lacks autoarch's metadata, or is not the file the
+            manifest of its run directory names (an interrupted write).
     """
 
     def __init__(self, path: str | os.PathLike[str], threads: int = 1) -> None:
@@ -54,8 +56,11 @@ class Predictor:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
+        # Inside a run directory with a manifest, the model is read once, checked, and loaded from those bytes.
+        checked = check_file(path)
         try:
-            self.session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(str(path) if checked is None else checked, sess_options=opts,
+                                                providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own exception types for unreadable files
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
             raise DataError(f"{path} is not a loadable ONNX model ({first}); give a model.onnx that autoarch "
@@ -263,9 +268,6 @@ def predict_file(model: str | os.PathLike[str], inputs: str | os.PathLike[str],
     if names is not None:
         frame.insert(0, "file", names)
     if output is not None:
-        out = Path(output)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.tmp")
-        frame.to_csv(tmp, index=False)
-        os.replace(tmp, out)
+        with atomic_path(output) as tmp:
+            frame.to_csv(tmp, index=False)
     return frame

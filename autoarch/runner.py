@@ -9,6 +9,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import math
@@ -47,6 +48,7 @@ from autoarch.evaluate import build_model, cross_validate, describe_cv, n_folds,
 from autoarch.exceptions import AutoArchError, ConfigError, DataError, TimeLimitError, did_you_mean
 from autoarch.metrics import check_metric, compute_metrics, default_metric, objective_value
 from autoarch.model import Model
+from autoarch.rundir import Generation, copy_file, crash_point, read_outputs, save_state_dict
 from autoarch.search_spaces import SearchSpace, get_space
 from autoarch.trainer import TrainConfig, predict, resolve_device, suggest_training, training_grid
 
@@ -110,10 +112,7 @@ class SearchResult:
         """Copy the verified ONNX model (fp32, or int8 with ``int8=True``) to ``path``."""
         source = self.compression.int8_path if int8 else self.compression.onnx_path
         assert source is not None
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, path)
-        return path
+        return copy_file(source, path)
 
 
 def _resolve_data(data: Any, y: Any, target: str | None, task: str | None, max_samples: int | None,
@@ -181,8 +180,9 @@ def open_storage(url: str, *, must_exist: bool = False, retry: bool = True) -> o
     ``mysql+pymysql://...``) with heartbeats on, or a journal file (``journal:PATH`` or a ``.log`` path).
 
     ``retry=False`` fails a stale trial (a RUNNING trial whose worker stopped sending heartbeats) without
-    queueing it again, as the search does once its budget is spent. ``must_exist`` (a worker joins a study, it never creates one) refuses a SQLite or journal file that does not
-    exist instead of creating an empty one. Messages show the URL with its password masked (:func:`redact`).
+    queueing it again, as the search does once its budget is spent. ``must_exist`` (a worker joins a study, it
+    never creates one) refuses a SQLite or journal file that does not exist instead of creating an empty one.
+    Messages show the URL with its password masked (:func:`redact`).
 
     Raises:
         ConfigError: the storage cannot be opened (bad URL, server down, missing driver), or ``must_exist`` and
@@ -593,7 +593,7 @@ def _make_objective(space: SearchSpace, train: Dataset, cfg: SearchConfig, metri
             done = [t.value for t in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
             if not done or value > max(done):
                 keep_dir.mkdir(exist_ok=True)
-                _save_state_dict(result.model.cpu(), keep_dir / f"trial_{trial.number}.pt")
+                save_state_dict(result.model.cpu(), keep_dir / f"trial_{trial.number}.pt")
         return value
 
     return objective
@@ -622,18 +622,6 @@ def leaderboard(study: optuna.Study, space: SearchSpace | None = None) -> pd.Dat
     if frame.empty:
         return frame
     return frame.sort_values(["value", "trial"], ascending=[False, True], na_position="last").reset_index(drop=True)
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def _save_state_dict(model: nn.Module, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(model.state_dict(), tmp)
-    os.replace(tmp, path)
 
 
 def _prepare_out(out: str | os.PathLike[str] | None) -> Path | None:
@@ -879,7 +867,7 @@ def search(
         try:
             if workers > 1:
                 torch.set_num_threads(1)  # one thread per worker process
-            _worker_loop(ctx, storage, 0, deadline, [bar],
+            _worker_loop(ctx, storage, 0, deadline, [bar, lambda study, trial: crash_point("trial")],
                          workers_alive=lambda: any(child.is_alive() for child in children))
             for child in children:
                 child.join()
@@ -1023,6 +1011,7 @@ def _finish(study: optuna.Study, space: SearchSpace, dataset: Dataset, train: Da
             logger.info("budget: %d retrain and %d fine-tune epochs fit in what is left of --timeout (planned %d "
                         "and %d)", epochs, finetune_epochs, *planned)
     if model is None:
+        crash_point("retrain")
         logger.info("retraining trial %d on the whole training split (%d samples, %d epochs)", best.number,
                     len(train), epochs)
         model = retrain(space, arch, tcfg, train, epochs, seed=cfg.seed, device=device)
@@ -1033,10 +1022,16 @@ def _finish(study: optuna.Study, space: SearchSpace, dataset: Dataset, train: Da
     metadata = {"autoarch_version": __version__, "task": dataset.task, "classes": json.dumps(dataset.classes),
                 "input_shape": json.dumps(list(dataset.input_shape)), "architecture": json.dumps(description),
                 "metric": metric}
-    comp = compress_model(model, train, test, files_dir, train_config=tcfg, prune_ratio=cfg.prune,
-                          finetune_epochs=max(1, finetune_epochs), calibration_samples=cfg.calibration_samples,
-                          seed=cfg.seed, device=device, metadata=metadata,
-                          on_stage=lambda s: logger.info("compression: %s", s))
+    # Every output is staged and put in place at once (rundir.Generation): a kill while a finished run
+    # directory is rewritten never leaves new files beside old ones unnoticed.
+    gen = Generation(files_dir, writer="search")
+    try:
+        comp = compress_model(model, train, test, gen.staging, train_config=tcfg, prune_ratio=cfg.prune,
+                              finetune_epochs=max(1, finetune_epochs), calibration_samples=cfg.calibration_samples,
+                              seed=cfg.seed, device=device, metadata=metadata, on_stage=_on_stage)
+    except BaseException:
+        gen.discard()
+        raise
     description["pruning_history"] = comp.pruning_history
     board = leaderboard(study, space)
     cv_scores = {k[3:-5]: (best.user_attrs[k], best.user_attrs[k[:-5] + "_std"])
@@ -1049,7 +1044,8 @@ def _finish(study: optuna.Study, space: SearchSpace, dataset: Dataset, train: Da
                  # How `autoarch compress` reloads the data: a built-in name or an absolute file path.
                  "source": (study.user_attrs.get("spec") or {}).get("data")},
         "search": {"space": space.name, "controller": cfg.controller, "metric": metric, "cv": cfg.cv,
-                   "validation": describe_cv(cfg.cv), "early_stop": cfg.early_stop, "augment": cfg.augment, "held_out": cfg.test,
+                   "validation": describe_cv(cfg.cv), "early_stop": cfg.early_stop,
+                   "augment": cfg.augment, "held_out": cfg.test,
                    "trials_requested": cfg.trials, "trial_states": {k: v for k, v in counts.items() if v},
                    "fidelity": _fidelity_counts(trials),
                    "seconds_this_run": search_seconds, "seed": cfg.seed, "device": str(device)},
@@ -1063,21 +1059,29 @@ def _finish(study: optuna.Study, space: SearchSpace, dataset: Dataset, train: Da
                         "stages": comp.stages, "verification": comp.verification},
         "config": {**asdict(cfg), "space": space.name, "storage": redact(cfg.storage)},
     }
-    if out_dir is not None:
-        from autoarch.report import render_markdown
+    with gen:
+        if out_dir is not None:
+            from autoarch.report import render_markdown
 
-        _write_text(out_dir / "architecture.json", json.dumps(description, indent=2))
-        _save_state_dict(comp.model, out_dir / "model.pt")
-        _save_state_dict(model, out_dir / "winner.pt")  # before pruning: what `autoarch compress` starts from
-        tmp_csv = out_dir / ".leaderboard.csv.tmp"
-        board.to_csv(tmp_csv, index=False)
-        os.replace(tmp_csv, out_dir / "leaderboard.csv")
-        _write_text(out_dir / "report.json", json.dumps(report, indent=2, default=_json_default))
-        _write_text(out_dir / "report.md", render_markdown(report, board))
+            gen.write_json("architecture.json", description)
+            gen.save_state_dict("model.pt", comp.model)
+            gen.save_state_dict("winner.pt", model)  # before pruning: what `autoarch compress` starts from
+            gen.write_text("leaderboard.csv", board.to_csv(index=False))
+            gen.write_json("report.json", report, default=_json_default)
+            gen.write_text("report.md", render_markdown(report, board))
+        gen.commit()
+    comp.onnx_path = files_dir / "model.onnx"
+    comp.int8_path = None if comp.int8_path is None else files_dir / comp.int8_path.name
+    if out_dir is not None:
         shutil.rmtree(out_dir / KEEP_DIR, ignore_errors=True)  # the trial models served the finish only
     return SearchResult(architecture=arch, training=tcfg.to_dict(), cv_scores=cv_scores, test_scores=test_scores,
                         model=comp.model, leaderboard=board, compression=comp, out_dir=files_dir, study=study,
                         report=report)
+
+
+def _on_stage(stage: str) -> None:
+    crash_point(stage)
+    logger.info("compression: %s", stage)
 
 
 def _fidelity_counts(trials: list[optuna.trial.FrozenTrial]) -> dict[str, int]:
@@ -1107,18 +1111,22 @@ def load(run_dir: str | os.PathLike[str]) -> Model:
     The pruning history in ``architecture.json`` is replayed on the freshly built network before the weights
     (loaded with ``weights_only=True``) are put in.
 
+    Both files are checked against the run's ``manifest.json`` (when it has one) and parsed from the bytes
+    checked, so that they come from one generation of the run's outputs.
+
     Raises:
-        DataError: the directory lacks ``architecture.json`` or ``model.pt``.
+        DataError: the directory lacks ``architecture.json`` or ``model.pt``, or they are not the files its
+            manifest names (an interrupted write).
     """
     run = Path(run_dir)
-    spec_path, weights_path = run / "architecture.json", run / "model.pt"
-    for p in (spec_path, weights_path):
-        if not p.is_file():
-            raise DataError(f"{p} is missing; give the --out directory of a finished search.")
-    spec = json.loads(spec_path.read_text())
+    files = read_outputs(run, ("architecture.json", "model.pt"))
+    for name in ("architecture.json", "model.pt"):
+        if name not in files:
+            raise DataError(f"{run / name} is missing; give the --out directory of a finished search.")
+    spec = json.loads(files["architecture.json"])
     space = get_space(spec["space"], "image" if len(spec["input_shape"]) == 3 else "tabular")
     net = space.build(spec["architecture"], spec["input_shape"], spec["n_outputs"])
-    state = torch.load(weights_path, map_location="cpu", weights_only=True)
+    state = torch.load(io.BytesIO(files["model.pt"]), map_location="cpu", weights_only=True)
     model = Model(net, state["mean"].numpy(), state["std"].numpy())
     example = torch.zeros(2, *spec["input_shape"])
     replay_pruning(model, example, spec.get("pruning_history") or [])

@@ -6,8 +6,6 @@ import contextlib
 import io
 import json
 import logging
-import os
-import tempfile
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -16,6 +14,8 @@ from typing import Any
 import onnx
 import torch
 from torch import nn
+
+from autoarch.rundir import atomic_path
 
 __all__ = ["export_onnx", "check_onnx", "compact_names", "drop_annotations", "set_metadata", "read_metadata",
            "model_metadata"]
@@ -155,15 +155,9 @@ def _quiet_exporter() -> Iterator[None]:
 
 
 def save_atomic(proto: onnx.ModelProto, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        onnx.save_model(proto, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    """``onnx.save_model`` to ``path`` atomically, with the umask's mode (:func:`autoarch.rundir.atomic_path`)."""
+    with atomic_path(path) as tmp:
+        onnx.save_model(proto, str(tmp))
 
 
 def check_onnx(path: str | Path) -> dict[str, object]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from onnxruntime.quantization import (
 )
 
 from autoarch.exceptions import ConfigError
+from autoarch.rundir import copy_file
 
 __all__ = ["quantize_int8", "quantize_dynamic_int8", "choose_int8", "has_convolutions"]
 
@@ -131,7 +131,7 @@ def choose_int8(fp32_path: str | Path, out_path: str | Path, calibration: np.nda
         timed = {name: latency_ms(session(p), bench_X, 64, repeats=repeats) for name, p in paths.items()}
         method = min(timed, key=lambda k: timed[k])
         other = "dynamic" if method == "static" else "static"
-        shutil.copyfile(paths[method], out_path)
+        copy_file(paths[method], out_path)
     return out_path, {
         "method": method, "description": STATIC if method == "static" else DYNAMIC,
         "reason": f"Linear-only model: both measured at batch 64 (1 thread, median of {repeats}); {method} "

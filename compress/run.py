@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -22,6 +23,7 @@ from autoarch.evaluate import retrain
 from autoarch.exceptions import DataError
 from autoarch.metrics import compute_metrics, default_metric
 from autoarch.model import Model
+from autoarch.rundir import Generation, read_outputs
 from autoarch.trainer import TrainConfig, predict, resolve_device
 
 __all__ = ["compress_run", "load_run_model", "reload_data", "render_markdown"]
@@ -31,9 +33,9 @@ logger = logging.getLogger(__name__)
 OUT_SUBDIR = "compressed"
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def _parse_json(path: Path, data: bytes) -> dict[str, Any]:
     try:
-        return json.loads(path.read_text())
+        return json.loads(data)
     except json.JSONDecodeError as exc:
         raise DataError(f"{path} is not valid JSON ({exc.msg}, line {exc.lineno}); restore it from the run.") from None
 
@@ -55,22 +57,23 @@ def load_run_model(run_dir: str | os.PathLike[str], start: str = "auto"
     run = Path(run_dir)
     if not run.is_dir():
         raise DataError(f"run directory {str(run)!r} does not exist; give the --out directory of a search.")
-    spec_path = run / "architecture.json"
-    if not spec_path.is_file():
-        raise DataError(f"{spec_path} is missing; give the --out directory of a finished search.")
-    spec = _read_json(spec_path)
     if start not in ("auto", "winner", "model"):
         raise DataError(f"start must be auto, winner or model, but got {start!r}.")
     name = "winner.pt" if start == "winner" or (start == "auto" and (run / "winner.pt").is_file()) else "model.pt"
+    files = read_outputs(run, ("architecture.json", name))  # checked against the run's manifest
+    spec_path = run / "architecture.json"
+    if spec_path.name not in files:
+        raise DataError(f"{spec_path} is missing; give the --out directory of a finished search.")
+    spec = _parse_json(spec_path, files[spec_path.name])
     weights = run / name
-    if not weights.is_file():
+    if name not in files:
         raise DataError(f"{weights} is missing; a finished search writes winner.pt and model.pt.")
     missing = [k for k in ("space", "architecture", "input_shape", "n_outputs") if k not in spec]
     if missing:
         raise DataError(f"{spec_path} lacks {missing}; it was not written by autoarch.")
     space = get_space(spec["space"], "image" if len(spec["input_shape"]) == 3 else "tabular")
     net = space.build(spec["architecture"], spec["input_shape"], spec["n_outputs"])
-    state = torch.load(weights, map_location="cpu", weights_only=True)
+    state = torch.load(io.BytesIO(files[name]), map_location="cpu", weights_only=True)
     model = Model(net, state["mean"].numpy(), state["std"].numpy())
     history = [] if name == "winner.pt" else list(spec.get("pruning_history") or [])
     replay_pruning(model, torch.zeros(2, *spec["input_shape"]), history)
@@ -144,12 +147,6 @@ def _retrain(spec: dict[str, Any], train: Dataset, config: CompressConfig, train
                    device=resolve_device(config.device))
 
 
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def _json_default(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
@@ -200,7 +197,8 @@ def compress_run(
         >>> result.stages[-1]["latency_b64_ms"]  # doctest: +SKIP
     """
     run = Path(run_dir)
-    report = _read_json(run / "report.json") if (run / "report.json").is_file() else {}
+    found = read_outputs(run, ("report.json",)) if run.is_dir() else {}
+    report = _parse_json(run / "report.json", found["report.json"]) if found else {}
     if "seed" not in options and "seed" in report.get("config", {}):
         options["seed"] = int(report["config"]["seed"])
     config = CompressConfig.from_options(**options)
@@ -224,8 +222,16 @@ def compress_run(
     description = {k: v for k, v in spec.items() if k != "pruning_history"}
     metadata = {"autoarch_version": str(spec.get("autoarch_version", "")), "architecture": json.dumps(description),
                 "metric": metric}
-    result = compress(model, train, test, out_dir, config=config, train_config=train_config, metric=metric,
-                      metadata=metadata, on_stage=on_stage, on_step=on_step, measure_memory=measure_memory)
+    # The outputs are staged and put in place as one generation (autoarch.rundir): an interrupted rerun never
+    # leaves a new model.onnx beside an old compression.json unnoticed.
+    gen = Generation(out_dir, writer="compress")
+    try:
+        result = compress(model, train, test, gen.staging, config=config, train_config=train_config,
+                          metric=metric, metadata=metadata, on_stage=on_stage, on_step=on_step,
+                          measure_memory=measure_memory)
+    except BaseException:
+        gen.discard()
+        raise
     if model is not winner:  # what the search delivered, for comparison
         row = {"stage": "torch fp32 winner", **{k: v for k, v in result.stages[0].items() if k != "stage"}}
         row.update(bytes=sum(t.numel() * t.element_size() for t in winner.state_dict().values()),
@@ -234,18 +240,20 @@ def compress_run(
     history = old_history + result.pruning_history
     result.pruning_history = history
     new_spec = {**spec, "pruning_history": history}
-    _write_text(out_dir / "architecture.json", json.dumps(new_spec, indent=2, default=_json_default))
-    tmp = out_dir / ".model.pt.tmp"
-    torch.save(result.model.state_dict(), tmp)
-    os.replace(tmp, out_dir / "model.pt")
     summary = {"run_dir": str(run), "started_from": started_from, "data": report.get("data", {}).get("name"),
                "n_fit": result.pruning["n_fit"], "n_val": result.pruning["n_val"], "n_test": len(test),
                "config": {f: getattr(config, f) for f in config.__dataclass_fields__}, "pruning": result.pruning,
                "steps": result.steps, "stages": result.stages, "verification": result.verification,
                "files": ["architecture.json", "model.pt", "model.onnx"]
                + (["model.int8.onnx"] if result.int8_path else [])}
-    _write_text(out_dir / "compression.json", json.dumps(summary, indent=2, default=_json_default))
-    _write_text(out_dir / "compression.md", render_markdown(summary))
+    with gen:
+        gen.write_json("architecture.json", new_spec, default=_json_default)
+        gen.save_state_dict("model.pt", result.model)
+        gen.write_json("compression.json", summary, default=_json_default)
+        gen.write_text("compression.md", render_markdown(summary))
+        gen.commit()
+    result.onnx_path = out_dir / "model.onnx"
+    result.int8_path = None if result.int8_path is None else out_dir / result.int8_path.name
     return result
 
 
