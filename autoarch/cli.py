@@ -1,13 +1,16 @@
 """The ``autoarch`` command line.
 
-Bad input ends with one line on stderr naming the problem and the fix, and exit status 2 (``--debug`` shows
-the traceback).
+Bad input ends with one line on stderr naming the problem and the fix, and exit status 2; any other failure
+ends with one line and exit status 1 (``--debug`` shows the traceback). A closed stdout (``| head``) ends
+quietly.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
@@ -341,6 +344,41 @@ def _predict_command(args: argparse.Namespace) -> None:
         print(f"{len(frame)} predictions written to {args.output}", file=sys.stderr)
 
 
+USAGE_ERRNOS = {errno.ENOENT, errno.EACCES, errno.EPERM, errno.EISDIR, errno.ENOTDIR, errno.EEXIST, errno.EROFS,
+                errno.ENAMETOOLONG, errno.ELOOP}
+"""OSErrors a user causes with a path (exit 2); others (disk full, I/O errors) are runtime failures (exit 1)."""
+
+EXIT_BROKEN_PIPE = 128 + 13
+"""A closed stdout ends the command as SIGPIPE would end it, with 128 + SIGPIPE (what a shell reports)."""
+
+
+def _one_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [""])[0][:300]
+
+
+def _unexpected(exc: Exception) -> tuple[int, str]:
+    """``(exit status, message)`` for an exception that is not an :class:`AutoArchError`: a path error names
+    the file, anything else says what it was and how to see more."""
+    if isinstance(exc, OSError) and exc.strerror:
+        where = " -> ".join(repr(str(f)) for f in (exc.filename, exc.filename2) if f is not None)
+        code = 2 if exc.errno in USAGE_ERRNOS else 1
+        return code, f"{where + ': ' if where else ''}{exc.strerror}; check the path and its permissions."
+    if isinstance(exc, MemoryError):
+        return 1, "out of memory; lower --max-samples or the batch size, or use a machine with more memory."
+    detail = _one_line(exc)
+    return 1, (f"unexpected {type(exc).__name__}{': ' + detail if detail else ''} (rerun with --debug for the "
+               "traceback, and report it)")
+
+
+def _quiet_broken_pipe() -> int:
+    """stdout was closed by its reader: point it at devnull so that the flush at exit cannot fail again (the
+    "Note on SIGPIPE" in Python's ``signal`` documentation)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return EXIT_BROKEN_PIPE
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING if args.quiet else logging.INFO,
@@ -384,15 +422,26 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             n = run_worker(args.storage, args.study, threads=args.threads, progress=not args.quiet)
             print(f"this worker evaluated {n} trial(s); the study's budget is spent.")
+        sys.stdout.flush()  # here, where a closed pipe is caught, rather than at exit
         return 0
     except AutoArchError as exc:
         if args.debug:
             raise
-        print(f"autoarch: error: {exc}", file=sys.stderr)
+        print(f"autoarch: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("autoarch: interrupted; run the same command again to resume.", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        if args.debug:
+            raise
+        return _quiet_broken_pipe()
+    except Exception as exc:  # the guard: one line, never a traceback, on every path a user can reach
+        if args.debug:
+            raise
+        code, message = _unexpected(exc)
+        print(f"autoarch: error: {message}", file=sys.stderr)
+        return code
 
 
 if __name__ == "__main__":

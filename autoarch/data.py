@@ -7,9 +7,12 @@ original class labels so that every output can map indices back to them.
 
 from __future__ import annotations
 
+import csv
 import gzip
 import logging
 import os
+import zipfile
+import zlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -19,7 +22,7 @@ import numpy as np
 from autoarch.exceptions import DataError, did_you_mean
 
 __all__ = ["Dataset", "BUILTIN_DATASETS", "load_dataset", "from_arrays", "train_test_split", "official_test",
-           "load_test"]
+           "load_test", "csv_delimiter", "open_npz", "npz_array"]
 
 logger = logging.getLogger(__name__)
 
@@ -233,8 +236,9 @@ def load_test(source: str, train: Dataset, *, target: str | None = None, image_s
                  else np.repeat(test.X, train.input_shape[0], axis=1))
             test = replace(test, X=np.ascontiguousarray(X, dtype=np.float32))
     else:
-        test = load_dataset(source, target=target, task=train.task, image_size=image_size,
-                            on_bad_image=on_bad_image)
+        # The training CSV's --target names the test file's column too; other kinds carry their targets.
+        test = load_dataset(source, target=target if path.suffix.lower() == ".csv" else None, task=train.task,
+                            image_size=image_size, on_bad_image=on_bad_image)
         if train.task == CLASSIFICATION:
             index = {c: i for i, c in enumerate(train.classes)}
             labels = test.labels(test.y)
@@ -267,7 +271,7 @@ def _load_csv(path: Path, target: str | None, task: str | None) -> Dataset:
     if target is None:
         raise DataError(f"{path}: a CSV file needs --target COLUMN naming the column to predict.")
     try:
-        frame = pd.read_csv(path)
+        frame = pd.read_csv(path, sep=csv_delimiter(path))
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: the file is empty; give a CSV with a header row and data rows.") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
@@ -296,18 +300,73 @@ def _load_csv(path: Path, target: str | None, task: str | None) -> Dataset:
                        feature_names=[str(c) for c in features.columns])
 
 
-def _load_npz(path: Path, task: str | None) -> Dataset:
+CSV_DELIMITERS = ",;\t|"
+
+
+def csv_delimiter(path: Path, sample_bytes: int = 65536) -> str:
+    """The delimiter of a CSV file: ``csv.Sniffer``'s pick among ``, ; tab |`` in its first lines, else ``,``.
+
+    A file saved with a European locale is often ';'-delimited; read with ',' it would be one column named
+    'a;b;c' and fail with a message about a missing column instead of being read.
+    """
+    try:
+        with open(path, newline="", encoding="utf-8", errors="replace") as fh:
+            sample = fh.read(sample_bytes)
+    except OSError:
+        return ","  # pandas reports the unreadable file
+    if len(sample) == sample_bytes and "\n" in sample:
+        sample = sample[:sample.rindex("\n")]  # whole lines only: a cut line would look inconsistent
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=CSV_DELIMITERS).delimiter
+    except csv.Error:  # one column, or nothing consistent: the default
+        return ","
+
+
+def open_npz(path: Path, save_hint: str) -> Any:
+    """``np.load(path)`` of an .npz archive, never unpickling; a one-line DataError for anything else.
+
+    Raises:
+        DataError: the file is truncated or not a zip, is a single .npy array, or holds a pickle.
+    """
     try:
         archive = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as exc:
-        raise DataError(f"{path}: not a readable .npz file ({exc}); save it with numpy.savez(path, X=X, y=y).") \
-            from None
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise DataError(f"{path}: not a readable .npz file ({exc}); save it with {save_hint}.") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise DataError(f"{path}: a single .npy array, not an .npz archive of named arrays; save it with "
+                        f"{save_hint}.")
+    return archive
+
+
+def npz_array(archive: Any, key: str, path: Path) -> np.ndarray:
+    """Array ``key`` of an archive from :func:`open_npz`; a one-line DataError for object arrays (which numpy
+    would have to unpickle, and unpickling can run code) or a damaged member."""
+    try:
+        return np.asarray(archive[key])
+    except ValueError as exc:
+        if "allow_pickle" in str(exc):
+            raise DataError(f"{path}: array {key!r} holds Python objects, which autoarch does not unpickle; save "
+                            "numeric arrays (e.g. X.astype('float32')) or string labels (y.astype(str)).") from None
+        raise DataError(f"{path}: array {key!r} cannot be read ({exc}).") from None
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        raise DataError(f"{path}: array {key!r} is damaged ({exc}); save the file again.") from None
+
+
+def _load_npz(path: Path, task: str | None) -> Dataset:
+    hint = "numpy.savez(path, X=X, y=y)"
+    archive = open_npz(path, hint)
     keys = list(archive.keys())
     missing = [k for k in ("X", "y") if k not in keys]
     if missing:
-        raise DataError(f"{path}: the .npz file needs arrays 'X' and 'y', but has {keys}; "
-                        "save it with numpy.savez(path, X=X, y=y).")
-    return from_arrays(archive["X"], archive["y"], task=task, name=path.name)
+        raise DataError(f"{path}: the .npz file needs arrays 'X' and 'y', but has {keys}; save it with {hint}.")
+    return from_arrays(npz_array(archive, "X", path), npz_array(archive, "y", path), task=task, name=path.name)
+
+
+def _no_target(source: str, target: str | None, what: str) -> None:
+    """Refuse ``--target`` where there is no column to name: it would be ignored without a word."""
+    if target is not None:
+        raise DataError(f"--target {target!r} names a column of a CSV file, but {source!r} is {what}; drop "
+                        "--target.")
 
 
 def load_dataset(source: str, target: str | None = None, task: str | None = None,
@@ -329,6 +388,7 @@ def load_dataset(source: str, target: str | None = None, task: str | None = None
     """
     path = Path(source)
     if source in BUILTIN_DATASETS:
+        _no_target(source, target, "a built-in data set with its own target")
         data = _load_fashion_mnist() if source == "fashion-mnist" else _load_sklearn(source)
         if task is not None and task != data.task:
             y = np.asarray(data.labels(data.y)) if data.classes and task == CLASSIFICATION else data.y
@@ -339,10 +399,13 @@ def load_dataset(source: str, target: str | None = None, task: str | None = None
         if task is not None and task != CLASSIFICATION:
             raise DataError(f"{source}: a folder of images is a classification data set (one sub-folder per "
                             "class); drop --task regression.")
+        _no_target(source, target, "a folder of images whose sub-folders are the classes")
         data = load_image_folder(path, image_size=image_size, on_bad_image=on_bad_image)
     elif path.suffix.lower() in (".csv", ".npz"):
         if not path.is_file():
             raise DataError(f"data file {str(path)!r} does not exist; check the path.")
+        if path.suffix.lower() == ".npz":
+            _no_target(source, target, "a .npz file whose targets are its array y")
         data = _load_csv(path, target, task) if path.suffix.lower() == ".csv" else _load_npz(path, task)
     else:
         raise DataError(

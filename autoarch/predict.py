@@ -40,6 +40,7 @@ class Predictor:
         input_shape: the shape of one sample.
         feature_names: tabular column names in input order, or None.
         metadata: every metadata entry, JSON values decoded.
+        path: the model file.
 
     Raises:
         DataError: the file is missing, not an ONNX model, lacks autoarch's metadata, or is not the file the
@@ -76,13 +77,52 @@ class Predictor:
                 self.metadata[key] = json.loads(value)
             except (json.JSONDecodeError, TypeError):
                 self.metadata[key] = value
+        self.path = path
         self.task: str = self.metadata["task"]
+        self._check_metadata()
         self.classes: list[Any] = list(self.metadata["classes"] or [])
-        self.input_shape: tuple[int, ...] = tuple(int(s) for s in self.metadata["input_shape"])
+        self.input_shape: tuple[int, ...] = tuple(self.metadata["input_shape"])
         names = self.metadata.get("feature_names")
         self.feature_names: list[str] | None = [str(n) for n in names] if names else None
         self.output_kind: str = str(self.metadata.get("output", "logits" if self.task == "classification" else "value"))
         self._input = self.session.get_inputs()[0].name
+        self._check_graph()
+
+    def _bad(self, rule: str) -> DataError:
+        return DataError(f"{self.path}: {rule}; the file was not written by autoarch or was edited, export it "
+                         "again with autoarch (search or compress).")
+
+    def _check_metadata(self) -> None:
+        """The metadata's types, checked here: a value of the wrong type would otherwise fail deep in numpy."""
+        meta = self.metadata
+        if self.task not in ("classification", "regression"):
+            raise self._bad(f"metadata 'task' must be 'classification' or 'regression', but is {self.task!r}")
+        shape = meta["input_shape"]
+        if not (isinstance(shape, list) and shape
+                and all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in shape)):
+            raise self._bad(f"metadata 'input_shape' must be a list of positive integers, but is {shape!r}")
+        if not isinstance(meta["classes"], list | None):
+            raise self._bad(f"metadata 'classes' must be a list of labels, but is {meta['classes']!r}")
+        if self.task == "classification" and len(meta["classes"] or []) < 2:
+            raise self._bad(f"metadata 'classes' of a classifier must name at least 2 labels, but is "
+                            f"{meta['classes']!r}")
+        names = meta.get("feature_names")
+        if names is not None and not (isinstance(names, list) and len(names) in (0, math.prod(shape))):
+            raise self._bad(f"metadata 'feature_names' must be null or a list of {math.prod(shape)} names, but is "
+                            f"{str(names)[:100]}")
+
+    def _check_graph(self) -> None:
+        """The metadata must describe the graph: its input shape (symbolic dimensions match anything) and, for a
+        classifier, one label per output column."""
+        graph_in = list(self.session.get_inputs()[0].shape)[1:]
+        if len(graph_in) != len(self.input_shape) or any(
+                isinstance(g, int) and g != s for g, s in zip(graph_in, self.input_shape, strict=True)):
+            raise self._bad(f"metadata 'input_shape' {list(self.input_shape)} disagrees with the graph's input "
+                            f"{graph_in}")
+        graph_out = list(self.session.get_outputs()[0].shape)
+        n_out = graph_out[-1] if graph_out else None
+        if self.task == "classification" and isinstance(n_out, int) and n_out != len(self.classes):
+            raise self._bad(f"metadata 'classes' names {len(self.classes)} labels, but the graph has {n_out} outputs")
 
     @property
     def n_features(self) -> int:
@@ -93,8 +133,19 @@ class Predictor:
         X = self._shape(X)
         if len(X) == 0:
             return np.zeros((0, max(1, len(self.classes))), dtype=np.float32)
-        outs = [self.session.run(None, {self._input: X[i:i + batch_size]})[0] for i in range(0, len(X), batch_size)]
-        return np.concatenate(outs)
+        from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidArgument
+
+        try:
+            outs = [self.session.run(None, {self._input: X[i:i + batch_size]})[0]
+                    for i in range(0, len(X), batch_size)]
+        except (InvalidArgument, Fail) as exc:  # a graph with symbolic dimensions the metadata did not describe
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise self._bad(f"onnxruntime rejects input of shape {list(X.shape[1:])} ({first})") from None
+        out = np.concatenate(outs)
+        if self.task == "classification" and (out.ndim != 2 or out.shape[1] != len(self.classes)):
+            raise self._bad(f"metadata 'classes' names {len(self.classes)} labels, but the model returns "
+                            f"{list(out.shape[1:])} values per sample")
+        return out
 
     def _shape(self, X: np.ndarray) -> np.ndarray:
         X = np.asarray(X, dtype=np.float32)
@@ -192,10 +243,9 @@ def _read_image_inputs(path: Path, predictor: Predictor) -> tuple[np.ndarray, li
 
 
 def _read_npz(path: Path) -> np.ndarray:
-    try:
-        archive = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as exc:
-        raise DataError(f"{path}: not a readable .npz file ({exc}); save it with numpy.savez(path, X=X).") from None
+    from autoarch.data import npz_array, open_npz
+
+    archive = open_npz(path, "numpy.savez(path, X=X)")
     keys = list(archive.keys())
     if "X" in keys:
         key = "X"
@@ -203,8 +253,9 @@ def _read_npz(path: Path) -> np.ndarray:
         key = keys[0]
     else:
         raise DataError(f"{path}: the .npz file needs an array 'X' (or exactly one array), but has {keys}.")
+    X = npz_array(archive, key, path)
     try:
-        return np.asarray(archive[key], dtype=np.float32)
+        return np.asarray(X, dtype=np.float32)
     except (TypeError, ValueError):
         raise DataError(f"{path}: array {key!r} is not numeric.") from None
 
@@ -220,17 +271,23 @@ def _is_number(text: Any) -> bool:
 def _read_csv(path: Path, predictor: Predictor) -> np.ndarray:
     import pandas as pd
 
+    from autoarch.data import csv_delimiter
+
+    sep = csv_delimiter(path)
     try:
-        frame = pd.read_csv(path)
+        # The first row as written: pandas renames repeated header names ('0', '0.1', '0.000e+00.1'), and a
+        # renamed number may no longer parse as one.
+        first = [str(v) for v in pd.read_csv(path, sep=sep, header=None, nrows=1, dtype=str,
+                                             keep_default_na=False).iloc[0]]
+        # A first row of numbers other than 0..n-1 (what pandas writes for unnamed columns) is a data row.
+        headerless = all(_is_number(c) for c in first) and first != [str(i) for i in range(len(first))]
+        frame = pd.read_csv(path, sep=sep, header=None if headerless else 0)
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: the file is empty; give one sample per row.") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise DataError(f"{path}: not a readable CSV file ({first}); check the delimiter and encoding.") from None
-    header = [str(c) for c in frame.columns]
-    # A header of numbers other than 0..n-1 (what pandas writes for unnamed columns) is a data row.
-    if all(_is_number(c) for c in header) and header != [str(i) for i in range(len(header))]:
-        frame = pd.read_csv(path, header=None)
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise DataError(f"{path}: not a readable CSV file ({first_line}); check the delimiter and encoding.") \
+            from None
     names = predictor.feature_names
     columns = [str(c) for c in frame.columns]
     frame.columns = columns
@@ -249,6 +306,19 @@ def _read_csv(path: Path, predictor: Predictor) -> np.ndarray:
     return frame.to_numpy(dtype=np.float32)
 
 
+def _check_output(out: Path) -> None:
+    """Refuse, before any work, an output path that cannot become a file: a directory, or a path below a file."""
+    if out.is_dir():
+        raise DataError(f"--output {str(out)!r} is a directory; give a file path, e.g. "
+                        f"{str(out / 'predictions.csv')!r}.")
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise DataError(f"--output {str(out)!r}: {str(parent)!r} is a file, not a directory; give a path in "
+                                "a directory.")
+            return
+
+
 def predict_file(model: str | os.PathLike[str], inputs: str | os.PathLike[str],
                  output: str | os.PathLike[str] | None = None, proba: bool = True, threads: int = 1
                  ) -> pd.DataFrame:
@@ -261,7 +331,12 @@ def predict_file(model: str | os.PathLike[str], inputs: str | os.PathLike[str],
 
     Returns:
         The predictions table.
+
+    Raises:
+        DataError: a bad model, input or output path (see :class:`Predictor` and :func:`read_inputs`).
     """
+    if output is not None:
+        _check_output(Path(output))
     predictor = Predictor(model, threads=threads)
     X, names = _load_inputs(Path(inputs), predictor)
     frame = predictor.predict_frame(X, proba=proba)

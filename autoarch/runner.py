@@ -213,8 +213,23 @@ def open_storage(url: str, *, must_exist: bool = False, retry: bool = True) -> o
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if url in first:
             first = first.replace(url, str(redact(url)))
+        _refuse_damaged_sqlite(url, exc)
         raise ConfigError(f"cannot open the storage {redact(url)!r} ({first[:200]}); check the URL, the database "
                           "driver (e.g. pip install psycopg2-binary) and that the server is running.") from None
+
+
+def _refuse_damaged_sqlite(url: str, exc: Exception) -> None:
+    """Name the file when SQLite cannot read an existing study file: it is damaged or not a study, and the
+    generic advice (drivers, servers) would mislead."""
+    import sqlalchemy
+
+    if not isinstance(exc, sqlalchemy.exc.DatabaseError) or not url.startswith("sqlite"):
+        return
+    path = sqlalchemy.engine.make_url(url).database
+    if path and Path(path).is_file():
+        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0][:100]
+        raise DataError(f"{path} is not an optuna SQLite study ({reason}); move it away to start a new study "
+                        "there, or give another --out (or --storage).") from None
 
 
 def _has_heartbeat(study: optuna.Study) -> bool:

@@ -6,6 +6,7 @@ import io
 import json
 import logging
 import os
+import pickle
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -71,18 +72,56 @@ def load_run_model(run_dir: str | os.PathLike[str], start: str = "auto"
     missing = [k for k in ("space", "architecture", "input_shape", "n_outputs") if k not in spec]
     if missing:
         raise DataError(f"{spec_path} lacks {missing}; it was not written by autoarch.")
-    space = get_space(spec["space"], "image" if len(spec["input_shape"]) == 3 else "tabular")
-    net = space.build(spec["architecture"], spec["input_shape"], spec["n_outputs"])
-    state = torch.load(io.BytesIO(files[name]), map_location="cpu", weights_only=True)
+    net = _build(spec, spec_path)
+    state = _load_state(weights, files[name])
     model = Model(net, state["mean"].numpy(), state["std"].numpy())
     history = [] if name == "winner.pt" else list(spec.get("pruning_history") or [])
-    replay_pruning(model, torch.zeros(2, *spec["input_shape"]), history)
     try:
+        replay_pruning(model, torch.zeros(2, *spec["input_shape"]), history)
         model.load_state_dict(state)
-    except RuntimeError as exc:
+    except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as exc:
         raise DataError(f"{weights} does not fit the network of {spec_path} "
                         f"({str(exc).splitlines()[0][:200]}); the files come from different runs.") from None
     return model.eval(), spec, name, history
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+
+
+def _build(spec: dict[str, Any], spec_path: Path) -> nn.Module:
+    """The network ``architecture.json`` describes; a DataError when its values cannot build one (a negative
+    width, a shape that is not a list of sizes, ...): torch's own error names neither the file nor the value."""
+    shape = spec["input_shape"]
+    if not (isinstance(shape, list) and all(isinstance(s, int) and s > 0 for s in shape)):
+        raise DataError(f"{spec_path}: 'input_shape' must be a list of positive sizes, but is {shape!r}; restore "
+                        "architecture.json from the run.")
+    space = get_space(spec["space"], "image" if len(shape) == 3 else "tabular")
+    try:
+        return space.build(spec["architecture"], shape, spec["n_outputs"])
+    except (RuntimeError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise DataError(f"{spec_path}: its architecture does not build a network ({_first_line(exc)}); restore "
+                        "architecture.json from the run.") from None
+
+
+def _load_state(weights: Path, data: bytes) -> dict[str, torch.Tensor]:
+    """The state dict of a weights file (``data``, its bytes as checked against the run's manifest), loaded with
+    ``weights_only=True`` so that a pickle's code never runs."""
+    try:
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:  # weights_only refused an object, or the bytes are not a pickle
+        lines = [line for line in str(exc).splitlines() if line.strip()]
+        detail = (lines[-2] if len(lines) >= 3 else lines[0] if lines else type(exc).__name__).strip()[:200]
+        raise DataError(f"{weights} is refused: it is not a torch weights file, or it holds objects other than "
+                        f"tensors, which are never loaded ({detail}); restore it from the run or rerun the "
+                        "search.") from None
+    except (RuntimeError, EOFError, ValueError, OSError) as exc:
+        raise DataError(f"{weights} is not a torch weights file ({_first_line(exc)}); restore it from the run or "
+                        "rerun the search.") from None
+    if not (isinstance(state, dict) and all(isinstance(state.get(k), torch.Tensor) for k in ("mean", "std"))):
+        raise DataError(f"{weights} is not the state dict of an autoarch model (no tensors 'mean' and 'std'); "
+                        "restore it from the run or rerun the search.")
+    return state
 
 
 def reload_data(report: dict[str, Any], data: Any = None, y: Any = None, target: str | None = None,
@@ -147,6 +186,16 @@ def _retrain(spec: dict[str, Any], train: Dataset, config: CompressConfig, train
                    device=resolve_device(config.device))
 
 
+def _check_out(out: Path) -> None:
+    """Refuse, before any work, an ``--out`` that cannot become a directory: a file, or a path below a file."""
+    for path in (out, *out.parents):
+        if path.exists():
+            if not path.is_dir():
+                raise DataError(f"--out {str(out)!r}: {str(path)!r} is a file, not a directory; give a directory "
+                                "path.")
+            return
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
@@ -197,6 +246,8 @@ def compress_run(
         >>> result.stages[-1]["latency_b64_ms"]  # doctest: +SKIP
     """
     run = Path(run_dir)
+    if out is not None:
+        _check_out(Path(out))
     found = read_outputs(run, ("report.json",)) if run.is_dir() else {}
     report = _parse_json(run / "report.json", found["report.json"]) if found else {}
     if "seed" not in options and "seed" in report.get("config", {}):

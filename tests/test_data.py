@@ -118,3 +118,21 @@ def test_rare_class_cannot_be_split() -> None:
     data = from_arrays(np.random.rand(10, 2), ["a"] * 9 + ["b"])
     with pytest.raises(DataError, match=r"\['b'\] have fewer than 2 samples"):
         train_test_split(data)
+
+
+@pytest.mark.parametrize("sep", [";", "\t", "|"])
+def test_csv_delimiter_is_sniffed(tmp_path, sep: str) -> None:
+    rows = ["a,b,label"] + [f"{i},{i * 0.5},{'cat' if i % 2 else 'dog'}" for i in range(20)]
+    (tmp_path / "comma.csv").write_text("\n".join(rows))
+    (tmp_path / "other.csv").write_text("\n".join(r.replace(",", sep) for r in rows))
+    comma = load_dataset(str(tmp_path / "comma.csv"), target="label")
+    other = load_dataset(str(tmp_path / "other.csv"), target="label")
+    assert other.feature_names == ["a", "b"] and np.array_equal(other.X, comma.X)
+    assert other.classes == comma.classes
+
+
+@pytest.mark.parametrize("source", ["iris", "d.npz"])
+def test_target_is_refused_where_there_is_no_column_to_name(tmp_path, source: str) -> None:
+    np.savez(tmp_path / "d.npz", X=np.zeros((8, 2)), y=np.arange(8) % 2)
+    with pytest.raises(DataError, match="names a column of a CSV file.*drop --target"):
+        load_dataset(source if source == "iris" else str(tmp_path / source), target="foo")

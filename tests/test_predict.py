@@ -201,3 +201,25 @@ def test_image_inputs_for_a_tabular_model_raise_one_clear_data_error(tabular, tm
     assert "\n" not in str(err.value)
     with pytest.raises(DataError, match="but has a folder"):
         predict_file(path, tmp_path)
+
+
+def test_a_headerless_csv_keeps_a_first_row_that_repeats_a_value(tmp_path) -> None:
+    """Real digits rows (0, 0, 5, 13, 9, 1, 0, 0, ...): pandas renames the repeated header names ('0.000e+00.1'),
+    which no longer parse as numbers; the first row must still be read as data."""
+    from sklearn.datasets import load_digits
+
+    X = load_digits().data[:20]
+    data = from_arrays(X, np.arange(20) % 2, task="classification")
+    path = _export(build_model(MLPSpace(), MLP, data).eval(), data, tmp_path / "digits.onnx")
+    for fmt in ("%.18e", "%g"):  # numpy's default, and the short form
+        np.savetxt(tmp_path / "rows.csv", X, delimiter=",", fmt=fmt)
+        frame = predict_file(path, tmp_path / "rows.csv")
+        assert len(frame) == 20
+        assert list(frame["prediction"]) == list(Predictor(path).predict_frame(X)["prediction"])
+
+
+def test_a_semicolon_delimited_csv_is_read(tabular, tmp_path) -> None:
+    _, data, path = tabular
+    pd.DataFrame(data.X, columns=["a", "b", "c", "d"]).to_csv(tmp_path / "semi.csv", sep=";", index=False)
+    got = predict_file(path, tmp_path / "semi.csv")
+    assert list(got["prediction"]) == list(Predictor(path).predict_frame(data.X)["prediction"])
