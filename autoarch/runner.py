@@ -8,6 +8,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -19,7 +20,7 @@ import shutil
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -639,6 +640,30 @@ def leaderboard(study: optuna.Study, space: SearchSpace | None = None) -> pd.Dat
     return frame.sort_values(["value", "trial"], ascending=[False, True], na_position="last").reset_index(drop=True)
 
 
+@contextlib.contextmanager
+def _run_dir_lock(out_dir: Path | None) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on the run directory itself (no file is created) while a search writes it: a
+    second search on the same ``--out`` is refused instead of racing the first to create the study (SQLite:
+    "UNIQUE constraint failed"). Workers (``autoarch worker``, the search's own processes) do not take it."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        fcntl = None  # type: ignore[assignment]
+    if out_dir is None or fcntl is None:
+        yield
+        return
+    fd = os.open(out_dir, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(f"{out_dir} is in use by another autoarch search; wait for it to finish, or give "
+                              "another --out (join a running search with 'autoarch worker').") from None
+        yield
+    finally:
+        os.close(fd)
+
+
 def _prepare_out(out: str | os.PathLike[str] | None) -> Path | None:
     if out is None:
         return None
@@ -843,62 +868,63 @@ def search(
     storage = open_storage(cfg.storage) if cfg.storage is not None else None
     new_out = out is not None and not Path(out).exists()
     out_dir = _prepare_out(out)
-    url = cfg.storage or (f"sqlite:///{out_dir / STUDY_FILE}" if out_dir is not None else None)
-    if storage is None:
-        storage = open_storage(url) if url is not None else optuna.storages.InMemoryStorage()
-    start = time.perf_counter()
-    deadline = None if cfg.timeout is None else time.time() + cfg.timeout
-    spec = {"data": _data_spec(data, target, task),
-            "options": {**asdict(cfg), "space": ctx.space.name, "storage": redact(cfg.storage)}}
-    # The study is created here, before any worker starts (two processes creating one SQLite study race).
-    try:
-        study = _open_study(storage, cfg.study_name, ctx.fingerprint, spec, _sampler(ctx, 0, 0),
-                            make_pruner(cfg.early_stop, cfg.cv, cfg.epochs), str(out_dir or redact(url)))
-    except AutoArchError:
-        if new_out and out_dir is not None and not any(out_dir.iterdir()):
-            out_dir.rmdir()
-        raise
-    if not _has_heartbeat(study):
-        _fail_running(study)
-    _warm_start(study, ctx)
-    done = _n_done(study)
-    if done:
-        logger.info("resuming the study in %s: %d of %d trials done", out_dir or redact(url), done, cfg.trials)
-    if done < cfg.trials:
-        children = []
-        workers = min(workers, cfg.trials - done)
-        if workers > 1:
-            import multiprocessing
-
-            logger.info("%d worker processes, one torch thread each", workers)
-            mp = multiprocessing.get_context("spawn")
-            children = [mp.Process(target=_local_worker, daemon=True,
-                                   args=(ctx, url, i, deadline, 1, os.getpid(), list(warnings.filters)))
-                        for i in range(1, workers)]
-            for child in children:
-                child.start()
-        threads = torch.get_num_threads()
-        bar = _Progress(cfg.trials, done, deadline, progress)
+    with _run_dir_lock(out_dir):
+        url = cfg.storage or (f"sqlite:///{out_dir / STUDY_FILE}" if out_dir is not None else None)
+        if storage is None:
+            storage = open_storage(url) if url is not None else optuna.storages.InMemoryStorage()
+        start = time.perf_counter()
+        deadline = None if cfg.timeout is None else time.time() + cfg.timeout
+        spec = {"data": _data_spec(data, target, task),
+                "options": {**asdict(cfg), "space": ctx.space.name, "storage": redact(cfg.storage)}}
+        # The study is created here, before any worker starts (two processes creating one SQLite study race).
         try:
+            study = _open_study(storage, cfg.study_name, ctx.fingerprint, spec, _sampler(ctx, 0, 0),
+                                make_pruner(cfg.early_stop, cfg.cv, cfg.epochs), str(out_dir or redact(url)))
+        except AutoArchError:
+            if new_out and out_dir is not None and not any(out_dir.iterdir()):
+                out_dir.rmdir()
+            raise
+        if not _has_heartbeat(study):
+            _fail_running(study)
+        _warm_start(study, ctx)
+        done = _n_done(study)
+        if done:
+            logger.info("resuming the study in %s: %d of %d trials done", out_dir or redact(url), done, cfg.trials)
+        if done < cfg.trials:
+            children = []
+            workers = min(workers, cfg.trials - done)
             if workers > 1:
-                torch.set_num_threads(1)  # one thread per worker process
-            _worker_loop(ctx, storage, 0, deadline, [bar, lambda study, trial: crash_point("trial")],
-                         workers_alive=lambda: any(child.is_alive() for child in children))
-            for child in children:
-                child.join()
-                if child.exitcode:
-                    logger.warning("a worker process exited with status %s; its trial is retried", child.exitcode)
-        finally:
-            torch.set_num_threads(threads)
-            bar.close()
-            for child in children:
-                if child.is_alive():
-                    child.terminate()
-    if url is not None:
-        _settle_running(cfg.study_name, url)
-    study = optuna.load_study(study_name=cfg.study_name, storage=storage)
-    return _finish(study, ctx.space, ctx.dataset, ctx.train, ctx.test, cfg, ctx.metric, device, out_dir,
-                   time.perf_counter() - start, deadline)
+                import multiprocessing
+
+                logger.info("%d worker processes, one torch thread each", workers)
+                mp = multiprocessing.get_context("spawn")
+                children = [mp.Process(target=_local_worker, daemon=True,
+                                       args=(ctx, url, i, deadline, 1, os.getpid(), list(warnings.filters)))
+                            for i in range(1, workers)]
+                for child in children:
+                    child.start()
+            threads = torch.get_num_threads()
+            bar = _Progress(cfg.trials, done, deadline, progress)
+            try:
+                if workers > 1:
+                    torch.set_num_threads(1)  # one thread per worker process
+                _worker_loop(ctx, storage, 0, deadline, [bar, lambda study, trial: crash_point("trial")],
+                             workers_alive=lambda: any(child.is_alive() for child in children))
+                for child in children:
+                    child.join()
+                    if child.exitcode:
+                        logger.warning("a worker process exited with status %s; its trial is retried", child.exitcode)
+            finally:
+                torch.set_num_threads(threads)
+                bar.close()
+                for child in children:
+                    if child.is_alive():
+                        child.terminate()
+        if url is not None:
+            _settle_running(cfg.study_name, url)
+        study = optuna.load_study(study_name=cfg.study_name, storage=storage)
+        return _finish(study, ctx.space, ctx.dataset, ctx.train, ctx.test, cfg, ctx.metric, device, out_dir,
+                       time.perf_counter() - start, deadline)
 
 
 def _warm_start(study: optuna.Study, ctx: _Context) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import time
 
 import numpy as np
@@ -171,3 +172,19 @@ def test_stale_wait_is_bounded_by_the_grace_period(tmp_path, monkeypatch) -> Non
         thread.join()
     assert 2.5 <= time.time() - start < 10
     assert optuna.load_study(study_name="autoarch", storage=url).trials[0].state == TrialState.RUNNING
+
+
+def test_a_second_search_on_the_same_run_directory_is_refused(tmp_path) -> None:
+    fcntl = pytest.importorskip("fcntl")
+    out = tmp_path / "run"
+    out.mkdir()
+    held = os.open(out, os.O_RDONLY)  # as a first search, still running, holds it
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(ConfigError, match="in use by another autoarch search"):
+            autoarch.search("iris", out=out, **TINY)
+        assert not list(out.iterdir())  # refused before the study is opened; nothing written
+    finally:
+        os.close(held)
+    result = autoarch.search("iris", out=out, **TINY)  # the lock is released: it runs
+    assert sum(t.state == TrialState.COMPLETE for t in result.study.trials) == 2
