@@ -53,9 +53,10 @@ def crash_point(phase: str) -> None:
     """Kill this process (SIGKILL, as ``kill -9`` would) at ``phase`` when ``$AUTOARCH_TEST_KILL_AT`` names it.
 
     The crash tests (``tests/test_crash.py``) use it to hit moments too short to reach by timing. Phases: ``trial``
-    (a trial has finished), ``retrain``, ``prune``, ``fine-tune``, ``export``, ``int8`` (a compression stage
-    starts), ``write:NAME`` (an output's temporary file is complete, not yet renamed), ``manifest`` (the new
-    manifest is in place, its files not yet) and ``commit`` (the first file of a generation has been moved).
+    (a trial has finished), ``epoch`` (a trial has trained an epoch: the middle of a trial), ``retrain``,
+    ``prune``, ``fine-tune``, ``export``, ``int8`` (a compression stage starts), ``write:NAME`` (an output's
+    temporary file is complete, not yet renamed), ``manifest`` (the new manifest is in place, its files not yet)
+    and ``commit`` (the first file of a generation has been moved).
     """
     if os.environ.get(KILL_ENV) == phase:
         os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))

@@ -546,6 +546,7 @@ def _make_objective(space: SearchSpace, train: Dataset, cfg: SearchConfig, metri
             def on_epoch(fold: int, epoch: int, record: dict[str, float]) -> None:
                 trained[0] += 1
                 trial.set_user_attr("epochs_trained", trained[0])
+                crash_point("epoch")  # the crash tests' kill in the middle of a trial
                 if fold == 0 and epoch == 1:
                     first_loss.append(record["train_loss"])
                 elif first_loss and record["train_loss"] > DIVERGENCE * first_loss[0]:

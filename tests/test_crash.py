@@ -61,3 +61,21 @@ def test_a_search_killed_at_every_phase_finishes_with_nothing_lost(tmp_path) -> 
     assert model is not None
     labels, _ = Predictor(out / "model.int8.onnx").predict([[5.1, 3.5, 1.4, 0.2]])
     assert labels[0] in ("setosa", "versicolor", "virginica")
+
+
+def test_a_search_killed_in_the_middle_of_a_trial_redoes_it_and_leaves_nothing_running(tmp_path) -> None:
+    """Killed after a trial's first epoch and rerun at once (inside the 20 s heartbeat grace period): the rerun
+    trains the three trials, and before its report it fails the one left RUNNING (about 20 s of waiting)."""
+    out = tmp_path / "run"
+    proc = _search(out, "epoch")
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    study = optuna.load_study(study_name="autoarch", storage=f"sqlite:///{out / 'study.db'}")
+    assert [t.state for t in study.trials] == [TrialState.RUNNING]
+    proc = _search(out, None)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    study = optuna.load_study(study_name="autoarch", storage=f"sqlite:///{out / 'study.db'}")
+    states = [t.state for t in study.trials]
+    assert states.count(TrialState.COMPLETE) + states.count(TrialState.PRUNED) == 3
+    assert TrialState.RUNNING not in states and TrialState.WAITING not in states
+    assert states[0] == TrialState.FAIL  # the interrupted trial: not counted, not left running
+    assert rundir.read_manifest(out) is not None and autoarch.load(out) is not None
