@@ -168,12 +168,23 @@ def redact(url: str | None) -> str | None:
         return re.sub(r"(://[^/:@]*:)[^/@]*@", r"\1***@", url)
 
 
-def _sqlite_path(url: str) -> Path | None:
-    """The database file of a ``sqlite:///PATH`` URL (None for other URLs and in-memory SQLite)."""
-    if not url.startswith("sqlite:///"):
+def _storage_file(url: str) -> Path | None:
+    """The file behind a storage URL: the database of ``sqlite:///PATH`` or the log of a journal (``journal:PATH``
+    or a ``.log``/``.journal`` path); None for a database server or in-memory SQLite."""
+    if url.startswith("journal:"):
+        return Path(url[len("journal:"):])
+    if url.endswith((".log", ".journal")):
+        return Path(url)
+    if not url.startswith("sqlite"):
         return None
-    path = url[len("sqlite:///"):].split("?", 1)[0]
-    return None if path in ("", ":memory:") else Path(path)
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        database = make_url(url).database
+    except ArgumentError:  # a malformed URL: open_storage names it
+        return None
+    return None if database in (None, "", ":memory:") else Path(database)
 
 
 def open_storage(url: str, *, must_exist: bool = False, retry: bool = True) -> optuna.storages.BaseStorage:
@@ -189,19 +200,16 @@ def open_storage(url: str, *, must_exist: bool = False, retry: bool = True) -> o
         ConfigError: the storage cannot be opened (bad URL, server down, missing driver), or ``must_exist`` and
             its file does not exist.
     """
+    file = _storage_file(url)
     if must_exist:
-        journal = url[len("journal:"):] if url.startswith("journal:") else (
-            url if url.endswith((".log", ".journal")) else None)
-        path = _sqlite_path(url) or (Path(journal) if journal else None)
-        if path is not None and not path.is_file():
-            raise ConfigError(f"the storage file {str(path)!r} does not exist; give the --storage URL of the study "
+        if file is not None and not file.is_file():
+            raise ConfigError(f"the storage file {str(file)!r} does not exist; give the --storage URL of the study "
                               "that 'autoarch search DATA --storage URL' created.")
     try:
-        if url.startswith("journal:") or url.endswith((".log", ".journal")):
+        if file is not None and not url.startswith("sqlite"):  # a journal file
             from optuna.storages.journal import JournalFileBackend
 
-            path = url[len("journal:"):] if url.startswith("journal:") else url
-            return optuna.storages.JournalStorage(JournalFileBackend(path))
+            return optuna.storages.JournalStorage(JournalFileBackend(str(file)))
         engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
         with warnings.catch_warnings():  # heartbeats are "experimental" in optuna; we depend on them knowingly
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -212,24 +220,22 @@ def open_storage(url: str, *, must_exist: bool = False, retry: bool = True) -> o
             )
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if url in first:
-            first = first.replace(url, str(redact(url)))
-        _refuse_damaged_sqlite(url, exc)
+        first = first.replace(url, str(redact(url)))
+        _refuse_damaged_sqlite(url, file, exc)
         raise ConfigError(f"cannot open the storage {redact(url)!r} ({first[:200]}); check the URL, the database "
                           "driver (e.g. pip install psycopg2-binary) and that the server is running.") from None
 
 
-def _refuse_damaged_sqlite(url: str, exc: Exception) -> None:
+def _refuse_damaged_sqlite(url: str, file: Path | None, exc: Exception) -> None:
     """Name the file when SQLite cannot read an existing study file: it is damaged or not a study, and the
     generic advice (drivers, servers) would mislead."""
     import sqlalchemy
 
     if not isinstance(exc, sqlalchemy.exc.DatabaseError) or not url.startswith("sqlite"):
         return
-    path = sqlalchemy.engine.make_url(url).database
-    if path and Path(path).is_file():
+    if file is not None and file.is_file():
         reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0][:100]
-        raise DataError(f"{path} is not an optuna SQLite study ({reason}); move it away to start a new study "
+        raise DataError(f"{file} is not an optuna SQLite study ({reason}); move it away to start a new study "
                         "there, or give another --out (or --storage).") from None
 
 
