@@ -188,3 +188,11 @@ def test_a_second_search_on_the_same_run_directory_is_refused(tmp_path) -> None:
         os.close(held)
     result = autoarch.search("iris", out=out, **TINY)  # the lock is released: it runs
     assert sum(t.state == TrialState.COMPLETE for t in result.study.trials) == 2
+
+
+@pytest.mark.parametrize("url", ["journal:{d}/s.log", "{d}/s.journal", "sqlite:///{d}/s.db"])
+def test_open_storage_creates_a_search_study_in_a_file(tmp_path, url) -> None:
+    url = url.format(d=tmp_path)
+    optuna.create_study(study_name="autoarch", storage=runner.open_storage(url))
+    assert len(list(tmp_path.iterdir())) == 1  # the file behind the URL, where the URL says
+    assert optuna.get_all_study_names(runner.open_storage(url, must_exist=True)) == ["autoarch"]
