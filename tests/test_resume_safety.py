@@ -8,6 +8,7 @@ import dataclasses
 import json
 import logging
 import os
+import threading
 import time
 
 import numpy as np
@@ -154,8 +155,6 @@ def test_stale_wait_is_bounded_by_the_grace_period(tmp_path, monkeypatch) -> Non
     study = optuna.create_study(study_name="autoarch", storage=storage)
     trial = study.ask()
     start = time.time()
-    import threading
-
     stop = threading.Event()
 
     def beat() -> None:
