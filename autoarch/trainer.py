@@ -160,6 +160,11 @@ def fit(
     model.to(device)
     cuda = device.type == "cuda"
     Xt = torch.as_tensor(X, dtype=torch.float32)
+    images = Xt.dim() == 4
+    if images:
+        # oneDNN's convolutions run faster on NHWC: 1.1-1.5x per training batch of Fashion-MNIST CNNs on this CPU
+        # (benchmarks/channels_last.py). The model goes back to the default layout before it is returned.
+        model.to(memory_format=torch.channels_last)
     Xt = Xt.pin_memory().to(device, non_blocking=True) if cuda else Xt
     amp_dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if cuda else None
     scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
@@ -184,6 +189,8 @@ def fit(
             if len(idx) < 2 and len(Xt) > 1:
                 continue  # a batch of one breaks batch norm
             xb = Xt[idx] if augment is None else augment(Xt[idx])
+            if images:
+                xb = xb.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                 loss = loss_fn(model(xb).float(), yt[idx])
             if cfg.l1 > 0:
@@ -237,6 +244,8 @@ def fit(
         result.best_epoch = best_epoch
     else:
         result.best_epoch = result.epochs_run
+    if images:
+        model.to(memory_format=torch.contiguous_format)
     model.eval()
     return result
 
@@ -247,7 +256,10 @@ def predict(model: nn.Module, X: np.ndarray, *, device: torch.device | str = "cp
     """The model's raw output (logits or values) for ``X``, computed in evaluation mode."""
     model.eval()
     device = torch.device(device)
-    outs = [model(torch.as_tensor(X[i:i + batch_size], dtype=torch.float32, device=device))
-            for i in range(0, len(X), batch_size)]
+    def batch(i: int) -> torch.Tensor:
+        x = torch.as_tensor(X[i:i + batch_size], dtype=torch.float32, device=device)
+        return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
+
+    outs = [model(batch(i)) for i in range(0, len(X), batch_size)]
     out = torch.cat(outs) if outs else torch.empty(0)
     return out.cpu().numpy() if as_numpy else out
