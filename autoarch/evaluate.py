@@ -101,6 +101,7 @@ def cross_validate(
     deadline: float | None = None,
     on_epoch: Callable[[int, int, dict[str, float]], None] | None = None,
     stop_at: float | None = None,
+    monitor: str | None = None,
 ) -> CVResult:
     """Score ``arch`` trained with ``cfg`` by ``cv``-fold (stratified, for classification) cross-validation, or
     on one holdout split when ``cv`` is a float share in (0, 1).
@@ -112,6 +113,8 @@ def cross_validate(
     either may raise ``optuna.TrialPruned``. ``deadline`` (``time.monotonic()``) bounds the whole
     cross-validation. ``stop_at`` is the trainer's soft deadline (the search passes it for holdout validation:
     a candidate still training then is scored with its best epoch so far, ``CVResult.stopped_at_deadline``).
+    ``monitor`` (a metric to maximise, e.g. ``"accuracy"``) picks each fold's best epoch on its early-stopping
+    part (:func:`~autoarch.trainer.fit`); with None, or without ``on_epoch``, the validation loss does.
     The space's :meth:`~autoarch.search_spaces.SearchSpace.augmentation` is applied to the training batches of
     each fold. ``CVResult.model`` is the last fold's trained model (the holdout model, for one split).
     """
@@ -136,6 +139,7 @@ def cross_validate(
         res = fit(model, fit_part.X, fit_part.y, data.task, cfg, seed=seed + i, device=device,
                   X_val=None if stop_part is None else stop_part.X, y_val=None if stop_part is None else stop_part.y,
                   deadline=deadline, augment=augment, val_scorer=scorer, stop_at=stop_at,
+                  monitor=monitor if scorer is not None else None,
                   on_epoch=None if on_epoch is None else (lambda e, rec, i=i: on_epoch(i, e, rec)))
         scores = compute_metrics(data.task, val.y, predict(model, val.X, device=device), data.n_outputs)
         result.fold_scores.append(scores)

@@ -580,7 +580,8 @@ def _make_objective(space: SearchSpace, train: Dataset, cfg: SearchConfig, metri
             by_search = search_limit is not None and (trial_limit is None or search_limit <= trial_limit)
             soft = by_search and isinstance(cfg.cv, float)  # holdout: score what the deadline leaves
             result = cross_validate(space, arch, tcfg, train, cv=cfg.cv, seed=cfg.seed, device=device,
-                                    on_epoch=on_epoch, deadline=trial_limit if soft or not by_search else search_limit,
+                                    on_epoch=on_epoch, monitor=None if metric.startswith("neg_") else plain,
+                                    deadline=trial_limit if soft or not by_search else search_limit,
                                     stop_at=search_limit if soft else None)
         except optuna.TrialPruned:
             if "epochs_trained" in trial.user_attrs:  # it trained: what it cost informs the budget planner

@@ -133,6 +133,7 @@ def fit(
     augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
     val_scorer: Callable[[np.ndarray], dict[str, float]] | None = None,
     stop_at: float | None = None,
+    monitor: str | None = None,
 ) -> FitResult:
     """Train ``model`` in place.
 
@@ -145,6 +146,12 @@ def fit(
 
     On a CUDA device the data is copied to the GPU once (from pinned memory) and the forward and backward passes
     run under autocast: bfloat16 where the GPU supports it, else float16 with a gradient scaler.
+
+    ``monitor`` names a metric of ``val_scorer`` to maximise (e.g. ``"accuracy"``): the best epoch and early
+    stopping then follow it, ties broken by the lower validation loss; None follows the validation loss alone. On
+    Fashion-MNIST a BN CNN's validation loss was lowest in epoch 7 (accuracy 0.926) while its accuracy rose to
+    0.933 in epoch 11, the network growing more confident on the images it got wrong: keeping the epoch of lowest
+    loss threw away 0.7 points of the metric the search optimises.
 
     ``stop_at`` (``time.monotonic()``) is a soft deadline: training stops there as if early stopping had ended
     it, with the weights of the best validation epoch so far (``FitResult.stopped_at_deadline``); with no
@@ -179,6 +186,7 @@ def fit(
     weights = [p for n, p in model.named_parameters() if p.dim() > 1]
     has_val = X_val is not None and y_val is not None and len(X_val) > 0
     best_loss, best_epoch, best_state, bad_epochs = math.inf, n_epochs, None, 0
+    best_score = -math.inf
     result = FitResult(best_epoch=n_epochs, epochs_run=0)
     for epoch in range(1, n_epochs + 1):
         model.train()
@@ -228,8 +236,12 @@ def fit(
             record["val_loss"] = val_loss
             if val_scorer is not None:
                 record.update({f"val_{k}": float(v) for k, v in val_scorer(val_out.float().cpu().numpy()).items()})
-            if val_loss < best_loss - 1e-6:
-                best_loss, best_epoch, bad_epochs = val_loss, epoch, 0
+            score = record.get(f"val_{monitor}", -math.inf) if monitor is not None else 0.0
+            if not math.isfinite(score):
+                score = -math.inf
+            better_loss = val_loss < best_loss - 1e-6
+            if score > best_score + 1e-9 or (score >= best_score - 1e-9 and better_loss):
+                best_loss, best_score, best_epoch, bad_epochs = val_loss, score, epoch, 0
                 best_state = copy.deepcopy(model.state_dict())
             else:
                 bad_epochs += 1

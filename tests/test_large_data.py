@@ -86,19 +86,19 @@ def test_a_candidate_at_chance_level_is_stopped_after_two_epochs() -> None:
 
 
 def test_warm_starts_are_the_first_trials_of_a_cnn_search(tmp_path) -> None:
-    result = autoarch.search("digits", cv=2, out=tmp_path / "run", **{**TINY, "trials": 2})
+    result = autoarch.search("digits", cv=2, out=tmp_path / "run", **{**TINY, "trials": 3})
     trials = sorted(result.study.get_trials(), key=lambda t: t.number)
-    assert [t.user_attrs.get("warm_start") for t in trials] == ["lenet5-like", "small-resnet"]
+    assert [t.user_attrs.get("warm_start") for t in trials] == ["lenet5-like", "vgg-like", "small-resnet"]
     space = autoarch.search_spaces.CNNSpace(augment=False)  # 8x8 images: --augment auto leaves it off
     for t, (_, arch) in zip(trials, space.warm_starts(), strict=True):
         assert t.user_attrs["architecture"] == arch
         assert t.params["optimizer"] == "adam" and t.params["lr"] == 1e-3
         assert t.params["batch_size"] == runner.WARM_START_SMALL_BATCH  # 1,437 training images < LARGE_DATA
     board = pd.read_csv(tmp_path / "run" / "leaderboard.csv")
-    assert set(board["warm_start"].dropna()) == {"lenet5-like", "small-resnet"}
+    assert set(board["warm_start"].dropna()) == {"lenet5-like", "vgg-like", "small-resnet"}
     # resuming does not queue them again
-    again = autoarch.search("digits", cv=2, out=tmp_path / "run", **{**TINY, "trials": 3})
-    assert sum("warm_start" in t.user_attrs for t in again.study.get_trials()) == 2
+    again = autoarch.search("digits", cv=2, out=tmp_path / "run", **{**TINY, "trials": 4})
+    assert sum("warm_start" in t.user_attrs for t in again.study.get_trials()) == 3
 
 
 def test_no_warm_start_on_request() -> None:
@@ -300,3 +300,22 @@ def test_augment_option_decides_whether_trials_search_augmentation(augment, sear
 def test_augment_must_be_a_known_value() -> None:
     with pytest.raises(autoarch.exceptions.ConfigError, match="augment"):
         autoarch.search("digits", augment="yes")
+
+
+@pytest.mark.parametrize(("data", "metric", "monitor"), [("wine", "accuracy", "accuracy"),
+                                                         ("wine", "f1_macro", "f1_macro"),
+                                                         ("diabetes", "r2", "r2"), ("diabetes", "neg_rmse", None)])
+def test_the_search_keeps_each_candidates_epoch_of_best_objective_metric(monkeypatch, data, metric, monitor) -> None:
+    # an error metric (neg_*) is what the loss already follows
+    seen: dict[str, object] = {}
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        raise RuntimeError("spied")
+
+    monkeypatch.setattr(runner, "cross_validate", spy)
+    ctx = runner._prepare(data, None, None, None, {"space": "mlp", "cv": 3, "trials": 1, "metric": metric})
+    study = optuna.create_study(direction="maximize")
+    study.optimize(runner._make_objective(ctx.space, ctx.train, ctx.cfg, ctx.metric,
+                                          autoarch.trainer.resolve_device("cpu")), n_trials=1, catch=(Exception,))
+    assert seen["monitor"] == monitor

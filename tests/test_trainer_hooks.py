@@ -163,3 +163,47 @@ def test_stop_at_ends_training_with_the_best_validated_epoch() -> None:
     with pytest.raises(TimeLimitError):  # nothing validated yet: no model to score
         fit(nn.Linear(4, 2), X, y, "classification", TrainConfig(max_epochs=5), X_val=X[:16], y_val=y[:16],
             stop_at=time.monotonic() - 1)
+
+
+class _Scripted:
+    """A val_scorer whose accuracy follows a script, one value per epoch, whatever the model does."""
+
+    def __init__(self, scores: list[float]) -> None:
+        self.scores = scores
+        self.calls = 0
+
+    def __call__(self, out: np.ndarray) -> dict[str, float]:
+        self.calls += 1
+        return {"accuracy": self.scores[self.calls - 1]}
+
+
+def _run(monitor: str | None, scores: list[float], patience: int = 2) -> tuple[object, list[dict], nn.Module]:
+    torch.manual_seed(0)
+    X, y = _data(64)
+    model = nn.Linear(3, 2)
+    states: list[dict] = []
+    res = fit(model, X, y, "classification", TrainConfig(max_epochs=len(scores), patience=patience, lr=0.05),
+              X_val=X[:32], y_val=y[:32], val_scorer=_Scripted(scores), monitor=monitor,
+              on_epoch=lambda e, r: states.append({k: v.clone() for k, v in model.state_dict().items()}))
+    return res, states, model
+
+
+def test_monitor_keeps_the_epoch_of_the_best_metric_not_of_the_lowest_loss() -> None:
+    scores = [0.50, 0.90, 0.70, 0.60, 0.65, 0.95]
+    res, states, model = _run("accuracy", scores)
+    # epoch 2 is the best score; epochs 3 and 4 are worse, so patience 2 stops after epoch 4
+    assert res.best_epoch == 2 and res.epochs_run == 4
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, states[1][key]), key
+    # following the loss alone, this learnable problem's loss keeps falling: a later epoch is kept
+    by_loss, _, _ = _run(None, scores, patience=6)
+    assert by_loss.best_epoch > 2
+
+
+def test_monitor_ties_are_broken_by_the_validation_loss() -> None:
+    flat = [1.0] * 6  # a saturated metric (every early-stopping image right) must not freeze the best epoch
+    res, _, _ = _run("accuracy", flat, patience=6)
+    by_loss, _, _ = _run(None, flat, patience=6)
+    losses = [h["val_loss"] for h in res.history]
+    assert res.best_epoch == by_loss.best_epoch == 1 + int(np.argmin(losses))
+    assert res.best_epoch > 1

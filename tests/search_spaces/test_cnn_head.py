@@ -27,7 +27,7 @@ def _suggest(space: CNNSpace, seed: int = 0, fixed: dict | None = None) -> tuple
 
 
 def test_warm_start_names_and_order() -> None:
-    assert [name for name, _ in CNNSpace().warm_starts()] == ["lenet5-like", "small-resnet"]
+    assert [name for name, _ in CNNSpace().warm_starts()] == ["lenet5-like", "vgg-like", "small-resnet"]
 
 
 @pytest.mark.parametrize("input_shape", [(1, 28, 28), (3, 32, 32), (1, 8, 8)])
@@ -71,6 +71,22 @@ def test_small_resnet_has_a_global_pool_head_without_hidden_layer() -> None:
     assert isinstance(aug, Augment)
     assert (aug.flip, aug.shift, aug.rotate, aug.color) == (False, 0.0625, 0.0, 0.0)  # no flips: digits
     assert space.augmentation(_warm(space)["lenet5-like"]) is None
+
+
+def test_vgg_like_doubles_channels_with_bn_a_4x4_head_and_flips() -> None:
+    space = CNNSpace()
+    arch = _warm(space)["vgg-like"]
+    net = space.build(arch, (1, 28, 28), 10)
+    convs = [m for m in net.features.modules() if isinstance(m, nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels, c.kernel_size) for c in convs] == [
+        (1, 16, (3, 3)), (16, 32, (3, 3)), (32, 32, (3, 3)), (32, 64, (3, 3)), (64, 64, (3, 3))]
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in net.modules()) == 5
+    assert sum(isinstance(m, nn.MaxPool2d) for m in net.modules()) == 2
+    assert net.pool.output_size == 4 and isinstance(net.hidden, nn.Identity) and isinstance(net.drop, nn.Identity)
+    assert net.head.in_features == 64 * 4 * 4
+    aug = space.augmentation(arch)
+    assert isinstance(aug, Augment) and (aug.flip, aug.shift, aug.rotate, aug.color) == (True, 0.0, 0.0, 0.0)
+    assert CNNSpace(augment=False).augmentation(_warm(CNNSpace(augment=False))["vgg-like"]) is None
 
 
 def test_head_pool_is_clamped_to_the_feature_map() -> None:
@@ -157,7 +173,7 @@ def test_warm_starts_are_points_of_the_space(augment: bool) -> None:
 def test_warm_starts_round_channels_to_the_space() -> None:
     space = CNNSpace(channels=(8, 16))
     warm = _warm(space)
-    assert set(warm) == {"lenet5-like", "small-resnet"}
+    assert set(warm) == {"lenet5-like", "vgg-like", "small-resnet"}
     for name, arch in warm.items():
         channels = [arch[f"channels_{i}"] for i in range(arch["n_stages"])]
         assert set(channels) <= {8, 16}, name
@@ -176,4 +192,4 @@ def test_warm_starts_outside_a_narrow_space_are_left_out() -> None:
 
 
 def test_a_3x3_only_space_keeps_the_small_resnet_warm_start() -> None:
-    assert [name for name, _ in CNNSpace(kernels=(3,)).warm_starts()] == ["small-resnet"]
+    assert [name for name, _ in CNNSpace(kernels=(3,)).warm_starts()] == ["vgg-like", "small-resnet"]
