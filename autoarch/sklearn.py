@@ -33,7 +33,14 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
+
+try:
+    from sklearn.utils.validation import validate_data
+except ImportError:  # scikit-learn < 1.6 (pyproject allows 1.4): the method that validate_data replaced
+
+    def validate_data(_estimator: Any, /, X: Any = "no_validation", y: Any = "no_validation", **kwargs: Any) -> Any:
+        return _estimator._validate_data(X, y, **kwargs)
 
 from autoarch.exceptions import ConfigError, DataError, SpaceError
 
@@ -218,7 +225,6 @@ class _AutoArchEstimator(BaseEstimator):
         from autoarch.runner import search
 
         X, y = self._validate_fit(X, y)
-        self._set_targets(y)
         names = [str(n) for n in self.feature_names_in_] if hasattr(self, "feature_names_in_") else None
         seed = self._seed()
         with _user_errors():
@@ -233,6 +239,7 @@ class _AutoArchEstimator(BaseEstimator):
         finally:
             if self.out is None:  # search() made a temporary directory for the files: they are read now
                 shutil.rmtree(result.out_dir, ignore_errors=True)
+        self._set_targets(y)  # after the search: a failed refit leaves no new labels beside the old model
         self.model_ = result.model
         self.best_architecture_ = dict(result.architecture)
         self.best_training_ = dict(result.training)
