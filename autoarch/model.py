@@ -10,7 +10,10 @@ __all__ = ["Model", "fit_standardizer"]
 
 
 def fit_standardizer(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and std of ``X``: per feature for tabular data, per channel (shape ``(C, 1, 1)``) for images."""
+    """Mean and std of ``X``: per feature for tabular data, per channel (shape ``(C, 1, 1)``) for images.
+
+    Both are accumulated in ``float64`` whatever ``X``'s dtype, so ``uint8`` pixels give exactly the statistics of
+    the same pixels as ``float32``."""
     axes = (0, 2, 3) if X.ndim == 4 else (0,)
     mean = X.mean(axis=axes, dtype=np.float64, keepdims=True)[0]
     std = X.std(axis=axes, dtype=np.float64, keepdims=True)[0]

@@ -749,12 +749,25 @@ def _prepare(data: Any, y: Any, target: str | None, task: str | None, options: M
     return _Context(dataset, train, test, space, cfg, metric, target, data_sha256=data_digest(dataset))
 
 
+DIGEST_SLICE_VALUES = 1 << 22
+"""How many ``uint8`` values :func:`data_digest` converts to ``float32`` at a time (16 MB)."""
+
+
 def data_digest(dataset: Dataset) -> str:
     """SHA-256 of the inputs and targets (values, shapes and dtypes): the identity of the data a study is run
-    on, which a file's name and row count are not (the same CSV with shuffled labels has both)."""
+    on, which a file's name and row count are not (the same CSV with shuffled labels has both).
+
+    ``uint8`` pixels are hashed as the ``float32`` values they stand for (converted a slice at a time), so the
+    digest does not depend on the storage: a study made when images were held as ``float32`` resumes on them."""
     digest = hashlib.sha256()
     for array in (dataset.X, dataset.y):
         array = np.ascontiguousarray(array)
+        if array.dtype == np.uint8:  # X only: y is int64 or float32
+            digest.update(f"{np.dtype(np.float32).str}{array.shape}".encode())
+            step = max(1, DIGEST_SLICE_VALUES // max(1, int(np.prod(array.shape[1:]))))
+            for start in range(0, len(array), step):
+                digest.update(memoryview(array[start:start + step].astype(np.float32)).cast("B"))
+            continue
         digest.update(f"{array.dtype.str}{array.shape}".encode())
         digest.update(memoryview(array).cast("B"))
     return digest.hexdigest()

@@ -144,8 +144,14 @@ def fit(
     forward pass; ``val_scorer`` maps the validation output (numpy) to metrics recorded as ``val_<name>`` in
     each epoch's record, which ``on_epoch(epoch, record)`` sees (the search reports them to optuna's pruners).
 
-    On a CUDA device the data is copied to the GPU once (from pinned memory) and the forward and backward passes
-    run under autocast: bfloat16 where the GPU supports it, else float16 with a gradient scaler.
+    ``X`` (and ``X_val``) may be ``uint8`` image pixels (:class:`~autoarch.data.Dataset` keeps 8-bit sources so):
+    they stay ``uint8`` and each batch is converted to ``float32`` before ``augment`` and the forward pass, which
+    is exact, so the trained weights are those of the same data given as ``float32``. Other inputs are converted
+    to ``float32`` once.
+
+    On a CUDA device the data is copied to the GPU once (from pinned memory; ``uint8`` stays ``uint8`` there too)
+    and the forward and backward passes run under autocast: bfloat16 where the GPU supports it, else float16 with
+    a gradient scaler.
 
     ``monitor`` names a metric of ``val_scorer`` to maximise (e.g. ``"accuracy"``): the best epoch and early
     stopping then follow it, ties broken by the lower validation loss; None follows the validation loss alone. On
@@ -166,7 +172,9 @@ def fit(
     generator = torch.Generator().manual_seed(seed)
     model.to(device)
     cuda = device.type == "cuda"
-    Xt = torch.as_tensor(X, dtype=torch.float32)
+    Xt = torch.as_tensor(X)
+    if Xt.dtype != torch.uint8:  # 8-bit pixels stay uint8 (4x less memory); batches become float32 below
+        Xt = Xt.to(torch.float32)
     images = Xt.dim() == 4
     if images:
         # oneDNN's convolutions run faster on NHWC: 1.1-1.5x per training batch of Fashion-MNIST CNNs on this CPU
@@ -196,7 +204,9 @@ def fit(
             idx = order[start:start + cfg.batch_size]
             if len(idx) < 2 and len(Xt) > 1:
                 continue  # a batch of one breaks batch norm
-            xb = Xt[idx] if augment is None else augment(Xt[idx])
+            xb = Xt[idx].float()  # a no-op for float32; exact for uint8 pixels
+            if augment is not None:
+                xb = augment(xb)
             if images:
                 xb = xb.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):

@@ -31,11 +31,15 @@ def export_onnx(model: nn.Module, example_input: torch.Tensor, path: str | Path,
     (:func:`compact_names`) and the inner shape annotations are dropped (:func:`drop_annotations`); without,
     they keep the exporter's names (module paths) and shapes, handy for debugging.
 
-    The example batch must have at least 2 samples (with 1, recurrent layers get a fixed batch). The file is
-    written atomically: a crash never leaves a half-written model behind.
+    The example batch must have at least 2 samples (with 1, recurrent layers get a fixed batch). An integer
+    example (``uint8`` pixels sliced from a :class:`~autoarch.data.Dataset`) is converted to ``float32``: the
+    graph's input is the type of the example, and the model takes float32 raw values. The file is written
+    atomically: a crash never leaves a half-written model behind.
     """
     path = Path(path)
     model = model.eval().cpu()
+    if not example_input.is_floating_point():
+        example_input = example_input.float()
     if example_input.shape[0] < 2:
         example_input = example_input.repeat(2, *([1] * (example_input.dim() - 1)))
     batch = torch.export.Dim("batch")

@@ -3,7 +3,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from autoarch.data import BUILTIN_DATASETS, from_arrays, infer_task, load_dataset, train_test_split
+from autoarch.data import (
+    BUILTIN_DATASETS,
+    FASHION_MNIST_DIR,
+    from_arrays,
+    infer_task,
+    load_dataset,
+    official_test,
+    train_test_split,
+)
 from autoarch.exceptions import DataError
 
 
@@ -17,7 +25,7 @@ from autoarch.exceptions import DataError
 def test_builtin_data_sets(name: str, task: str, shape: tuple, n_classes: int) -> None:
     data = load_dataset(name)
     assert data.task == task and data.input_shape == shape and len(data.classes) == n_classes
-    assert data.X.dtype == np.float32 and np.isfinite(data.X).all()
+    assert data.X.dtype == np.float32 and np.isfinite(data.X).all()  # digits too: its source is float64
 
 
 def test_fashion_mnist_missing_names_the_install_command(monkeypatch, tmp_path) -> None:
@@ -37,7 +45,33 @@ def test_fashion_mnist_reads_idx_files(monkeypatch, tmp_path) -> None:
     monkeypatch.setattr("autoarch.data.FASHION_MNIST_DIR", tmp_path)
     data = load_dataset("fashion-mnist")
     assert data.X.shape == (6, 1, 28, 28) and np.array_equal(data.X[1, 0], images[1])
+    assert data.X.dtype == np.uint8 and data.X.flags.writeable  # 8-bit pixels stay 8-bit; torch needs writable
     assert data.labels(data.y[:2]) == ["T-shirt/top", "Ankle boot"]
+
+
+@pytest.mark.skipif(not (FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz").exists(),
+                    reason="fashion-mnist is not installed (apt-get install dataset-fashion-mnist)")
+def test_installed_fashion_mnist_is_held_as_uint8() -> None:
+    data = load_dataset("fashion-mnist")
+    assert data.X.dtype == np.uint8 and data.X.shape == (60_000, 1, 28, 28)
+    assert data.X.nbytes == 60_000 * 28 * 28  # 47 MB, not the 188 MB of float32
+    assert data.X.max() == 255 and data.X.flags.writeable
+    assert official_test("fashion-mnist").X.dtype == np.uint8
+
+
+def test_from_arrays_keeps_uint8_images_and_makes_tabular_float32(tmp_path) -> None:
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, size=(8, 5, 5), dtype=np.uint8)
+    images = from_arrays(pixels, np.arange(8) % 2)
+    assert images.X.dtype == np.uint8 and images.X.shape == (8, 1, 5, 5)
+    np.testing.assert_array_equal(images.X[:, 0], pixels)
+    frozen = pixels.copy()
+    frozen.flags.writeable = False
+    assert from_arrays(frozen, np.arange(8) % 2).X.flags.writeable  # copied, so torch can take it
+    assert from_arrays(pixels.reshape(8, -1), np.arange(8) % 2).X.dtype == np.float32  # tabular stays float32
+    assert from_arrays(pixels.astype(np.int64), np.arange(8) % 2).X.dtype == np.float32  # not 8-bit: float32
+    np.savez(tmp_path / "pixels.npz", X=pixels, y=np.arange(8) % 2)
+    assert load_dataset(str(tmp_path / "pixels.npz")).X.dtype == np.uint8
 
 
 def test_unknown_name_suggests_the_closest() -> None:

@@ -43,7 +43,7 @@ def test_classes_are_sorted_sub_folders_with_raw_pixels(tmp_path) -> None:
     data = load_image_folder(root)
     assert data.classes == ["alpha", "mid", "zeta"]
     assert data.name == "shapes" and data.task == "classification" and data.input_kind == "image"
-    assert data.X.dtype == np.float32 and data.X.shape == (18, 1, SIZE, SIZE)
+    assert data.X.dtype == np.uint8 and data.X.shape == (18, 1, SIZE, SIZE)  # 8-bit pixels: 4x less than float32
     assert data.y.dtype == np.int64 and list(data.y) == [0] * 6 + [1] * 6 + [2] * 6
     assert data.X.max() == 250.0 and data.X.min() == 10.0  # raw 0..255, not scaled
     # "zeta" was drawn first (corner 0), "alpha" second (corner 1): the labels follow the folders.
@@ -54,7 +54,7 @@ def test_classes_are_sorted_sub_folders_with_raw_pixels(tmp_path) -> None:
 
 def test_rgb_gives_three_channels_and_mixed_folders_become_rgb(tmp_path) -> None:
     rgb = load_image_folder(_make_folder(tmp_path / "rgb", mode="RGB"))
-    assert rgb.X.shape == (18, 3, SIZE, SIZE)
+    assert rgb.X.shape == (18, 3, SIZE, SIZE) and rgb.X.dtype == np.uint8
     np.testing.assert_array_equal(rgb.X[0, 0], _pixels(0, 0))
     assert rgb.X[0, 1].max() == 10.0 and rgb.X[0, 2].max() == 10.0
     mixed = _make_folder(tmp_path / "mixed", mode="L")
@@ -86,7 +86,7 @@ def test_palette_alpha_sixteen_bit_and_jpeg(tmp_path) -> None:
     la = data.X[2, 0]
     assert (la[:6, :6] == 0).all() and (la[6:, :] == 255).all()  # transparent pixels are composited on white
     assert (data.X[6] == 255).all()  # 16-bit 65535 is 255
-    assert np.abs(data.X[7, 0] - _pixels(1, 0)).max() < 12  # JPEG is lossy but close
+    assert np.abs(data.X[7, 0].astype(int) - _pixels(1, 0)).max() < 12  # JPEG is lossy but close (uint8: no wrap)
     # Colour, from an RGBA image with a transparent part: three channels, white where transparent.
     rgba = np.zeros((SIZE, SIZE, 4), np.uint8)
     rgba[:6, :6] = [255, 0, 0, 255]
@@ -201,6 +201,22 @@ def test_given_classes_fix_the_label_order_and_must_match(tmp_path) -> None:
         load_image_folder(root, classes=["a", "b", "d"])
     message = str(err.value)
     assert "['c']" in message and "['d']" in message and "\n" not in message
+
+
+def test_a_test_folder_is_uint8_and_matched_to_the_training_channels(tmp_path) -> None:
+    from autoarch.data import load_dataset, load_test
+
+    gray = load_dataset(str(_make_folder(tmp_path / "gray")))
+    rgb = load_dataset(str(_make_folder(tmp_path / "rgb", mode="RGB")))
+    assert gray.X.dtype == np.uint8 and rgb.X.dtype == np.uint8
+    same = load_test(str(tmp_path / "gray"), gray)
+    assert same.X.dtype == np.uint8 and np.array_equal(same.X, gray.X)
+    repeated = load_test(str(tmp_path / "gray"), rgb)  # gray for an RGB model: the channel repeated, still uint8
+    assert repeated.X.dtype == np.uint8 and repeated.input_shape == (3, SIZE, SIZE)
+    np.testing.assert_array_equal(repeated.X[:, 2], gray.X[:, 0])
+    averaged = load_test(str(tmp_path / "rgb"), gray)  # RGB for a gray model: the channels' mean, fractional
+    assert averaged.X.dtype == np.float32 and averaged.input_shape == (1, SIZE, SIZE)
+    np.testing.assert_array_equal(averaged.X, rgb.X.astype(np.float32).mean(axis=1, keepdims=True))
 
 
 def test_read_images_converts_and_resizes_to_the_model_input(tmp_path) -> None:

@@ -60,6 +60,25 @@ def test_data_digest_sees_the_values_not_just_the_shape() -> None:
     assert runner.data_digest(data) != runner.data_digest(shuffled)
 
 
+def test_data_digest_of_uint8_pixels_is_that_of_their_float32_values(monkeypatch) -> None:
+    """A study made when images were held as float32 resumes on the same images held as uint8."""
+    import hashlib
+
+    pixels = np.random.default_rng(0).integers(0, 256, size=(40, 1, 6, 6), dtype=np.uint8)
+    as_float = autoarch.data.from_arrays(pixels.astype(np.float32), np.arange(40) % 2)
+    as_uint8 = dataclasses.replace(as_float, X=pixels)
+    old = hashlib.sha256()  # the digest as it was computed before uint8 storage
+    for array in (as_float.X, as_float.y):
+        old.update(f"{array.dtype.str}{array.shape}".encode())
+        old.update(memoryview(array).cast("B"))
+    assert runner.data_digest(as_uint8) == runner.data_digest(as_float) == old.hexdigest()
+    monkeypatch.setattr(runner, "DIGEST_SLICE_VALUES", 50)  # one sample (36 values) per slice: the same digest
+    assert runner.data_digest(as_uint8) == old.hexdigest()
+    changed = pixels.copy()
+    changed[-1, 0, -1, -1] ^= 1
+    assert runner.data_digest(dataclasses.replace(as_float, X=changed)) != old.hexdigest()
+
+
 def test_rejected_candidates_do_not_use_up_the_trials_of_a_run_directory(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(runner, "REJECT_STREAK", 12)
     out = tmp_path / "run"

@@ -59,3 +59,62 @@ def test_cuda_without_gpu_is_a_clear_error() -> None:
     with pytest.raises(ConfigError, match="--device cpu"):
         resolve_device("cuda")
     assert resolve_device("auto").type == "cpu"
+
+
+def _pixel_data(n: int = 64, seed: int = 0):
+    """uint8 images (n, 1, 10, 10) whose class is a bright row, and the same pixels as a float32 Dataset."""
+    from autoarch.data import Dataset
+
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 2
+    X = rng.integers(0, 80, size=(n, 1, 10, 10), dtype=np.uint8)
+    X[np.arange(n), 0, 2 + 5 * y, :] = 255
+    return (Dataset(X=X, y=y, task="classification", classes=[0, 1]),
+            Dataset(X=X.astype(np.float32), y=y, task="classification", classes=[0, 1]))
+
+
+CNN_ARCH = {"n_stages": 1, "channels_0": 8, "n_convs_0": 1, "kernel_0": 3, "connectivity": "plain",
+            "pooling": "max", "activation": "relu", "dropout": 0.0, "batch_norm": True, "head_pool": 1,
+            "head_units": 0}
+
+
+def test_build_model_standardizes_uint8_pixels_as_their_float32_values() -> None:
+    from autoarch.evaluate import build_model
+    from autoarch.model import fit_standardizer
+    from autoarch.search_spaces import CNNSpace
+
+    as_uint8, as_float = _pixel_data()
+    for a, b in zip(fit_standardizer(as_uint8.X), fit_standardizer(as_float.X), strict=True):
+        assert a.dtype == np.float32 and np.array_equal(a, b)
+    m8, m32 = (build_model(CNNSpace(), CNN_ARCH, d) for d in (as_uint8, as_float))
+    assert torch.equal(m8.mean, m32.mean) and torch.equal(m8.std, m32.std)
+    assert 0 < float(m8.mean) < 255 and float(m8.std) > 1  # raw 0..255 statistics, not 0..1
+
+
+def test_fit_on_uint8_images_gives_the_weights_of_float32_images() -> None:
+    from autoarch.evaluate import build_model
+    from autoarch.search_spaces import CNNSpace
+    from autoarch.search_spaces.augment import Augment
+
+    (train8, train32), (val8, val32) = _pixel_data(), _pixel_data(24, seed=1)
+    seen: list[torch.dtype] = []
+    augment = Augment(flip=True, shift=0.1, rotate=10.0, color=0.2)
+
+    def recording(x: torch.Tensor) -> torch.Tensor:
+        seen.append(x.dtype)
+        return augment(x)
+
+    states, histories = [], []
+    for train, val in ((train8, val8), (train32, val32)):
+        torch.manual_seed(0)
+        model = build_model(CNNSpace(), CNN_ARCH, train)
+        res = fit(model, train.X, train.y, "classification", TrainConfig(batch_size=16, patience=10), seed=3,
+                  epochs=3, X_val=val.X, y_val=val.y, augment=recording)
+        states.append(model.state_dict())
+        histories.append(res.history)
+        np.testing.assert_array_equal(predict(model, val8.X), predict(model, val32.X))
+    assert set(seen) == {torch.float32}  # augmentation gets float batches, never uint8
+    assert histories[0] == histories[1]
+    assert states[0].keys() == states[1].keys()
+    for key in states[0]:
+        assert torch.equal(states[0][key], states[1][key]), key

@@ -79,6 +79,21 @@ def test_export_and_int8_quantization(trained, tmp_path) -> None:
     assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave no temporaries
 
 
+def test_uint8_pixels_calibrate_and_feed_onnx_like_their_float32_values(trained, tmp_path) -> None:
+    """Image Datasets hold 8-bit pixels as uint8: int8 calibration and ONNX feeds convert them to float32."""
+    model, train, test, _ = trained
+    calib32, test32 = train.X[:128], test.X
+    calib8, test8 = calib32.astype(np.uint8), test32.astype(np.uint8)  # digits' pixels are integers 0..16
+    assert np.array_equal(calib8, calib32) and np.array_equal(test8, test32)
+    fp32 = export_onnx(model, torch.as_tensor(calib8[:2]), tmp_path / "m.onnx")  # a uint8 example
+    assert session(fp32).get_inputs()[0].type == "tensor(float)"  # the graph still takes float32 raw pixels
+    np.testing.assert_array_equal(run_onnx(session(fp32), test8), run_onnx(session(fp32), test32))
+    int8_from_8 = quantize_int8(fp32, tmp_path / "a.int8.onnx", calib8)
+    int8_from_32 = quantize_int8(fp32, tmp_path / "b.int8.onnx", calib32)
+    assert int8_from_8.read_bytes() == int8_from_32.read_bytes()  # the same calibrated ranges
+    np.testing.assert_array_equal(run_onnx(session(int8_from_8), test8), run_onnx(session(int8_from_32), test32))
+
+
 def test_compact_names_keeps_the_computation_and_the_interface(trained, tmp_path) -> None:
     import onnx
 
