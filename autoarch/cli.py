@@ -49,10 +49,8 @@ def _parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
 
 def build_parser() -> argparse.ArgumentParser:
     from autoarch import __version__
-    from autoarch.config import EARLY_STOP, SearchConfig
-    from autoarch.controllers import CONTROLLERS
+    from autoarch.config import CONTROLLERS, EARLY_STOP, OBJECTIVES, SearchConfig
     from autoarch.data import BUILTIN_DATASETS
-    from autoarch.metrics import OBJECTIVES
 
     d = SearchConfig()
     parser = _Parser(prog="autoarch", description="Neural architecture search for small, accurate edge models.")
@@ -335,13 +333,12 @@ def _add_predict_parser(sub: Any) -> None:
 
 
 def _predict_command(args: argparse.Namespace) -> None:
-    from autoarch.predict import predict_file
+    from autoarch.predict import predict_csv
 
-    frame = predict_file(args.model, args.input, output=args.output, proba=not args.no_proba, threads=args.threads)
-    if args.output is None:
-        frame.to_csv(sys.stdout, index=False)
-    elif not args.quiet:
-        print(f"{len(frame)} predictions written to {args.output}", file=sys.stderr)
+    n = predict_csv(args.model, args.input, output=args.output, proba=not args.no_proba, threads=args.threads,
+                    stream=sys.stdout)
+    if args.output is not None and not args.quiet:
+        print(f"{n} predictions written to {args.output}", file=sys.stderr)
 
 
 USAGE_ERRNOS = {errno.ENOENT, errno.EACCES, errno.EPERM, errno.EISDIR, errno.ENOTDIR, errno.EEXIST, errno.EROFS,
@@ -383,11 +380,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING if args.quiet else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s" if args.debug else "%(message)s")
-    import optuna
+    if args.command != "predict":  # predict runs with onnxruntime and numpy alone: no optuna, torch, pandas
+        import optuna
 
-    # Failed trials are summarised by autoarch (one line each, and in report.md); optuna's own warning
-    # carries a traceback.
-    optuna.logging.set_verbosity(optuna.logging.DEBUG if args.debug else optuna.logging.ERROR)
+        # Failed trials are summarised by autoarch (one line each, and in report.md); optuna's own warning
+        # carries a traceback.
+        optuna.logging.set_verbosity(optuna.logging.DEBUG if args.debug else optuna.logging.ERROR)
     for noisy in ("torch_pruning", "onnxruntime", "onnxscript", "torch.onnx"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if args.debug else logging.ERROR)
     try:

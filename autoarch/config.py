@@ -10,9 +10,18 @@ from autoarch.exceptions import ConfigError, did_you_mean
 if TYPE_CHECKING:
     from autoarch.search_spaces import SearchSpace
 
-__all__ = ["SearchConfig", "EARLY_STOP", "HOLDOUT", "LARGE_DATA", "BAD_IMAGE", "AUGMENT", "AUGMENT_MIN_SIDE",
+__all__ = ["SearchConfig", "CONTROLLERS", "OBJECTIVES",
+           "EARLY_STOP", "HOLDOUT", "LARGE_DATA", "BAD_IMAGE", "AUGMENT", "AUGMENT_MIN_SIDE",
            "resolve_cv", "resolve_augment"]
 
+CONTROLLERS = ("evolution", "reinforce", "random", "tpe", "nsga2", "grid")
+"""The ``--controller`` names (:func:`autoarch.controllers.make_sampler` builds them). Here, not in the
+controllers package, so that the CLI's parser imports no optuna."""
+OBJECTIVES = {
+    "classification": ("accuracy", "f1_macro", "f1_weighted", "precision_macro", "recall_macro", "roc_auc"),
+    "regression": ("neg_mse", "neg_rmse", "neg_mae", "r2"),
+}
+"""The ``--metric`` names per task (:mod:`autoarch.metrics` computes them with scikit-learn)."""
 EARLY_STOP = ("auto", "none", "median", "halving", "hyperband")
 """Optuna pruners that stop poor candidates after an epoch: MedianPruner, SuccessiveHalvingPruner, HyperbandPruner;
 ``auto`` = successive halving when validating on a holdout split (large data), none for k-fold."""
@@ -93,7 +102,6 @@ class SearchConfig:
              "None or an int >= 4", self.image_size)
         need(self.augment in AUGMENT, "augment", f"one of {list(AUGMENT)}", self.augment)
         need(self.on_bad_image in BAD_IMAGE, "on_bad_image", f"one of {list(BAD_IMAGE)}", self.on_bad_image)
-        from autoarch.controllers import CONTROLLERS
         from autoarch.trainer import resolve_device
 
         if self.controller not in CONTROLLERS:

@@ -12,6 +12,7 @@ import warnings
 import numpy as np
 from sklearn import metrics as skm
 
+from autoarch.config import OBJECTIVES as _OBJECTIVES
 from autoarch.exceptions import ConfigError, did_you_mean
 
 __all__ = ["CLASSIFICATION_METRICS", "REGRESSION_METRICS", "OBJECTIVES", "compute_metrics", "objective_value",
@@ -19,10 +20,7 @@ __all__ = ["CLASSIFICATION_METRICS", "REGRESSION_METRICS", "OBJECTIVES", "comput
 
 CLASSIFICATION_METRICS = ("accuracy", "precision_macro", "recall_macro", "f1_macro", "f1_weighted", "roc_auc")
 REGRESSION_METRICS = ("mse", "rmse", "mae", "r2")
-OBJECTIVES = {
-    "classification": ("accuracy", "f1_macro", "f1_weighted", "precision_macro", "recall_macro", "roc_auc"),
-    "regression": ("neg_mse", "neg_rmse", "neg_mae", "r2"),
-}
+OBJECTIVES = _OBJECTIVES  # the names live in autoarch.config, which the CLI's parser reads without scikit-learn
 
 
 def default_metric(task: str) -> str:

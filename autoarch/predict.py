@@ -26,7 +26,7 @@ from autoarch.rundir import atomic_path, check_file
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["Predictor", "read_inputs", "predict_file"]
+__all__ = ["Predictor", "read_inputs", "predict_file", "predict_csv"]
 
 REQUIRED_KEYS = ("task", "classes", "input_shape")
 
@@ -172,17 +172,21 @@ class Predictor:
         index = proba.argmax(axis=1)
         return [self.classes[int(i)] for i in index], proba
 
-    def predict_frame(self, X: np.ndarray, proba: bool = True) -> pd.DataFrame:
-        """A table with column ``prediction`` (class labels or values) and, for classification, ``proba_<label>``
-        per class."""
-        import pandas as pd
-
+    def predict_table(self, X: np.ndarray, proba: bool = True) -> dict[str, list[Any]]:
+        """The predictions as columns, in order: ``prediction`` (class labels or values) and, for
+        classification, ``proba_<label>`` per class. Needs no pandas."""
         labels, probabilities = self.predict(X)
-        frame = pd.DataFrame({"prediction": labels})
+        table: dict[str, list[Any]] = {"prediction": labels}
         if proba and probabilities is not None:
             for i, label in enumerate(self.classes):
-                frame[f"proba_{label}"] = probabilities[:, i]
-        return frame
+                table[f"proba_{label}"] = probabilities[:, i].tolist()
+        return table
+
+    def predict_frame(self, X: np.ndarray, proba: bool = True) -> pd.DataFrame:
+        """:meth:`predict_table` as a pandas DataFrame (pandas is imported here only)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.predict_table(X, proba=proba))
 
 
 def read_inputs(path: str | os.PathLike[str], predictor: Predictor) -> np.ndarray:
@@ -268,42 +272,85 @@ def _is_number(text: Any) -> bool:
     return True
 
 
+NA_VALUES = frozenset({"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+                       "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"})
+"""Cells read as missing (NaN), as pandas' ``read_csv`` reads them by default."""
+
+
+def _dedupe(names: list[str]) -> list[str]:
+    """Repeated header names made unique as pandas does: ``a``, ``a.1``, ``a.2``."""
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        if name in seen:
+            seen[name] += 1
+            while f"{name}.{seen[name]}" in seen:
+                seen[name] += 1
+            new = f"{name}.{seen[name]}"
+            seen[new] = 0
+            out.append(new)
+        else:
+            seen[name] = 0
+            out.append(name)
+    return out
+
+
+def _cell(text: str) -> float:
+    text = text.strip()
+    return math.nan if text in NA_VALUES else float(text)
+
+
 def _read_csv(path: Path, predictor: Predictor) -> np.ndarray:
-    import pandas as pd
+    """The feature rows of a CSV file, with the standard library's csv module (no pandas, so that prediction
+    runs with onnxruntime and numpy alone). Blank lines are skipped and missing cells read as NaN, as pandas
+    would; a row with more cells than the header is an error."""
+    import csv
 
     from autoarch.data import csv_delimiter
 
     sep = csv_delimiter(path)
     try:
-        # The first row as written: pandas renames repeated header names ('0', '0.1', '0.000e+00.1'), and a
-        # renamed number may no longer parse as one.
-        first = [str(v) for v in pd.read_csv(path, sep=sep, header=None, nrows=1, dtype=str,
-                                             keep_default_na=False).iloc[0]]
-        # A first row of numbers other than 0..n-1 (what pandas writes for unnamed columns) is a data row.
-        headerless = all(_is_number(c) for c in first) and first != [str(i) for i in range(len(first))]
-        frame = pd.read_csv(path, sep=sep, header=None if headerless else 0)
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{path}: the file is empty; give one sample per row.") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = [row for row in csv.reader(fh, delimiter=sep) if row]
+    except (csv.Error, UnicodeDecodeError) as exc:
         first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise DataError(f"{path}: not a readable CSV file ({first_line}); check the delimiter and encoding.") \
             from None
+    if not rows:
+        raise DataError(f"{path}: the file is empty; give one sample per row.")
+    first = rows[0]
+    # A first row of numbers other than 0..n-1 (what pandas writes for unnamed columns) is a data row.
+    headerless = all(_is_number(c) for c in first) and first != [str(i) for i in range(len(first))]
+    columns = [str(i) for i in range(len(first))] if headerless else _dedupe(first)
+    body = rows if headerless else rows[1:]
+    width = len(columns)
+    for line, row in enumerate(body, start=1 if headerless else 2):
+        if len(row) > width:
+            raise DataError(f"{path}: not a readable CSV file (Expected {width} fields in line {line}, saw "
+                            f"{len(row)}); check the delimiter and encoding.")
+    cells = [row + [""] * (width - len(row)) for row in body]
     names = predictor.feature_names
-    columns = [str(c) for c in frame.columns]
-    frame.columns = columns
     if names and set(names) <= set(columns):
-        frame = frame[names]
+        keep = [columns.index(n) for n in names]
     elif names and any(n in columns for n in names):
         missing = [n for n in names if n not in columns]
         raise DataError(f"{path}: the model needs columns {missing[:5]}{' ...' if len(missing) > 5 else ''}, "
                         f"which the file lacks; its columns are {columns[:10]}.")
-    non_numeric = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
+    else:
+        keep = list(range(width))
+    X = np.empty((len(cells), len(keep)), dtype=np.float32)
+    non_numeric = []
+    for j, col in enumerate(keep):
+        try:
+            X[:, j] = [_cell(row[col]) for row in cells]
+        except ValueError:
+            non_numeric.append(columns[col])
     if non_numeric:
         raise DataError(f"{path}: feature columns must be numeric, but {non_numeric[:5]} are not; encode or drop them.")
-    if frame.shape[1] != predictor.n_features:
+    if X.shape[1] != predictor.n_features:
         raise DataError(f"{path}: the model takes {predictor.n_features} features per row (input shape "
-                        f"{list(predictor.input_shape)}), but the file has {frame.shape[1]} columns.")
-    return frame.to_numpy(dtype=np.float32)
+                        f"{list(predictor.input_shape)}), but the file has {X.shape[1]} columns.")
+    return X
 
 
 def _check_output(out: Path) -> None:
@@ -319,6 +366,39 @@ def _check_output(out: Path) -> None:
             return
 
 
+def _table(model: str | os.PathLike[str], inputs: str | os.PathLike[str], output: str | os.PathLike[str] | None,
+           proba: bool, threads: int) -> dict[str, list[Any]]:
+    if output is not None:
+        _check_output(Path(output))
+    predictor = Predictor(model, threads=threads)
+    X, names = _load_inputs(Path(inputs), predictor)
+    table = predictor.predict_table(X, proba=proba)
+    return table if names is None else {"file": names, **table}
+
+
+def _write_csv(table: dict[str, list[Any]], stream: Any) -> None:
+    import csv
+
+    writer = csv.writer(stream, lineterminator="\n")
+    writer.writerow(table)
+    writer.writerows(zip(*table.values(), strict=True))
+
+
+def predict_csv(model: str | os.PathLike[str], inputs: str | os.PathLike[str],
+                output: str | os.PathLike[str] | None = None, proba: bool = True, threads: int = 1,
+                stream: Any = None) -> int:
+    """:func:`predict_file` without pandas: the predictions table is written as CSV to ``output`` (atomically)
+    or, without one, to ``stream`` (a text file object). Returns the number of rows. This is what
+    ``autoarch predict`` runs, so that it needs only onnxruntime and numpy (and Pillow for image files)."""
+    table = _table(model, inputs, output, proba, threads)
+    if output is not None:
+        with atomic_path(output) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+            _write_csv(table, fh)
+    elif stream is not None:
+        _write_csv(table, stream)
+    return len(table["prediction"])
+
+
 def predict_file(model: str | os.PathLike[str], inputs: str | os.PathLike[str],
                  output: str | os.PathLike[str] | None = None, proba: bool = True, threads: int = 1
                  ) -> pd.DataFrame:
@@ -327,22 +407,18 @@ def predict_file(model: str | os.PathLike[str], inputs: str | os.PathLike[str],
 
     ``inputs`` is a .csv / .npz file or, for an image model, an image file or a folder of images (see
     :func:`read_inputs`); for images the table starts with a column ``file``: the path relative to the folder,
-    or the file as given.
+    or the file as given. :func:`predict_csv` does the same without pandas.
 
     Returns:
-        The predictions table.
+        The predictions table (a pandas DataFrame).
 
     Raises:
         DataError: a bad model, input or output path (see :class:`Predictor` and :func:`read_inputs`).
     """
+    import pandas as pd
+
+    table = _table(model, inputs, output, proba, threads)
     if output is not None:
-        _check_output(Path(output))
-    predictor = Predictor(model, threads=threads)
-    X, names = _load_inputs(Path(inputs), predictor)
-    frame = predictor.predict_frame(X, proba=proba)
-    if names is not None:
-        frame.insert(0, "file", names)
-    if output is not None:
-        with atomic_path(output) as tmp:
-            frame.to_csv(tmp, index=False)
-    return frame
+        with atomic_path(output) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+            _write_csv(table, fh)
+    return pd.DataFrame(table)

@@ -295,7 +295,7 @@ def test_the_guard_turns_any_exception_into_one_line(world, monkeypatch, capsys,
     def fail(*args: Any, **kwargs: Any) -> None:
         raise exc
 
-    monkeypatch.setattr("autoarch.predict.predict_file", fail)
+    monkeypatch.setattr("autoarch.predict.predict_csv", fail)
     argv = ["predict", str(world / "model.onnx"), str(world / "rows.csv")]
     assert main(argv) == code
     err = capsys.readouterr().err

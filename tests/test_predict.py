@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import os
 import subprocess
 import sys
 import textwrap
@@ -121,6 +123,58 @@ def test_bad_inputs_raise_one_clear_data_error(tabular, tmp_path) -> None:
     (tmp_path / "junk.onnx").write_text("not a model")
     with pytest.raises(DataError, match="not a loadable ONNX model"):
         Predictor(tmp_path / "junk.onnx")
+
+
+BLOCKER = """
+import sys
+
+class _Unimportable:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {"torch", "optuna", "sklearn", "pandas"}:
+            raise ModuleNotFoundError(f"No module named {name!r} (made unimportable by the test)")
+        return None
+
+sys.meta_path.insert(0, _Unimportable())
+"""
+
+
+@pytest.mark.parametrize("kind", ["csv", "npz", "image-folder"])
+def test_cli_predict_needs_neither_torch_optuna_sklearn_nor_pandas(tabular, image, tmp_path, kind) -> None:
+    """What a device has: onnxruntime and numpy (and Pillow for image files). The four heavy packages are made
+    unimportable in the child process, and its output is the same table as predict_file's."""
+    if kind == "csv":
+        _, data, path = tabular
+        pd.DataFrame(data.X, columns=["a", "b", "c", "d"]).to_csv(tmp_path / "rows.csv", index=False)
+        inputs = tmp_path / "rows.csv"
+    elif kind == "npz":
+        _, data, path = tabular
+        np.savez(tmp_path / "rows.npz", X=data.X)
+        inputs = tmp_path / "rows.npz"
+    else:
+        from PIL import Image
+
+        _, data, path = image
+        inputs = tmp_path / "images"
+        inputs.mkdir()
+        for i in range(4):
+            Image.fromarray(np.uint8(data.X[i, 0] * 15)).save(inputs / f"{i}.png")
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(BLOCKER)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), *sys.path])}
+    proc = subprocess.run([sys.executable, "-m", "autoarch.cli", "predict", str(path), str(inputs)],
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    expected = predict_file(path, inputs)
+    got = pd.read_csv(io.StringIO(proc.stdout))
+    assert list(got.columns) == list(expected.columns)
+    assert list(got["prediction"].astype(str)) == list(expected["prediction"].astype(str))
+    proba = [c for c in got.columns if c.startswith("proba_")]
+    np.testing.assert_allclose(got[proba].to_numpy(), expected[proba].to_numpy(), rtol=1e-12)
+    # and the blocker works: the same child cannot import them
+    check = subprocess.run([sys.executable, "-c", "import pandas"], capture_output=True, text=True, env=env)
+    assert check.returncode != 0 and "made unimportable" in check.stderr
 
 
 def test_cli_predict_runs_without_torch(tabular, tmp_path) -> None:

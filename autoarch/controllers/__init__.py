@@ -12,6 +12,7 @@ from typing import Any
 
 import optuna
 
+from autoarch.config import CONTROLLERS
 from autoarch.controllers._evolution import EvolutionSampler
 from autoarch.controllers._random import TrialSeededRandomSampler
 from autoarch.controllers._reinforce import ReinforceSampler
@@ -19,7 +20,6 @@ from autoarch.exceptions import ConfigError, did_you_mean
 
 __all__ = ["EvolutionSampler", "ReinforceSampler", "TrialSeededRandomSampler", "CONTROLLERS", "make_sampler"]
 
-CONTROLLERS = ("evolution", "reinforce", "random", "tpe", "nsga2", "grid")
 
 
 def make_sampler(name: str, *, seed: int | None, n_trials: int = 50,
