@@ -278,6 +278,7 @@ def predict(model: nn.Module, X: np.ndarray, *, device: torch.device | str = "cp
     """The model's raw output (logits or values) for ``X``, computed in evaluation mode."""
     model.eval()
     device = torch.device(device)
+
     def batch(i: int) -> torch.Tensor:
         x = torch.as_tensor(X[i:i + batch_size], dtype=torch.float32, device=device)
         return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x

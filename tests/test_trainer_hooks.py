@@ -207,3 +207,16 @@ def test_monitor_ties_are_broken_by_the_validation_loss() -> None:
     losses = [h["val_loss"] for h in res.history]
     assert res.best_epoch == by_loss.best_epoch == 1 + int(np.argmin(losses))
     assert res.best_epoch > 1
+
+
+def test_fit_trains_images_in_channels_last_and_returns_the_default_layout() -> None:
+    torch.manual_seed(0)
+    X = np.random.default_rng(0).uniform(0, 255, size=(16, 3, 8, 8)).astype(np.float32)
+    y = np.arange(16) % 2
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(4 * 6 * 6, 2))
+    seen: list[bool] = []
+    net[0].register_forward_pre_hook(
+        lambda m, inp: seen.append(m.training and inp[0].is_contiguous(memory_format=torch.channels_last)))
+    fit(net, X, y, "classification", TrainConfig(max_epochs=1, batch_size=8))
+    assert seen and all(seen)  # every training batch in NHWC
+    assert net[0].weight.is_contiguous()  # the returned model is in the default layout (pruning, export)
