@@ -384,6 +384,11 @@ def _write_csv(table: dict[str, list[Any]], stream: Any) -> None:
     writer.writerows(zip(*table.values(), strict=True))
 
 
+def _save_csv(table: dict[str, list[Any]], output: str | os.PathLike[str]) -> None:
+    with atomic_path(output) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+        _write_csv(table, fh)
+
+
 def predict_csv(model: str | os.PathLike[str], inputs: str | os.PathLike[str],
                 output: str | os.PathLike[str] | None = None, proba: bool = True, threads: int = 1,
                 stream: Any = None) -> int:
@@ -392,8 +397,7 @@ def predict_csv(model: str | os.PathLike[str], inputs: str | os.PathLike[str],
     ``autoarch predict`` runs, so that it needs only onnxruntime and numpy (and Pillow for image files)."""
     table = _table(model, inputs, output, proba, threads)
     if output is not None:
-        with atomic_path(output) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
-            _write_csv(table, fh)
+        _save_csv(table, output)
     elif stream is not None:
         _write_csv(table, stream)
     return len(table["prediction"])
@@ -419,6 +423,5 @@ def predict_file(model: str | os.PathLike[str], inputs: str | os.PathLike[str],
 
     table = _table(model, inputs, output, proba, threads)
     if output is not None:
-        with atomic_path(output) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
-            _write_csv(table, fh)
+        _save_csv(table, output)
     return pd.DataFrame(table)
