@@ -132,6 +132,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="multi-fidelity: stop poor candidates after an epoch with optuna's median, successive-halving "
                         "(a third promoted at 1, 3, 9, ... epochs) or hyperband pruner; auto = halving with holdout "
                         "validation, none with k-fold (default: %(default)s)")
+    p.add_argument("--search-samples", type=_search_samples, default=d.search_samples, metavar="N|all|auto",
+                   help="multi-fidelity over data: during the search each candidate trains on a stratified subset of "
+                        "at most N samples of its fold's training part (validated on the whole validation part); "
+                        "the winner is retrained on the whole training split; auto = 20,000 when the training "
+                        "split is larger, else all (default: %(default)s)")
     p.add_argument("--trial-timeout", type=float, metavar="SECONDS",
                    help="fail a candidate whose cross-validation runs longer than this")
     p.add_argument("--max-params", type=int, help="reject candidates with more parameters, before any training")
@@ -170,6 +175,18 @@ def _cv(value: str) -> int | float | str:
         return number
     raise argparse.ArgumentTypeError(f"must be an int >= 2 (k-fold), a share in (0, 1), 'holdout' or 'auto', "
                                      f"not {value!r}")
+
+
+def _search_samples(value: str) -> int | str:
+    if value in ("auto", "all"):
+        return value
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 10:
+        raise argparse.ArgumentTypeError(f"must be 'auto', 'all' or an integer >= 10, not {value!r}")
+    return n
 
 
 def _workers(value: str) -> int | str:
@@ -408,7 +425,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 workers=args.workers, early_stop=args.early_stop, trial_timeout=args.trial_timeout,
                 max_params=args.max_params, max_macs=args.max_macs, storage=args.storage, study_name=args.study,
                 test=args.test, image_size=args.image_size, on_bad_image=args.on_bad_image,
-                warm_start=not args.no_warm_start, augment=args.augment,
+                warm_start=not args.no_warm_start, augment=args.augment, search_samples=args.search_samples,
             )
             print(_summary(result))
         elif args.command == "compress":

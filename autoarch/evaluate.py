@@ -75,6 +75,16 @@ def describe_cv(cv: int | float) -> str:
     return f"holdout {cv:.0%}" if isinstance(cv, float) else f"{cv}-fold"
 
 
+def subsample(data: Dataset, idx: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """``n`` of the indices ``idx`` of ``data``, drawn stratified by class for classification (seeded), in their
+    original order."""
+    stratify = data.y[idx] if data.task == "classification" else None
+    if stratify is not None and np.bincount(stratify).min() < 2:
+        stratify = None
+    kept, _ = train_test_split(idx, train_size=n, random_state=seed, stratify=stratify)
+    return np.sort(kept)
+
+
 def early_stopping_split(data: Dataset, seed: int) -> tuple[Dataset, Dataset | None]:
     """Split off :data:`EARLY_STOP_FRACTION` of ``data`` for early stopping, when there is enough data."""
     n_val = int(round(EARLY_STOP_FRACTION * len(data)))
@@ -102,6 +112,7 @@ def cross_validate(
     on_epoch: Callable[[int, int, dict[str, float]], None] | None = None,
     stop_at: float | None = None,
     monitor: str | None = None,
+    max_fit: int | None = None,
 ) -> CVResult:
     """Score ``arch`` trained with ``cfg`` by ``cv``-fold (stratified, for classification) cross-validation, or
     on one holdout split when ``cv`` is a float share in (0, 1).
@@ -117,11 +128,15 @@ def cross_validate(
     part (:func:`~autoarch.trainer.fit`); with None, or without ``on_epoch``, the validation loss does.
     The space's :meth:`~autoarch.search_spaces.SearchSpace.augmentation` is applied to the training batches of
     each fold. ``CVResult.model`` is the last fold's trained model (the holdout model, for one split).
+    ``max_fit`` (``--search-samples``) trains each fold on a stratified, seeded subset of at most that many samples
+    of its training part (the early-stopping part is carved from the subset); the validation fold stays whole.
     """
     result = CVResult()
     start = time.perf_counter()
     augment = space.augmentation(arch)
     for i, (train_idx, val_idx) in enumerate(splitter(data.task, cv, seed).split(data.X, data.y)):
+        if max_fit is not None and len(train_idx) > max_fit:
+            train_idx = subsample(data, train_idx, max_fit, seed + i)
         train, val = data.subset(train_idx), data.subset(val_idx)
         fit_part, stop_part = early_stopping_split(train, seed + i)
         torch.manual_seed(seed + i)

@@ -42,6 +42,9 @@ def render_markdown(report: dict[str, Any], board: pd.DataFrame) -> str:
         f"{srch.get('validation') or str(srch['cv']) + '-fold'} validation, {srch['trials_requested']} trials "
         f"({states}), "
         f"{srch['seconds_this_run']:.0f} s in this run, seed {srch['seed']}, device {srch['device']}",
+        *([f"- Multi-fidelity over data: during the search each candidate trained on at most "
+           f"{srch['search_samples']:,} samples of its fold's training part (--search-samples); the winner was "
+           f"retrained on the whole training split"] if srch.get("search_samples") else []),
         "",
         "## Best architecture",
         "",

@@ -34,7 +34,14 @@ from torch import nn
 
 from autoarch import __version__
 from autoarch.compress import CompressionResult, compress_model, count_macs_params, replay_pruning
-from autoarch.config import AUGMENT_MIN_SIDE, LARGE_DATA, SearchConfig, resolve_augment, resolve_cv
+from autoarch.config import (
+    AUGMENT_MIN_SIDE,
+    LARGE_DATA,
+    SearchConfig,
+    resolve_augment,
+    resolve_cv,
+    resolve_search_samples,
+)
 from autoarch.controllers import make_sampler
 from autoarch.data import (
     BUILTIN_DATASETS,
@@ -64,7 +71,7 @@ KEEP_DIR = ".trial-models"
 """Run-directory folder of the best trials' holdout models while a search runs (removed when it finishes)."""
 # Options that change what a trial means: a study can only be resumed with the same values.
 _FINGERPRINT_KEYS = ("space", "metric", "cv", "seed", "epochs", "patience", "test_size", "max_samples", "test",
-                     "image_size", "augment")
+                     "image_size", "augment", "search_samples")
 CHANCE_EPOCHS = 2
 """A classifier whose accuracy on its early-stopping data is still within :data:`CHANCE_MARGIN` of the majority
 class after this many epochs is stopped (a sigmoid/SGD candidate of a Fashion-MNIST search trained 921 s at 10%)."""
@@ -288,12 +295,22 @@ def make_pruner(name: str, cv: int | float, epochs: int = 20) -> optuna.pruners.
     return optuna.pruners.NopPruner()
 
 
-def _epochs_per_sample_second(trial: optuna.trial.FrozenTrial) -> float | None:
-    """Seconds one training sample-epoch cost in ``trial`` (its CV time over the epochs and samples it ran)."""
+THREAD_SPEEDUP = 1.35
+"""How much faster the finish trains than a trial did when it has more torch threads (the trials of several
+worker processes run one thread each): the least of three CNNs from 1 to 2 threads, 1.38-1.81x per batch
+(``benchmarks/channels_last.py``, BENCHMARKS.md)."""
+
+
+def _epochs_per_sample_second(trial: optuna.trial.FrozenTrial, threads: int | None = None) -> float | None:
+    """Seconds one training sample-epoch cost in ``trial`` (its CV time over the epochs and samples it ran); with
+    ``threads``, what it is expected to cost with that many torch threads (:data:`THREAD_SPEEDUP`)."""
     seconds, epochs, n_fit = (trial.user_attrs.get(k) for k in ("seconds", "epochs_run", "n_fit"))
     if not seconds or not epochs or not n_fit:
         return None
-    return float(seconds) / (sum(epochs) * n_fit)
+    per = float(seconds) / (sum(epochs) * n_fit)
+    if threads is not None and threads > trial.user_attrs.get("threads", threads):
+        per /= THREAD_SPEEDUP
+    return per
 
 
 EPOCH_SHARE = 0.25
@@ -314,15 +331,17 @@ def estimate_epoch_seconds(study: optuna.Study, macs: int) -> float | None:
     return float(np.median(rates)) * macs
 
 
-def finish_estimate(study: optuna.Study, n_train: int, finetune_epochs: int, retrain: bool = True) -> float | None:
+def finish_estimate(study: optuna.Study, n_train: int, finetune_epochs: int, retrain: bool = True,
+                    threads: int | None = None) -> float | None:
     """Estimated seconds of the winner's retrain, fine-tune and compression, from the best trial's measured cost
-    per sample-epoch (None before a trial completes). The fine-tune is counted for a quarter of the retrain's
-    epochs (at least 2), which is what the finish cuts it to when time is short."""
+    per sample-epoch (None before a trial completes), trained with ``threads`` torch threads. The fine-tune is
+    counted for a quarter of the retrain's epochs (at least 2), which is what the finish cuts it to when time is
+    short."""
     try:
         best = study.best_trial
     except ValueError:
         return None
-    per = _epochs_per_sample_second(best)
+    per = _epochs_per_sample_second(best, threads)
     if per is None:
         return None
     epochs = max(1, int(round(float(np.median(best.user_attrs.get("best_epochs") or [1])))))
@@ -336,14 +355,17 @@ def _short_finetune(finetune_epochs: int, retrain_epochs: int) -> int:
 class _Budget:
     """``--timeout`` covers the whole job: the search ends early enough for the winner's retrain, fine-tune and
     compression, whose cost is estimated from the best trial so far (:func:`finish_estimate`). With
-    ``retrain=False`` (holdout validation, the best trials' models kept) the retrain is not reserved: the finish
-    retrains only if the time is left, and ships the kept holdout model otherwise."""
+    ``retrain=False`` (holdout validation on all of the training part, the best trials' models kept) the retrain is
+    not reserved: the finish retrains only if the time is left, and ships the kept holdout model otherwise.
+    ``threads`` is what the finish trains with."""
 
-    def __init__(self, job_deadline: float | None, n_train: int, finetune_epochs: int, retrain: bool = True) -> None:
+    def __init__(self, job_deadline: float | None, n_train: int, finetune_epochs: int, retrain: bool = True,
+                 threads: int | None = None) -> None:
         self.job_deadline = job_deadline
         self.n_train = n_train
         self.finetune_epochs = finetune_epochs
         self.retrain = retrain
+        self.threads = threads
         self._said: float | None = None
         # what export and int8 take, but never more than a quarter of a short --timeout
         self.overhead = FINISH_OVERHEAD if job_deadline is None else max(0.0, min(FINISH_OVERHEAD,
@@ -352,7 +374,8 @@ class _Budget:
     def search_deadline(self, study: optuna.Study) -> float | None:
         if self.job_deadline is None:
             return None
-        reserve = finish_estimate(study, self.n_train, self.finetune_epochs, retrain=self.retrain)
+        reserve = finish_estimate(study, self.n_train, self.finetune_epochs, retrain=self.retrain,
+                                  threads=self.threads)
         if reserve is None:
             return self.job_deadline - self.overhead
         if self._said is None or abs(reserve - self._said) > 0.2 * self._said:
@@ -527,6 +550,7 @@ def _make_objective(space: SearchSpace, train: Dataset, cfg: SearchConfig, metri
             tcfg = suggest_training(trial, cfg.epochs, cfg.patience)
             trial.set_user_attr("architecture", arch)
             trial.set_user_attr("training", tcfg.to_dict())
+            trial.set_user_attr("threads", torch.get_num_threads())
             macs, params = count_macs_params(build_model(space, arch, train), example)
             trial.set_user_attr("params", params)
             trial.set_user_attr("macs", macs)
@@ -582,7 +606,7 @@ def _make_objective(space: SearchSpace, train: Dataset, cfg: SearchConfig, metri
             result = cross_validate(space, arch, tcfg, train, cv=cfg.cv, seed=cfg.seed, device=device,
                                     on_epoch=on_epoch, monitor=None if metric.startswith("neg_") else plain,
                                     deadline=trial_limit if soft or not by_search else search_limit,
-                                    stop_at=search_limit if soft else None)
+                                    stop_at=search_limit if soft else None, max_fit=cfg.search_samples)
         except optuna.TrialPruned:
             if "epochs_trained" in trial.user_attrs:  # it trained: what it cost informs the budget planner
                 trial.set_user_attr("seconds", time.perf_counter() - started)
@@ -702,6 +726,8 @@ class _Context:
     target: str | None
     keep_dir: Path | None = None
     """Where holdout models of the best trials are kept (the run directory's ``.trial-models``), or None."""
+    finish_threads: int = 1
+    """The torch threads the finish (retrain, fine-tune) runs with, for the budget planner."""
     data_sha256: str = ""
     """The content hash of the data (:func:`data_digest`): a study resumes on the same data only."""
 
@@ -739,8 +765,14 @@ def _prepare(data: Any, y: Any, target: str | None, task: str | None, options: M
         logger.info("%d training samples: candidates are validated on one %.0f%% holdout split (--cv auto; give "
                     "--cv K for k-fold)", len(train), 100 * cv)
     early_stop = cfg.early_stop if cfg.early_stop != "auto" else ("halving" if isinstance(cv, float) else "none")
-    cfg = replace(cfg, cv=cv, early_stop=early_stop, augment=augment, test=cfg.test if cfg.test is not None else
-                  ("official" if official is not None else "split"))
+    search_samples = resolve_search_samples(cfg.search_samples, len(train))
+    if search_samples is not None:
+        logger.info("%d training samples: during the search each candidate trains on at most %d of its fold's "
+                    "training part; the winner is retrained on all %d (--search-samples%s)", len(train),
+                    search_samples, len(train), " auto; give all to train on everything"
+                    if cfg.search_samples == "auto" else f" {search_samples}")
+    cfg = replace(cfg, cv=cv, early_stop=early_stop, augment=augment, search_samples=search_samples,
+                  test=cfg.test if cfg.test is not None else ("official" if official is not None else "split"))
     _check_folds(train, cfg.cv)
     if options.get("augment", "auto") == "auto" and dataset.input_kind == "image" and isinstance(cfg.space, str):
         logger.info("%s images: training augmentation is %s (--augment auto searches it from %d pixels a side)",
@@ -797,9 +829,11 @@ def _worker_loop(ctx: _Context, storage: optuna.storages.BaseStorage, worker: in
     study = optuna.load_study(study_name=ctx.cfg.study_name, storage=storage)
     study.sampler = _sampler(ctx, worker, _n_done(study))
     study.pruner = make_pruner(ctx.cfg.early_stop, ctx.cfg.cv, ctx.cfg.epochs)
-    keep = ctx.keep_dir if isinstance(ctx.cfg.cv, float) else None
+    # Holdout models are worth shipping only when they trained on the whole training part of the split.
+    keep = ctx.keep_dir if isinstance(ctx.cfg.cv, float) and ctx.cfg.search_samples is None else None
     budget = (None if deadline is None else
-              _Budget(deadline, len(ctx.train), ctx.cfg.finetune_epochs, retrain=keep is None))
+              _Budget(deadline, len(ctx.train), ctx.cfg.finetune_epochs if ctx.cfg.prune > 0 else 0,
+                      retrain=keep is None, threads=ctx.finish_threads))
     objective = _make_objective(ctx.space, ctx.train, ctx.cfg, ctx.metric, resolve_device(ctx.cfg.device),
                                 search_deadline=budget, keep_dir=keep)
     return _run_until_budget(study, objective, ctx.cfg.trials, budget, callbacks or [], stopped, workers_alive)
@@ -885,6 +919,7 @@ def search(
     if workers > 1 and out is None and cfg.storage is None:
         raise ConfigError("--workers > 1 needs a shared study: give --out DIR (SQLite file inside) or --storage URL.")
     cfg = replace(cfg, workers=workers)
+    ctx = replace(ctx, cfg=cfg, finish_threads=torch.get_num_threads())
     # A storage that cannot be opened, or holds another study, must not leave a new, empty --out behind.
     storage = open_storage(cfg.storage) if cfg.storage is not None else None
     new_out = out is not None and not Path(out).exists()
@@ -1047,7 +1082,7 @@ def _finish(study: optuna.Study, space: SearchSpace, dataset: Dataset, train: Da
     tcfg = TrainConfig(**best.user_attrs["training"])
     epochs = max(1, int(round(float(np.median(best.user_attrs["best_epochs"])))))
     finetune_epochs = cfg.finetune_epochs if cfg.prune > 0 else 0
-    per = _epochs_per_sample_second(best)
+    per = _epochs_per_sample_second(best, torch.get_num_threads())
     kept = None if out_dir is None else out_dir / KEEP_DIR / f"trial_{best.number}.pt"
     kept = kept if kept is not None and kept.is_file() else None
     retrained: dict[str, Any] = {"epochs": epochs, "samples": len(train)}
@@ -1109,7 +1144,7 @@ def _finish(study: optuna.Study, space: SearchSpace, dataset: Dataset, train: Da
                    "validation": describe_cv(cfg.cv), "early_stop": cfg.early_stop,
                    "augment": cfg.augment, "held_out": cfg.test,
                    "trials_requested": cfg.trials, "trial_states": {k: v for k, v in counts.items() if v},
-                   "fidelity": _fidelity_counts(trials),
+                   "fidelity": _fidelity_counts(trials), "search_samples": cfg.search_samples,
                    "seconds_this_run": search_seconds, "seed": cfg.seed, "device": str(device)},
         "best": {"trial": best.number, "warm_start": best.user_attrs.get("warm_start"), "architecture": arch,
                  "summary": space.describe(arch),

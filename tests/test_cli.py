@@ -40,6 +40,7 @@ def _bad_inputs(tmp_path):
         (["search", str(nan), "--target", "label"], "NaN"),
         (["search", str(rare), "--target", "label", "--cv", "3"], "fewer than the 3 folds"),
         (["search", "iris", "--cv", "1"], "int >= 2"),
+        (["search", "iris", "--search-samples", "5"], "'auto', 'all' or an integer >= 10"),
         (["search", "iris", "--out", str(text)], "is a file"),
     ]
 

@@ -19,7 +19,16 @@ from PIL import Image
 import autoarch
 from autoarch import data as data_module
 from autoarch import runner
-from autoarch.config import AUGMENT_MIN_SIDE, HOLDOUT, LARGE_DATA, resolve_augment, resolve_cv
+from autoarch.config import (
+    AUGMENT_MIN_SIDE,
+    HOLDOUT,
+    LARGE_DATA,
+    SEARCH_SAMPLES,
+    resolve_augment,
+    resolve_cv,
+    resolve_search_samples,
+)
+from autoarch.evaluate import cross_validate
 from autoarch.exceptions import DataError
 
 TINY = dict(trials=3, epochs=2, patience=1, finetune_epochs=1, calibration_samples=32, seed=0, prune=0.0)
@@ -120,6 +129,57 @@ def test_finish_estimate_scales_the_best_trials_cost_to_the_training_split() -> 
     assert budget.search_deadline(study) == pytest.approx(1000.0 - runner.FINISH_OVERHEAD - 24.0)
     assert runner._Budget(None, 1000, 4).search_deadline(study) is None
     assert runner.finish_estimate(study, 1000, 1) == pytest.approx(runner.FINISH_OVERHEAD + 20.0)
+
+
+def test_finish_estimate_counts_the_finishs_extra_threads() -> None:
+    study = optuna.create_study(direction="maximize")
+    study.add_trial(optuna.trial.create_trial(value=0.9, user_attrs={
+        "seconds": 10.0, "epochs_run": [5], "n_fit": 500, "best_epochs": [4], "threads": 1}))
+    one = runner.finish_estimate(study, 1000, 0, threads=1) - runner.FINISH_OVERHEAD
+    two = runner.finish_estimate(study, 1000, 0, threads=2) - runner.FINISH_OVERHEAD
+    assert one == pytest.approx(16.0) and two == pytest.approx(16.0 / runner.THREAD_SPEEDUP)
+
+
+def test_search_samples_auto_subsamples_only_large_training_splits() -> None:
+    assert resolve_search_samples("auto", SEARCH_SAMPLES) is None
+    assert resolve_search_samples("auto", SEARCH_SAMPLES + 1) == SEARCH_SAMPLES
+    assert resolve_search_samples("all", 10**6) is None and resolve_search_samples(None, 10**6) is None
+    assert resolve_search_samples(300, 1000) == 300 and resolve_search_samples(300, 200) is None
+
+
+def test_cross_validate_trains_on_a_stratified_subset_and_validates_on_the_whole_fold(monkeypatch) -> None:
+    from autoarch import evaluate
+
+    data = data_module.load_dataset("digits")
+    space = autoarch.search_spaces.get_space("mlp", data.input_kind)
+    arch = {"n_layers": 1, "width_0": 16, "activation": "relu", "dropout": 0.0, "batch_norm": False,
+            "connectivity": "plain"}
+    fitted: list[np.ndarray] = []
+    fit = evaluate.fit
+
+    def spy(model, X, y, *args, **kwargs):
+        fitted.append(y)
+        return fit(model, X, y, *args, **kwargs)
+
+    monkeypatch.setattr(evaluate, "fit", spy)
+    result = cross_validate(space, arch, autoarch.trainer.TrainConfig(max_epochs=1), data, cv=0.2, max_fit=300)
+    # 300 of the fold's 1,437 training samples, 30 of them set aside for early stopping
+    assert result.n_fit == len(fitted[0]) == 270
+    assert np.bincount(fitted[0], minlength=10).min() >= 25  # stratified: every class keeps about a tenth
+    full = cross_validate(space, arch, autoarch.trainer.TrainConfig(max_epochs=1), data, cv=0.2)
+    assert full.n_fit == len(fitted[1]) == 1293
+
+
+def test_a_search_with_search_samples_trains_trials_on_the_subset_and_retrains_on_everything(tmp_path) -> None:
+    result = autoarch.search("digits", cv="holdout", search_samples=400, out=tmp_path / "run", space="mlp",
+                             **TINY)
+    for t in result.study.get_trials(states=(TrialState.COMPLETE,)):
+        assert t.user_attrs["n_fit"] == 360  # 400 minus the 10% early-stopping part
+    assert result.report["search"]["search_samples"] == 400
+    retrain = result.report["best"]["retrain"]
+    assert retrain["samples"] == result.report["data"]["n_train"] and "skipped" not in retrain
+    assert "at most 400 samples" in (tmp_path / "run" / "report.md").read_text()
+    assert not (tmp_path / "run" / runner.KEEP_DIR).exists()
 
 
 def test_epoch_cost_is_estimated_from_trials_that_trained() -> None:
