@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from autoarch._compat import onnxruntime_errors
 from autoarch.exceptions import DataError
 from autoarch.rundir import atomic_path, check_file
 
@@ -133,12 +134,10 @@ class Predictor:
         X = self._shape(X)
         if len(X) == 0:
             return np.zeros((0, max(1, len(self.classes))), dtype=np.float32)
-        from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidArgument
-
         try:
             outs = [self.session.run(None, {self._input: X[i:i + batch_size]})[0]
                     for i in range(0, len(X), batch_size)]
-        except (InvalidArgument, Fail) as exc:  # a graph with symbolic dimensions the metadata did not describe
+        except onnxruntime_errors() as exc:  # a graph with symbolic dimensions the metadata did not describe
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
             raise self._bad(f"onnxruntime rejects input of shape {list(X.shape[1:])} ({first})") from None
         out = np.concatenate(outs)

@@ -33,6 +33,7 @@ from optuna.trial import TrialState
 from torch import nn
 
 from autoarch import __version__
+from autoarch._compat import fail_trial, heartbeat_enabled
 from autoarch.compress import CompressionResult, compress_model, count_macs_params, replay_pruning
 from autoarch.config import (
     AUGMENT_MIN_SIDE,
@@ -247,9 +248,7 @@ def _refuse_damaged_sqlite(url: str, file: Path | None, exc: Exception) -> None:
 
 
 def _has_heartbeat(study: optuna.Study) -> bool:
-    from optuna.storages._heartbeat import is_heartbeat_enabled
-
-    return is_heartbeat_enabled(study._storage)
+    return heartbeat_enabled(study)
 
 
 def _open_study(storage: optuna.storages.BaseStorage, name: str, fingerprint: dict[str, Any],
@@ -405,7 +404,7 @@ def _fail_running(study: optuna.Study) -> None:
     """Without heartbeats (journal or in-memory storage) a RUNNING trial found at start-up was left by an
     interrupted run of this same command: mark it failed (interrupted) so that it is redone."""
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+        fail_trial(study, trial)
         logger.info("trial %d was left running by an interrupted run; it will be redone", trial.number)
 
 

@@ -12,6 +12,7 @@ import torch_pruning as tp
 from autoarch.compress.config import IMPORTANCES
 from torch import nn
 
+from autoarch._compat import batch_norm_base, overrides_round_to
 from autoarch.exceptions import ConfigError, did_you_mean
 
 __all__ = ["IMPORTANCES", "PruningHistory", "PrunedCopy", "prune", "prune_to", "replay_pruning", "count_macs_params",
@@ -41,13 +42,14 @@ def _importance(name: str) -> tp.importance.Importance:
 
 
 def has_batch_norm(model: nn.Module) -> bool:
-    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    return any(isinstance(m, batch_norm_base()) for m in model.modules())
 
 
 def count_params(model: nn.Module) -> int:
     return int(sum(p.numel() for p in model.parameters()))
 
 
+@overrides_round_to
 class _Pruner(tp.pruner.BasePruner):
     """torch-pruning's pruner whose ``round_to`` never empties a layer. torch-pruning rounds the channels kept
     *down* to a multiple, which for a layer narrower than two multiples would remove every channel; here the
@@ -56,7 +58,7 @@ class _Pruner(tp.pruner.BasePruner):
 
     rounding = "down"
 
-    def _round_to(self, n_pruned: int, current_channels: int, round_to: int) -> int:
+    def round_channels(self, n_pruned: int, current_channels: int, round_to: int) -> int:
         keep = current_channels - n_pruned
         if self.rounding == "nearest":
             rounded = int(round(keep / round_to)) * round_to

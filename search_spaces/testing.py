@@ -35,6 +35,7 @@ from autoarch.compress import (
 )
 from autoarch.search_spaces import Architecture, SearchSpace
 
+from autoarch._compat import batch_norm_base
 from autoarch.data import from_arrays
 from autoarch.model import Model
 from autoarch.trainer import TrainConfig
@@ -152,7 +153,7 @@ class SearchSpaceContract:
         for i, arch in enumerate(architectures):
             label = space.describe(arch)
             model = _model(space, arch, input_shape)
-            norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+            norms = [m for m in model.modules() if isinstance(m, batch_norm_base())]
             for norm in norms:  # as after training: untrained scales are all 1, a tie for bn_scale
                 norm.weight.data.uniform_(0.5, 1.5)
             importance = importances[i % 4]

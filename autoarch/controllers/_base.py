@@ -7,6 +7,8 @@ from optuna.samplers import BaseSampler
 from optuna.study import Study
 from optuna.trial import FrozenTrial
 
+from autoarch._compat import reject_multi_objective
+
 
 class DefineByRunSampler(BaseSampler):
     """Base of our controllers: single-objective samplers that do their work per parameter in
@@ -17,5 +19,5 @@ class DefineByRunSampler(BaseSampler):
 
     def sample_relative(self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
                         ) -> dict[str, Any]:
-        self._raise_error_if_multi_objective(study)
+        reject_multi_objective(self, study)
         return {}

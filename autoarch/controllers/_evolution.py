@@ -5,12 +5,20 @@ import threading
 from typing import Any
 
 import numpy as np
-from optuna._transform import _SearchSpaceTransform
 from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.samplers import RandomSampler
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from autoarch._compat import (
+    distribution_contains,
+    reject_multi_objective,
+    search_space_transform,
+    set_trial_system_attr,
+    storage_of,
+    study_id,
+    trial_id,
+)
 from autoarch.controllers._base import DefineByRunSampler
 
 __all__ = ["EvolutionSampler"]
@@ -95,13 +103,13 @@ class EvolutionSampler(DefineByRunSampler):
         self._random_sampler.reseed_rng()
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
-        self._raise_error_if_multi_objective(study)
+        reject_multi_objective(self, study)
         trials = study.get_trials(deepcopy=False)
         members = [t for t in trials if t.state == TrialState.COMPLETE
                    or (t.state == TrialState.PRUNED and t.intermediate_values)]
         if len(members) < self.population_size:
             with self._lock:
-                self._plans[trial._trial_id] = None
+                self._plans[trial_id(trial)] = None
             return
         population = sorted(members, key=lambda t: t.number)[-self.population_size:]
         with self._lock:
@@ -109,8 +117,8 @@ class EvolutionSampler(DefineByRunSampler):
             other = None
             if self.crossover_prob > 0.0 and self._rng.rand() < self.crossover_prob:
                 other = self._tournament([t for t in population if t is not parent], study.direction)
-            if self._seen_study != (id(study._storage), study._study_id):
-                self._seen_study, self._seen = (id(study._storage), study._study_id), {}
+            if self._seen_study != (id(storage_of(study)), study_id(study)):
+                self._seen_study, self._seen = (id(storage_of(study)), study_id(study)), {}
             seen = self._existing(trials, trial.number)
             for _ in range(self.max_retries + 1):
                 base, dists = dict(parent.params), dict(parent.distributions)
@@ -121,18 +129,18 @@ class EvolutionSampler(DefineByRunSampler):
                 target, plan = self._mutate_all(base, dists)
                 if frozenset(plan.items()) not in seen:
                     break
-            self._plans[trial._trial_id] = plan
-        study._storage.set_trial_system_attr(trial._trial_id, _PARENT_KEY, parent.number)
+            self._plans[trial_id(trial)] = plan
+        set_trial_system_attr(study, trial, _PARENT_KEY, parent.number)
         if other is not None:
-            study._storage.set_trial_system_attr(trial._trial_id, _OTHER_PARENT_KEY, other.number)
+            set_trial_system_attr(study, trial, _OTHER_PARENT_KEY, other.number)
         if target is not None:
-            study._storage.set_trial_system_attr(trial._trial_id, _TARGET_KEY, target)
+            set_trial_system_attr(study, trial, _TARGET_KEY, target)
 
     def sample_independent(self, study: Study, trial: FrozenTrial, param_name: str,
                            param_distribution: BaseDistribution) -> Any:
-        self._raise_error_if_multi_objective(study)
+        reject_multi_objective(self, study)
         with self._lock:
-            plan = self._plans.get(trial._trial_id)
+            plan = self._plans.get(trial_id(trial))
         if plan is None or param_name not in plan:
             return self._random_sampler.sample_independent(study, trial, param_name, param_distribution)
         value = plan[param_name]
@@ -144,7 +152,7 @@ class EvolutionSampler(DefineByRunSampler):
     def after_trial(self, study: Study, trial: FrozenTrial, state: TrialState, values: list[float] | None
                     ) -> None:
         with self._lock:
-            self._plans.pop(trial._trial_id, None)
+            self._plans.pop(trial_id(trial), None)
 
     def _tournament(self, population: list[FrozenTrial], direction: StudyDirection) -> FrozenTrial:
         """The best of ``sample_size`` members drawn without replacement (caller holds the lock)."""
@@ -190,7 +198,7 @@ class EvolutionSampler(DefineByRunSampler):
             others = [c for c in dist.choices if c != value]
             return others[self._rng.randint(len(others))] if others else value
         space = {"p": dist}
-        trans = _SearchSpaceTransform(space, transform_0_1=True)
+        trans = search_space_transform(space, transform_0_1=True)
         x = trans.transform({"p": value})
         for _ in range(8):
             new = trans.untransform(np.clip(x + self._rng.normal(0.0, 0.2, size=x.shape), 0.0, 1.0))["p"]
@@ -211,4 +219,4 @@ def _rank(trial: FrozenTrial, sign: float) -> tuple[float, float]:
 def _contains(dist: BaseDistribution, value: Any) -> bool:
     if isinstance(dist, CategoricalDistribution):
         return value in dist.choices
-    return dist._contains(dist.to_internal_repr(value))
+    return distribution_contains(dist, dist.to_internal_repr(value))

@@ -3,11 +3,12 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from optuna._transform import _SearchSpaceTransform
 from optuna.distributions import BaseDistribution
 from optuna.samplers import RandomSampler
 from optuna.study import Study
 from optuna.trial import FrozenTrial
+
+from autoarch._compat import search_space_transform
 
 
 class TrialSeededRandomSampler(RandomSampler):
@@ -35,6 +36,6 @@ class TrialSeededRandomSampler(RandomSampler):
                            param_distribution: BaseDistribution) -> Any:
         if self._seed is None:
             return super().sample_independent(study, trial, param_name, param_distribution)
-        trans = _SearchSpaceTransform({param_name: param_distribution})
+        trans = search_space_transform({param_name: param_distribution})
         x = self._stream(trial).uniform(trans.bounds[:, 0], trans.bounds[:, 1])
         return trans.untransform(x)[param_name]

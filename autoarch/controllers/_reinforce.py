@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from optuna._transform import _SearchSpaceTransform
 from optuna.distributions import (
     BaseDistribution,
     CategoricalDistribution,
@@ -17,6 +16,14 @@ from optuna.distributions import (
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from autoarch._compat import (
+    reject_multi_objective,
+    search_space_transform,
+    set_trial_system_attr,
+    storage_of,
+    study_id,
+    trial_id,
+)
 from autoarch.controllers._base import DefineByRunSampler
 
 __all__ = ["ReinforceSampler"]
@@ -35,7 +42,7 @@ class _Actions:
     def __init__(self, dist: BaseDistribution, n_bins: int) -> None:
         self.dist = dist
         self.values: list[Any] | None = None
-        self.trans: _SearchSpaceTransform | None = None
+        self.trans: Any = None  # optuna's search-space transform (autoarch._compat)
         if isinstance(dist, CategoricalDistribution):
             self.n = len(dist.choices)
             return
@@ -53,7 +60,7 @@ class _Actions:
         if self.values is not None:
             self.n = len(self.values)
         else:
-            self.trans = _SearchSpaceTransform({"p": dist}, transform_0_1=True)
+            self.trans = search_space_transform({"p": dist}, transform_0_1=True)
             self.n = n_bins
 
     def index(self, value: Any) -> int:
@@ -151,17 +158,17 @@ class ReinforceSampler(DefineByRunSampler):
         self._rng.seed()
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
-        self._raise_error_if_multi_objective(study)
+        reject_multi_objective(self, study)
         with self._lock:
             self._sync(study, trial)
             n_history = len(self._policy.numbers)
-        study._storage.set_trial_system_attr(trial._trial_id, _HISTORY_KEY, n_history)
+        set_trial_system_attr(study, trial, _HISTORY_KEY, n_history)
 
     def sample_independent(self, study: Study, trial: FrozenTrial, param_name: str,
                            param_distribution: BaseDistribution) -> Any:
-        self._raise_error_if_multi_objective(study)
+        reject_multi_objective(self, study)
         with self._lock:
-            if self._synced != trial._trial_id:
+            if self._synced != trial_id(trial):
                 self._sync(study, trial)
             actions = self._actions_of(param_distribution)
             logits = self._policy.logits.get((param_name, param_distribution))
@@ -178,8 +185,8 @@ class ReinforceSampler(DefineByRunSampler):
 
     def _sync(self, study: Study, trial: FrozenTrial) -> None:
         """Bring the policy up to date with the study's completed trials (caller holds the lock)."""
-        if self._study != (id(study._storage), study._study_id):
-            self._study = (id(study._storage), study._study_id)
+        if self._study != (id(storage_of(study)), study_id(study)):
+            self._study = (id(storage_of(study)), study_id(study))
             self._policy, self._checkpoints = _Policy(), [_Policy()]
         done = sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=lambda t: t.number)
         numbers = self._policy.numbers
@@ -195,7 +202,7 @@ class ReinforceSampler(DefineByRunSampler):
             self._update(t, sign * float(t.value))
             if len(self._policy.numbers) % _CHECKPOINT_EVERY == 0:
                 self._checkpoints.append(self._policy.copy())
-        self._synced = trial._trial_id
+        self._synced = trial_id(trial)
 
     def _update(self, trial: FrozenTrial, score: float) -> None:
         """One REINFORCE step on the actions ``trial`` took (reward = quantile of its score)."""
