@@ -157,6 +157,14 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--study", default=d.study_name, help="study name (default: %(default)s)")
     w.add_argument("--threads", type=int, default=1, help="torch threads of this worker (default: %(default)s)")
     _common(w)
+    r = sub.add_parser(
+        "report", help="write report.html of a finished run again from its study",
+        description="Rebuild report.html (charts of the search, the winner, compression and held-out predictions) "
+                    "from a finished run directory's report.json and its study, e.g. after more trials.")
+    r.add_argument("run_dir", help="the --out directory of a finished search")
+    r.add_argument("--storage", metavar="URL", help="the study's storage, when the search used --storage "
+                                                    "(default: the run directory's study.db)")
+    _common(r)
     _add_compress_parser(sub)
     _add_predict_parser(sub)
     return parser
@@ -432,6 +440,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(_compress_command(args))
         elif args.command == "predict":
             _predict_command(args)
+        elif args.command == "report":
+            from autoarch.runner import rebuild_report
+
+            print(f"wrote {rebuild_report(args.run_dir, args.storage)}")
         elif args.command == "worker":
             from autoarch.runner import run_worker
 

@@ -626,6 +626,7 @@ def _make_objective(space: SearchSpace, train: Dataset, cfg: SearchConfig, metri
             trial.set_user_attr(f"cv_{name}_mean", mean[name])
             trial.set_user_attr(f"cv_{name}_std", std[name])
         trial.set_user_attr("best_epochs", result.best_epochs)
+        trial.set_user_attr("fold_scores", [objective_value(metric, f) for f in result.fold_scores])
         trial.set_user_attr("epochs_run", result.epochs_run)
         trial.set_user_attr("n_fit", result.n_fit)
         trial.set_user_attr("seconds", result.seconds)
@@ -1129,6 +1130,7 @@ def _finish(study: optuna.Study, space: SearchSpace, dataset: Dataset, train: Da
         gen.discard()
         raise
     description["pruning_history"] = comp.pruning_history
+    shipped = comp.int8_path if comp.int8_path is not None else comp.onnx_path
     board = leaderboard(study, space)
     cv_scores = {k[3:-5]: (best.user_attrs[k], best.user_attrs[k[:-5] + "_std"])
                  for k in best.user_attrs if k.startswith("cv_") and k.endswith("_mean")}
@@ -1151,12 +1153,14 @@ def _finish(study: optuna.Study, space: SearchSpace, dataset: Dataset, train: Da
                  "retrain_schedule": "cosine",
                  "cv": cv_scores},
         "test": test_scores,
+        "test_detail": None if shipped is None else test_detail(test, shipped),
         "compression": {"prune_ratio": cfg.prune, "finetune_epochs": finetune_epochs,
                         "stages": comp.stages, "verification": comp.verification},
         "config": {**asdict(cfg), "space": space.name, "storage": redact(cfg.storage)},
     }
     with gen:
         if out_dir is not None:
+            from autoarch.html_report import render_html
             from autoarch.report import render_markdown
 
             gen.write_json("architecture.json", description)
@@ -1165,6 +1169,7 @@ def _finish(study: optuna.Study, space: SearchSpace, dataset: Dataset, train: Da
             gen.write_text("leaderboard.csv", board.to_csv(index=False))
             gen.write_json("report.json", report, default=_json_default)
             gen.write_text("report.md", render_markdown(report, board))
+            gen.write_text("report.html", render_html(report, study))
         gen.commit()
     comp.onnx_path = files_dir / "model.onnx"
     comp.int8_path = None if comp.int8_path is None else files_dir / comp.int8_path.name
@@ -1173,6 +1178,65 @@ def _finish(study: optuna.Study, space: SearchSpace, dataset: Dataset, train: Da
     return SearchResult(architecture=arch, training=tcfg.to_dict(), cv_scores=cv_scores, test_scores=test_scores,
                         model=comp.model, leaderboard=board, compression=comp, out_dir=files_dir, study=study,
                         report=report)
+
+
+def rebuild_report(run_dir: str | os.PathLike[str], storage: str | None = None) -> Path:
+    """Write ``report.html`` of a finished run again from its ``report.json`` and its study (the run directory's
+    SQLite file, or ``storage`` for a study kept elsewhere), e.g. after more trials or with a newer autoarch.
+
+    Raises:
+        DataError: ``run_dir`` is not a finished run, or its study cannot be found.
+    """
+    from autoarch.html_report import render_html
+
+    run = Path(run_dir)
+    outputs = read_outputs(run, ["report.json"]) if run.is_dir() else {}
+    if "report.json" not in outputs:
+        raise DataError(f"{run} holds no finished run (no report.json); give the --out directory of a search that "
+                        "finished.")
+    report = json.loads(outputs["report.json"])
+    if storage is None and not (run / STUDY_FILE).is_file():
+        raise DataError(f"{run} has no {STUDY_FILE}: the search kept its study elsewhere; give --storage URL.")
+    study_name = (report.get("config") or {}).get("study_name", STUDY_NAME)
+    backend = open_storage(storage or f"sqlite:///{run / STUDY_FILE}", must_exist=True, retry=False)
+    try:
+        study = optuna.load_study(study_name=study_name, storage=backend)
+    except KeyError:
+        raise DataError(f"the storage holds no study named {study_name!r}; give the --storage the search "
+                        "used.") from None
+    with Generation(run, writer="report") as gen:
+        gen.write_text("report.html", render_html(report, study))
+        gen.commit()
+    return run / "report.html"
+
+
+RESIDUAL_POINTS = 2000
+"""At most this many held-out (true, predicted) pairs are kept in ``report.json`` for the residual plot."""
+
+
+def test_detail(test: Dataset, model_path: Path) -> dict[str, Any]:
+    """What the shipped ONNX model predicts on the held-out split, for the report's charts: the confusion matrix and
+    per-class precision, recall, F1 and support (classification), or a sample of (true, predicted) pairs."""
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+    from autoarch.compress.runtime import run_onnx, session
+
+    out = run_onnx(session(model_path), test.X)
+    detail: dict[str, Any] = {"model": model_path.name}
+    if test.task == "classification":
+        labels = list(range(test.n_outputs))
+        pred = out.argmax(axis=1)
+        precision, recall, f1, support = precision_recall_fscore_support(test.y, pred, labels=labels, zero_division=0)
+        detail.update(labels=[str(c) for c in test.classes],
+                      confusion_matrix=confusion_matrix(test.y, pred, labels=labels).tolist(),
+                      per_class={str(c): {"precision": float(p), "recall": float(r), "f1": float(f),
+                                          "support": int(n)}
+                                 for c, p, r, f, n in zip(test.classes, precision, recall, f1, support, strict=True)})
+    else:
+        keep = np.random.default_rng(0).permutation(len(test))[:RESIDUAL_POINTS]
+        detail.update(y_true=[float(v) for v in np.asarray(test.y, dtype=float)[keep]],
+                      y_pred=[float(v) for v in out.reshape(len(test), -1)[keep, 0]])
+    return detail
 
 
 def _on_stage(stage: str) -> None:
