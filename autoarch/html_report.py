@@ -105,8 +105,8 @@ def _importances(study: Any) -> tuple[Any | None, str]:
         return None, f"Parameter importances need at least 3 completed trials ({len(complete)} here)."
     try:
         importances = optuna.importance.get_param_importances(study)
-    except (RuntimeError, ValueError, ZeroDivisionError) as exc:
-        return None, f"Parameter importances could not be computed: {exc}"
+    except Exception as exc:  # optuna's evaluators raise several kinds on degenerate studies
+        return None, f"Parameter importances could not be computed ({type(exc).__name__}: {exc})."
     if not importances:
         return None, "No parameter was shared by every completed trial, so no importance can be computed."
     names = list(importances)[::-1]

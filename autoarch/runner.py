@@ -1153,7 +1153,7 @@ def _finish(study: optuna.Study, space: SearchSpace, dataset: Dataset, train: Da
                  "retrain_schedule": "cosine",
                  "cv": cv_scores},
         "test": test_scores,
-        "test_detail": None if shipped is None else test_detail(test, shipped),
+        "test_detail": _guarded_test_detail(test, shipped),
         "compression": {"prune_ratio": cfg.prune, "finetune_epochs": finetune_epochs,
                         "stages": comp.stages, "verification": comp.verification},
         "config": {**asdict(cfg), "space": space.name, "storage": redact(cfg.storage)},
@@ -1169,7 +1169,13 @@ def _finish(study: optuna.Study, space: SearchSpace, dataset: Dataset, train: Da
             gen.write_text("leaderboard.csv", board.to_csv(index=False))
             gen.write_json("report.json", report, default=_json_default)
             gen.write_text("report.md", render_markdown(report, board))
-            gen.write_text("report.html", render_html(report, study))
+            try:
+                page = render_html(report, study)
+            except Exception as exc:  # a chart must never cost the run its outputs
+                logger.warning("report.html was not written (%s: %s); `autoarch report %s` retries it",
+                               type(exc).__name__, exc, out_dir)
+            else:
+                gen.write_text("report.html", page)
         gen.commit()
     comp.onnx_path = files_dir / "model.onnx"
     comp.int8_path = None if comp.int8_path is None else files_dir / comp.int8_path.name
@@ -1237,6 +1243,16 @@ def test_detail(test: Dataset, model_path: Path) -> dict[str, Any]:
         detail.update(y_true=[float(v) for v in np.asarray(test.y, dtype=float)[keep]],
                       y_pred=[float(v) for v in out.reshape(len(test), -1)[keep, 0]])
     return detail
+
+
+def _guarded_test_detail(test: Dataset, shipped: Path | None) -> dict[str, Any] | None:
+    if shipped is None:
+        return None
+    try:
+        return test_detail(test, shipped)
+    except Exception as exc:  # the report's charts must never cost the run its outputs
+        logger.warning("the held-out confusion matrix / residuals were not computed (%s: %s)", type(exc).__name__, exc)
+        return None
 
 
 def _on_stage(stage: str) -> None:
