@@ -165,6 +165,16 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--storage", metavar="URL", help="the study's storage, when the search used --storage "
                                                     "(default: the run directory's study.db)")
     _common(r)
+    dash = sub.add_parser(
+        "dashboard", help="open a run's study in optuna-dashboard (extra: pip install 'autoarch[dashboard]')",
+        description="Serve optuna-dashboard (the optional extra autoarch[dashboard]) on the study of a run "
+                    "directory: trials, intermediate values, parameter importances, live while a search runs.")
+    dash.add_argument("run_dir", help="the --out directory of a search")
+    dash.add_argument("--storage", metavar="URL", help="the study's storage, when the search used --storage "
+                                                    "(default: the run directory's study.db)")
+    dash.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s, this machine only)")
+    dash.add_argument("--port", type=int, default=8080, help="port (default: %(default)s)")
+    _common(dash)
     _add_compress_parser(sub)
     _add_predict_parser(sub)
     return parser
@@ -444,6 +454,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             from autoarch.runner import rebuild_report
 
             print(f"wrote {rebuild_report(args.run_dir, args.storage)}")
+        elif args.command == "dashboard":
+            from autoarch.dashboard import serve
+
+            serve(args.run_dir, args.storage, host=args.host, port=args.port,
+                  announce=lambda line: print(line, flush=True))
         elif args.command == "worker":
             from autoarch.runner import run_worker
 
