@@ -7,20 +7,23 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 TINY = ["--trials", "2", "--cv", "2", "--epochs", "1"]
 
 
-def _run(script: str, out: Path) -> str:
+def _run(script: str, out: Path, *extra: str) -> str:
     env = {**os.environ, "AUTOARCH_WORKERS": "1"}
-    proc = subprocess.run([sys.executable, str(EXAMPLES / script), *TINY, "--out", str(out)], capture_output=True,
-                          text=True, env=env, timeout=600)
+    proc = subprocess.run([sys.executable, str(EXAMPLES / script), *TINY, "--out", str(out), *extra],
+                          capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return proc.stdout
 
 
 def test_every_example_is_tested() -> None:
-    tested = {"search_digits_api.py", "csv_string_labels.py", "regression_arrays.py"}
+    tested = {"search_digits_api.py", "csv_string_labels.py", "regression_arrays.py", "fashion_mnist_cnn.py",
+              "breast_cancer_tabular.py"}
     assert {p.name for p in EXAMPLES.glob("*.py")} == tested
 
 
@@ -45,3 +48,27 @@ def test_regression_example_reports_every_metric(tmp_path: Path) -> None:
     for name in ("rmse", "mae", "r2"):
         assert f"CV {name}:" in out and f"held-out {name}:" in out
     assert "fp32 ONNX predictions:" in out
+
+
+def test_breast_cancer_example_compares_with_a_tuned_logistic_regression(tmp_path: Path) -> None:
+    out = _run("breast_cancer_tabular.py", tmp_path / "run")
+    assert "CV f1_macro" in out and "held-out f1_macro" in out
+    assert out.count("  class ") == 2 and "logistic regression (C=" in out
+    assert "int8 model on five held-out rows:" in out
+
+
+def test_fashion_mnist_example_scores_the_official_test_images(tmp_path: Path) -> None:
+    from autoarch.data import official_test
+    from autoarch.exceptions import DataError
+
+    try:
+        official_test("fashion-mnist")
+    except DataError:  # the data is a Debian package; .ci/run installs it
+        if os.environ.get("CI") == "true":
+            raise
+        pytest.skip("Fashion-MNIST is not installed here (sudo apt-get install -y dataset-fashion-mnist)")
+    out = _run("fashion_mnist_cnn.py", tmp_path / "run", "--max-samples", "600", "--timeout", "120")
+    assert "on the official 10,000 test images: accuracy" in out
+    accuracy = float(out.rsplit("accuracy", 1)[1].split()[0])
+    assert 0.3 < accuracy <= 1.0  # two 1-epoch candidates on 600 images: far from chance, far from good
+    assert (tmp_path / "run" / "report.html").is_file()
