@@ -124,6 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=d.device, choices=["auto", "cpu", "cuda"],
                    help="training device (default: %(default)s)")
     p.add_argument("--out", help="run directory (default: runs/<data name>)")
+    p.add_argument("--config", metavar="FILE",
+                   help="options from a TOML or JSON file (keys are the option names with underscores, e.g. "
+                        "trials = 40, max_params = 100000), or a finished run's report.json to repeat it; flags "
+                        "given on the command line win")
     p.add_argument("--workers", type=_workers, default=d.workers, metavar="N|auto",
                    help="local worker processes on one study, one torch thread each (a single worker keeps "
                         "torch's threads); auto = one per usable CPU core ($AUTOARCH_WORKERS overrides), 1 on a "
@@ -411,8 +415,34 @@ def _quiet_broken_pipe() -> int:
     return EXIT_BROKEN_PIPE
 
 
+CONFIG_DESTS = {"study_name": "study", "warm_start": "no_warm_start"}
+"""SearchConfig fields whose command-line flag stores under another name (``--no-warm-start`` inverted)."""
+
+
+def _with_config_file(parser: argparse.ArgumentParser, argv: Sequence[str] | None, args: argparse.Namespace
+                      ) -> argparse.Namespace:
+    """``args`` again, with the options of ``--config FILE`` as the defaults of ``autoarch search`` (so that a flag
+    on the command line wins)."""
+    from autoarch.config import load_config_file
+
+    values = load_config_file(args.config)
+    defaults = {CONFIG_DESTS.get(k, k): (not v if k == "warm_start" else v) for k, v in values.items()}
+    search = next(p for p in _parsers(parser) if p.prog.split()[-1] == "search")
+    search.set_defaults(**defaults)
+    return parser.parse_args(argv)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "config", None):
+        try:
+            args = _with_config_file(parser, argv, args)
+        except AutoArchError as exc:
+            if args.debug:
+                raise
+            print(f"autoarch: error: {' '.join(str(exc).split())}", file=sys.stderr)
+            return 2
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING if args.quiet else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s" if args.debug else "%(message)s")
     if args.command != "predict":  # predict runs with onnxruntime and numpy alone: no optuna, torch, pandas

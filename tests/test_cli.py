@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from autoarch.cli import build_parser, main
 
@@ -79,3 +81,40 @@ def test_search_shows_progress_and_summary(tmp_path) -> None:
     assert "2/2" in proc.stderr and "best=" in proc.stderr
     assert "held-out accuracy" in proc.stdout and "onnx int8" in proc.stdout
     assert (tmp_path / "run" / "model.int8.onnx").exists()
+
+
+def test_config_file_gives_the_options_and_a_flag_wins(tmp_path) -> None:
+    config = tmp_path / "run.toml"
+    config.write_text('trials = 2\ncv = 2\nepochs = 1\npatience = 1\nprune = 0.0\ncalibration_samples = 32\n'
+                      'controller = "random"\nwarm_start = false\nworkers = 1\n')
+    out = tmp_path / "run"
+    assert main(["search", "iris", "--config", str(config), "--epochs", "2", "--out", str(out), "--quiet"]) == 0
+    used = json.loads((out / "report.json").read_text())["config"]
+    assert (used["trials"], used["cv"], used["epochs"], used["controller"]) == (2, 2, 2, "random")
+    assert used["warm_start"] is False and used["prune"] == 0.0
+
+
+def test_a_finished_runs_report_json_repeats_the_run(tmp_path) -> None:
+    first, second = tmp_path / "a", tmp_path / "b"
+    assert main(["search", "iris", "--trials", "2", "--cv", "2", "--epochs", "1", "--prune", "0", "--workers", "1",
+                 "--out", str(first), "--quiet"]) == 0
+    assert main(["search", "iris", "--config", str(first / "report.json"), "--out", str(second), "--quiet"]) == 0
+    a, b = (json.loads((d / "report.json").read_text()) for d in (first, second))
+    assert a["config"] == b["config"]
+    assert a["best"]["architecture"] == b["best"]["architecture"] and a["test"] == b["test"]
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("trails = 3\n", "unknown option 'trails'. Did you mean 'trials'?"),
+    ('trials = "many"\n', "trials must be int, not 'many'"),
+    ("cv = 1\n", "The 'cv' parameter of search must be"),
+    ("trials = [\n", "is not valid TOML"),
+])
+def test_a_bad_config_file_is_one_line_and_exit_2(tmp_path, capsys, text, expected) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text(text)
+    out = tmp_path / "run"
+    assert main(["search", "iris", "--config", str(config), "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and expected in err, err
+    assert not out.exists()
