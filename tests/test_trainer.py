@@ -40,6 +40,12 @@ def test_early_stopping_keeps_the_best_epoch() -> None:
     res = fit(model, X, y, "classification", TrainConfig(lr=0.05, max_epochs=30, patience=3), X_val=Xv, y_val=yv)
     assert res.best_epoch < res.epochs_run <= res.best_epoch + 3
     assert res.epochs_run < 30
+    # the returned weights are the best epoch's, not the last one's
+    losses = [r["val_loss"] for r in res.history]
+    out = predict(model, Xv, as_numpy=False)
+    restored = torch.nn.functional.cross_entropy(out, torch.as_tensor(yv).long()).item()
+    assert restored == pytest.approx(losses[res.best_epoch - 1], rel=1e-5)
+    assert restored < losses[-1] - 1e-4
 
 
 def test_same_seed_same_weights() -> None:

@@ -213,7 +213,7 @@ def test_compress_verifies_every_stage_and_chooses_int8_by_measuring(tabular, tm
         row = stages[name]
         assert row["checker"] == "ok" and row["opset"] >= 17 and row["bytes"] > 0
         assert row["latency_b1_ms"] > 0 and row["latency_b64_ms"] > 0
-        assert row["peak_memory_mb"] is None or row["peak_memory_mb"] >= 0
+        assert row["peak_memory_mb"] > 0  # the probe measured the session (None would be a broken probe)
     assert stages["onnx fp32"]["max_abs_diff_vs_torch"] < 1e-4
     assert stages["onnx fp32 unpruned"]["max_abs_diff_vs_torch"] < 1e-4
     int8 = stages["onnx int8"]
