@@ -154,8 +154,14 @@ class ControllerContract:
         assert len(study.trials) == 300
         complete = [t.value for t in study.trials if t.state == TrialState.COMPLETE]
         assert len(complete) == 270
+        # Of the last 100 completed trials, a controller that learns puts far more above the objective's 90th
+        # percentile under random sampling (-2.43, 8 x 270 draws) than random search does: random 5-13% over 8
+        # seeds, the learners 28-94%. ("Late beats early on average" held for random search on 13 of 20 seeds.)
+        share = sum(v > -2.43 for v in complete[-100:]) / 100
         if self.learns:
-            assert sum(complete[-40:]) / 40 > sum(complete[:40]) / 40
+            assert share >= 0.2, share
+        else:
+            assert share < 0.2, share
 
     def test_multi_objective_where_supported(self, make: Make) -> None:
         study = optuna.create_study(sampler=make(0), directions=["maximize", "minimize"])

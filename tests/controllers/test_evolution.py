@@ -68,10 +68,23 @@ def test_parent_is_the_tournament_winner_of_the_aging_population() -> None:
         assert child.number - 8 <= parent.number < child.number
 
 
-def test_evolution_improves_on_its_random_start() -> None:
-    study = _run(seed=2, n_trials=80)
-    start = max(t.value for t in study.trials[:8])
-    assert study.best_value > start
+CONDITIONAL_Q90 = 1.386
+"""The 90th percentile of ``_conditional_objective`` under random sampling (10 seeds x 80 trials)."""
+
+
+def _late_share_above_q90(sampler: optuna.samplers.BaseSampler) -> float:
+    study = optuna.create_study(sampler=sampler, direction="maximize")
+    study.optimize(_conditional_objective, n_trials=80)
+    return sum(t.value > CONDITIONAL_Q90 for t in study.trials[-30:]) / 30
+
+
+def test_evolution_concentrates_on_good_candidates_where_random_search_does_not() -> None:
+    # Of the last 30 of 80 trials, random search puts about 10% above its own 90th percentile (3-20% over 10
+    # seeds), evolution 17-63% (mean 42%); "best beats the first 8" held for random search as often as not.
+    evolution = [_late_share_above_q90(EvolutionSampler(population_size=8, sample_size=3, seed=s)) for s in range(5)]
+    random = [_late_share_above_q90(optuna.samplers.RandomSampler(seed=s)) for s in range(5)]
+    assert sum(random) / 5 < 0.2  # the check discriminates
+    assert sum(evolution) / 5 >= 0.25, evolution
 
 
 def test_state_lives_in_the_storage_so_a_resumed_study_continues(tmp_path) -> None:
