@@ -111,7 +111,8 @@ def _importances(study: Any) -> tuple[Any | None, str]:
         return None, "No parameter was shared by every completed trial, so no importance can be computed."
     names = list(importances)[::-1]
     fig = go.Figure(go.Bar(x=[importances[n] for n in names], y=names, orientation="h", marker_color=_BEST))
-    fig.update_layout(title="Parameter importances (optuna's fANOVA over the parameters all completed trials share)",
+    fig.update_layout(title="Parameter importances (optuna's default evaluator, over the parameters every completed "
+                            "trial has)",
                       xaxis_title="importance", height=max(300, 22 * len(names) + 120))
     return fig, ""
 

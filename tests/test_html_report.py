@@ -45,7 +45,7 @@ def _charts(page: str) -> int:
 
 def test_the_report_is_self_contained_and_holds_every_chart(classification_run) -> None:
     page = (classification_run / "report.html").read_text()
-    assert not re.search(r"<script[^>]+src=|<link[^>]+href=|https?://cdn", page)  # nothing fetched from a network
+    assert not re.search(r"<script[^>]+src=|<link[^>]+href=", page)  # no file loaded (the browser test: no request)
     assert "Plotly" in page  # plotly.js embedded
     # history, importances (4 completed trials), folds, compression, confusion matrix
     assert _charts(page) == 5
@@ -91,6 +91,8 @@ def test_every_chart_renders_in_headless_chromium_without_a_javascript_error(run
         page = browser.new_page()
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+        requests: list[str] = []
+        page.on("request", lambda req: requests.append(req.url))
         page.goto(page_file.as_uri())
         page.wait_for_function(f"document.querySelectorAll('.js-plotly-plot .main-svg').length >= {expected}",
                                timeout=30_000)
@@ -98,4 +100,5 @@ def test_every_chart_renders_in_headless_chromium_without_a_javascript_error(run
             div.querySelectorAll('.main-svg path, .main-svg .point, .main-svg .bars path, .hm image').length)""")
         browser.close()
     assert not errors, errors
+    assert requests == [page_file.as_uri()], requests  # self-contained: nothing but the page itself is loaded
     assert len(drawn) == expected and all(n > 0 for n in drawn), drawn
