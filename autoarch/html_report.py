@@ -227,6 +227,8 @@ def render_html(report: Mapping[str, Any], study: Any) -> str:
     parts.append("<h2>Winner</h2>")
     warm = f" (warm start {_esc(best['warm_start'])})" if best.get("warm_start") else ""
     parts.append(f"<p>Trial {best['trial']}{warm}: <b>{_esc(best['summary'])}</b></p>")
+    if (best.get("retrain") or {}).get("substituted"):
+        parts.append(f'<p class="note">Not the best trial: {_esc(best["retrain"]["substituted"])}.</p>')
     parts.append(_table(["parameter", "value"], [[k, v] for k, v in {**best["architecture"],
                                                                      **best["training"]}.items()]))
     parts.append(_table(["metric", "validation mean ± std", "held-out (before compression)"],

@@ -56,6 +56,8 @@ def render_markdown(report: dict[str, Any], board: pd.DataFrame) -> str:
          if (best.get("retrain") or {}).get("skipped") else
          f"Retrained on the whole training split for {best['retrain_epochs']} epochs (the median early-stopping "
          "epoch of its folds), the learning rate annealed to zero (cosine) over them."),
+        *(["", f"Not the best trial: {best['retrain']['substituted']}."]
+          if (best.get("retrain") or {}).get("substituted") else []),
         "",
         "## Scores",
         "",

@@ -380,3 +380,30 @@ def test_the_search_keeps_each_candidates_epoch_of_best_objective_metric(monkeyp
     study.optimize(runner._make_objective(ctx.space, ctx.train, ctx.cfg, ctx.metric,
                                           autoarch.trainer.resolve_device("cpu")), n_trials=1, catch=(Exception,))
     assert seen["monitor"] == monitor
+
+
+def _costed_study() -> optuna.Study:
+    study = optuna.create_study(direction="maximize")
+    # 10 s / (5 epochs * 500 samples) = 4 ms per sample-epoch; 1000 samples * 4 epochs (no fine-tune) = 16 s
+    study.add_trial(optuna.trial.create_trial(value=0.90, user_attrs={
+        "seconds": 10.0, "epochs_run": [5], "n_fit": 500, "best_epochs": [4], "threads": 2}))
+    # 0.4 ms per sample-epoch: 1.6 s
+    study.add_trial(optuna.trial.create_trial(value=0.88, user_attrs={
+        "seconds": 1.0, "epochs_run": [5], "n_fit": 500, "best_epochs": [4], "threads": 2}))
+    return study
+
+
+def test_the_finish_retrains_the_best_trial_that_fits_when_the_best_no_longer_does(tmp_path) -> None:
+    study = _costed_study()
+    complete = study.get_trials()
+    deadline = time.time() + runner.FINISH_OVERHEAD + 8.0  # 8 s left: the runner-up's 1.6 s fits, not the 16 s
+    chosen, note = runner._affordable_best(study, complete, 1000, 0, deadline, None)
+    assert chosen.number == 1 and "trial 1 (0.8800), which fits, is retrained instead" in note
+    assert "best trial 0 (0.9000) needs about 16 s" in note
+    roomy = time.time() + runner.FINISH_OVERHEAD + 60.0
+    assert runner._affordable_best(study, complete, 1000, 0, roomy, None) == (study.best_trial, None)
+    assert runner._affordable_best(study, complete, 1000, 0, None, None) == (study.best_trial, None)
+    # a best trial whose holdout model was kept is shipped as it is when no retrain fits, never replaced
+    (tmp_path / runner.KEEP_DIR).mkdir()
+    (tmp_path / runner.KEEP_DIR / "trial_0.pt").write_bytes(b"")
+    assert runner._affordable_best(study, complete, 1000, 0, deadline, tmp_path)[0].number == 0
