@@ -80,7 +80,32 @@ CHANCE_MARGIN = 0.02
 DIVERGENCE = 3.0
 """A candidate whose epoch training loss exceeds this multiple of its first epoch's is stopped as diverging."""
 FINISH_OVERHEAD = 20.0
-"""Seconds reserved under --timeout for export, int8 quantization and verification, besides retrain and fine-tune."""
+"""Seconds reserved under --timeout for export, int8 quantization and verification, besides retrain and fine-tune
+(at most: see :func:`finish_overhead`)."""
+OVERHEAD_SHARE = 0.05
+"""A short --timeout reserves this share of it for export, int8 and verification instead of
+:data:`FINISH_OVERHEAD`: on digits (--timeout 180) they took under 9 s with the retrain, and 20 s reserved cut
+the retrain and fine-tune short while 15 s of the budget went unused."""
+FULL_FINETUNE_SHARE = 0.1
+"""The budget reserves the whole fine-tune (``--finetune-epochs``) when it is estimated at no more than this
+share of --timeout, else a short one (a quarter of the retrain's epochs, at least 2): on digits a pruned winner
+fine-tuned 4 epochs lost 1.9 points held-out, where 20 epochs cost about 10 s of 180."""
+
+
+def finish_overhead(timeout: float | None) -> float:
+    """Seconds of the finish besides training (export, int8, verification, reports) that --timeout reserves."""
+    return FINISH_OVERHEAD if timeout is None else min(FINISH_OVERHEAD, max(5.0, OVERHEAD_SHARE * timeout))
+
+
+def _planned_finetune(per: float, n_train: int, finetune_epochs: int, retrain_epochs: int,
+                      timeout: float | None) -> int:
+    """The fine-tune epochs the budget plans for: all of them when cheap (:data:`FULL_FINETUNE_SHARE`), else the
+    short fine-tune the finish cuts them to when time is short."""
+    if not finetune_epochs:
+        return 0
+    if timeout is not None and per * n_train * finetune_epochs <= FULL_FINETUNE_SHARE * timeout:
+        return finetune_epochs
+    return _short_finetune(finetune_epochs, retrain_epochs)
 WARM_START_TRAINING = {"optimizer": "adam", "lr": 1e-3, "weight_decay": 1e-4, "l1": 1e-8, "batch_size": 128,
                        "schedule": "cosine"}
 """The training of the warm-start candidates: Adam at its usual rate, light L2, cosine schedule; batches of 128
@@ -331,11 +356,11 @@ def estimate_epoch_seconds(study: optuna.Study, macs: int) -> float | None:
 
 
 def finish_estimate(study: optuna.Study, n_train: int, finetune_epochs: int, retrain: bool = True,
-                    threads: int | None = None) -> float | None:
+                    threads: int | None = None, timeout: float | None = None) -> float | None:
     """Estimated seconds of the winner's retrain, fine-tune and compression, from the best trial's measured cost
-    per sample-epoch (None before a trial completes), trained with ``threads`` torch threads. The fine-tune is
-    counted for a quarter of the retrain's epochs (at least 2), which is what the finish cuts it to when time is
-    short."""
+    per sample-epoch (None before a trial completes), trained with ``threads`` torch threads, under a --timeout of
+    ``timeout`` seconds. The fine-tune is counted whole when it is cheap (:func:`_planned_finetune`), else for a
+    quarter of the retrain's epochs (at least 2), which is what the finish cuts it to when time is short."""
     try:
         best = study.best_trial
     except ValueError:
@@ -344,7 +369,8 @@ def finish_estimate(study: optuna.Study, n_train: int, finetune_epochs: int, ret
     if per is None:
         return None
     epochs = max(1, int(round(float(np.median(best.user_attrs.get("best_epochs") or [1])))))
-    return FINISH_OVERHEAD + per * n_train * (epochs * retrain + _short_finetune(finetune_epochs, epochs))
+    finetune = _planned_finetune(per, n_train, finetune_epochs, epochs, timeout)
+    return finish_overhead(timeout) + per * n_train * (epochs * retrain + finetune)
 
 
 def _short_finetune(finetune_epochs: int, retrain_epochs: int) -> int:
@@ -359,22 +385,23 @@ class _Budget:
     ``threads`` is what the finish trains with."""
 
     def __init__(self, job_deadline: float | None, n_train: int, finetune_epochs: int, retrain: bool = True,
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, timeout: float | None = None) -> None:
         self.job_deadline = job_deadline
         self.n_train = n_train
         self.finetune_epochs = finetune_epochs
         self.retrain = retrain
         self.threads = threads
+        self.timeout = timeout
         self._said: float | None = None
         # what export and int8 take, but never more than a quarter of a short --timeout
-        self.overhead = FINISH_OVERHEAD if job_deadline is None else max(0.0, min(FINISH_OVERHEAD,
+        self.overhead = finish_overhead(timeout) if job_deadline is None else max(0.0, min(finish_overhead(timeout),
                                                                          0.25 * (job_deadline - time.time())))
 
     def search_deadline(self, study: optuna.Study) -> float | None:
         if self.job_deadline is None:
             return None
         reserve = finish_estimate(study, self.n_train, self.finetune_epochs, retrain=self.retrain,
-                                  threads=self.threads)
+                                  threads=self.threads, timeout=self.timeout)
         if reserve is None:
             return self.job_deadline - self.overhead
         if self._said is None or abs(reserve - self._said) > 0.2 * self._said:
@@ -391,8 +418,8 @@ def _retrain_epochs(trial: optuna.trial.FrozenTrial) -> int:
 
 
 def _affordable_best(study: optuna.Study, complete: list[optuna.trial.FrozenTrial], n_train: int,
-                     finetune_epochs: int, job_deadline: float | None, out_dir: Path | None
-                     ) -> tuple[optuna.trial.FrozenTrial, str | None]:
+                     finetune_epochs: int, job_deadline: float | None, out_dir: Path | None,
+                     timeout: float | None = None) -> tuple[optuna.trial.FrozenTrial, str | None]:
     """The trial the finish retrains: the best one, unless its retrain (and a short fine-tune) no longer fits in
     what is left of ``--timeout`` — which happens when a costlier candidate becomes the best near the end of the
     search — and another of the completed trials' does; then the best of those (and why, for the report).
@@ -407,14 +434,14 @@ def _affordable_best(study: optuna.Study, complete: list[optuna.trial.FrozenTria
     if out_dir is not None and (out_dir / KEEP_DIR / f"trial_{best.number}.pt").is_file():
         return best, None
     threads = torch.get_num_threads()
-    left = job_deadline - time.time() - FINISH_OVERHEAD
+    left = job_deadline - time.time() - finish_overhead(timeout)
 
     def cost(trial: optuna.trial.FrozenTrial) -> float | None:
         per = _epochs_per_sample_second(trial, threads)
         if per is None:
             return None
         epochs = _retrain_epochs(trial)
-        return per * n_train * (epochs + (_short_finetune(finetune_epochs, epochs) if finetune_epochs else 0))
+        return per * n_train * (epochs + _planned_finetune(per, n_train, finetune_epochs, epochs, timeout))
 
     needed = cost(best)
     if needed is None or needed <= left:
@@ -880,7 +907,7 @@ def _worker_loop(ctx: _Context, storage: optuna.storages.BaseStorage, worker: in
     keep = ctx.keep_dir if isinstance(ctx.cfg.cv, float) and ctx.cfg.search_samples is None else None
     budget = (None if deadline is None else
               _Budget(deadline, len(ctx.train), ctx.cfg.finetune_epochs if ctx.cfg.prune > 0 else 0,
-                      retrain=keep is None, threads=ctx.finish_threads))
+                      retrain=keep is None, threads=ctx.finish_threads, timeout=ctx.cfg.timeout))
     objective = _make_objective(ctx.space, ctx.train, ctx.cfg, ctx.metric, resolve_device(ctx.cfg.device),
                                 search_deadline=budget, keep_dir=keep)
     return _run_until_budget(study, objective, ctx.cfg.trials, budget, callbacks or [], stopped, workers_alive)
@@ -1125,7 +1152,8 @@ def _finish(study: optuna.Study, space: SearchSpace, dataset: Dataset, train: Da
     if not complete:
         raise AutoArchError(_no_trial_completed(trials, cfg))
     finetune_epochs = cfg.finetune_epochs if cfg.prune > 0 else 0
-    best, substitute = _affordable_best(study, complete, len(train), finetune_epochs, job_deadline, out_dir)
+    best, substitute = _affordable_best(study, complete, len(train), finetune_epochs, job_deadline, out_dir,
+                                        cfg.timeout)
     arch = dict(best.user_attrs["architecture"])
     tcfg = TrainConfig(**best.user_attrs["training"])
     epochs = _retrain_epochs(best)
@@ -1137,7 +1165,7 @@ def _finish(study: optuna.Study, space: SearchSpace, dataset: Dataset, train: Da
         retrained["substituted"] = substitute
     model = None
     if job_deadline is not None and per is not None:
-        fit_epochs = int((job_deadline - time.time() - FINISH_OVERHEAD) / (per * len(train)))
+        fit_epochs = int((job_deadline - time.time() - finish_overhead(cfg.timeout)) / (per * len(train)))
         short = _short_finetune(finetune_epochs, epochs) if finetune_epochs else 0
         if kept is not None and epochs + short > fit_epochs:
             # No time to retrain: ship the holdout model the trial trained (on its fit part only).

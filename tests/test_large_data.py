@@ -407,3 +407,18 @@ def test_the_finish_retrains_the_best_trial_that_fits_when_the_best_no_longer_do
     (tmp_path / runner.KEEP_DIR).mkdir()
     (tmp_path / runner.KEEP_DIR / "trial_0.pt").write_bytes(b"")
     assert runner._affordable_best(study, complete, 1000, 0, deadline, tmp_path)[0].number == 0
+
+
+def test_a_short_timeout_reserves_a_share_of_itself_for_the_finish_and_the_whole_fine_tune_when_cheap() -> None:
+    assert runner.finish_overhead(None) == runner.FINISH_OVERHEAD
+    assert runner.finish_overhead(1800) == runner.FINISH_OVERHEAD
+    assert runner.finish_overhead(180) == pytest.approx(9.0) and runner.finish_overhead(20) == 5.0
+    study = optuna.create_study(direction="maximize")
+    study.add_trial(optuna.trial.create_trial(value=0.9, user_attrs={
+        "seconds": 10.0, "epochs_run": [5], "n_fit": 500, "best_epochs": [4]}))
+    # 4 ms per sample-epoch, 1000 samples: 20 fine-tune epochs cost 80 s, within 10% of a 1000 s budget
+    full = runner.finish_estimate(study, 1000, 20, timeout=1000)
+    assert full == pytest.approx(runner.finish_overhead(1000) + 4.0 * (4 + 20))
+    # ... but not of a 500 s one: the short fine-tune (a quarter of the retrain's 4 epochs, at least 2)
+    assert runner.finish_estimate(study, 1000, 20, timeout=500) == pytest.approx(runner.finish_overhead(500)
+                                                                                 + 4.0 * (4 + 2))
