@@ -165,23 +165,26 @@ def build_parser() -> argparse.ArgumentParser:
         "report", help="write report.html of a finished run again from its study",
         description="Rebuild report.html (charts of the search, the winner, compression and held-out predictions) "
                     "from a finished run directory's report.json and its study, e.g. after more trials.")
-    r.add_argument("run_dir", help="the --out directory of a finished search")
-    r.add_argument("--storage", metavar="URL", help="the study's storage, when the search used --storage "
-                                                    "(default: the run directory's study.db)")
+    _run_dir_arguments(r)
     _common(r)
     dash = sub.add_parser(
         "dashboard", help="open a run's study in optuna-dashboard (extra: pip install 'autoarch[dashboard]')",
         description="Serve optuna-dashboard (the optional extra autoarch[dashboard]) on the study of a run "
                     "directory: trials, intermediate values, parameter importances, live while a search runs.")
-    dash.add_argument("run_dir", help="the --out directory of a search")
-    dash.add_argument("--storage", metavar="URL", help="the study's storage, when the search used --storage "
-                                                    "(default: the run directory's study.db)")
+    _run_dir_arguments(dash)
     dash.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s, this machine only)")
     dash.add_argument("--port", type=int, default=8080, help="port (default: %(default)s)")
     _common(dash)
     _add_compress_parser(sub)
     _add_predict_parser(sub)
     return parser
+
+
+def _run_dir_arguments(p: argparse.ArgumentParser) -> None:
+    """RUN_DIR and --storage of the commands that read a finished search's study (report, dashboard)."""
+    p.add_argument("run_dir", help="the --out directory of a search")
+    p.add_argument("--storage", metavar="URL", help="the study's storage, when the search used --storage "
+                                                    "(default: the run directory's study.db)")
 
 
 def _cv(value: str) -> int | float | str:
