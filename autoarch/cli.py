@@ -202,28 +202,25 @@ def _cv(value: str) -> int | float | str:
                                      f"not {value!r}")
 
 
-def _search_samples(value: str) -> int | str:
-    if value in ("auto", "all"):
+def _word_or_int(value: str, words: tuple[str, ...], minimum: int, rule: str) -> int | str:
+    """``value`` when it is one of ``words``, else an int of at least ``minimum`` (argparse's error otherwise)."""
+    if value in words:
         return value
     try:
         n = int(value)
     except ValueError:
-        n = 0
-    if n < 10:
-        raise argparse.ArgumentTypeError(f"must be 'auto', 'all' or an integer >= 10, not {value!r}")
+        n = minimum - 1
+    if n < minimum:
+        raise argparse.ArgumentTypeError(f"must be {rule}, not {value!r}")
     return n
+
+
+def _search_samples(value: str) -> int | str:
+    return _word_or_int(value, ("auto", "all"), 10, "'auto', 'all' or an integer >= 10")
 
 
 def _workers(value: str) -> int | str:
-    if value == "auto":
-        return value
-    try:
-        n = int(value)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be 'auto' or a positive integer, not {value!r}")
-    return n
+    return _word_or_int(value, ("auto",), 1, "'auto' or a positive integer")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
