@@ -25,7 +25,7 @@ from autoarch.runner import SearchResult
 
 TINY = dict(trials=3, cv=2, epochs=2, patience=1, finetune_epochs=1, calibration_samples=32, seed=0)
 OUTPUTS = {"architecture.json", "model.pt", "winner.pt", "model.onnx", "model.int8.onnx", "leaderboard.csv",
-           "report.json", "report.md"}
+           "report.json", "report.md", "report.html"}
 
 
 def _mode(path: Path) -> int:
