@@ -435,14 +435,6 @@ def _with_config_file(parser: argparse.ArgumentParser, argv: Sequence[str] | Non
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if getattr(args, "config", None):
-        try:
-            args = _with_config_file(parser, argv, args)
-        except AutoArchError as exc:
-            if args.debug:
-                raise
-            print(f"autoarch: error: {' '.join(str(exc).split())}", file=sys.stderr)
-            return 2
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING if args.quiet else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s" if args.debug else "%(message)s")
     if args.command != "predict":  # predict runs with onnxruntime and numpy alone: no optuna, torch, pandas
@@ -454,6 +446,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for noisy in ("torch_pruning", "onnxruntime", "onnxscript", "torch.onnx"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if args.debug else logging.ERROR)
     try:
+        if getattr(args, "config", None):  # its errors are reported like every other usage error below
+            args = _with_config_file(parser, argv, args)
         import warnings
 
         import autoarch

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from pathlib import Path
 
-from autoarch.exceptions import ConfigError, DataError
+from autoarch.exceptions import ConfigError
 
 __all__ = ["serve"]
 
@@ -20,20 +19,15 @@ def serve(run_dir: str | os.PathLike[str], storage: str | None = None, host: str
 
     Raises:
         ConfigError: optuna-dashboard is not installed, or the port cannot be used.
-        DataError: ``run_dir`` holds no study and no ``storage`` was given.
+        DataError: ``run_dir`` holds no study and no ``storage`` was given (:func:`~autoarch.runner.run_storage_url`).
     """
     try:
         import optuna_dashboard
     except ImportError:
         raise ConfigError(f"autoarch dashboard needs optuna-dashboard, an optional extra: {INSTALL}") from None
-    from autoarch.runner import STUDY_FILE, open_storage, redact
+    from autoarch.runner import open_storage, redact, run_storage_url
 
-    run = Path(run_dir)
-    if storage is None:
-        if not (run / STUDY_FILE).is_file():
-            raise DataError(f"{run} has no {STUDY_FILE}: give the --out directory of a search, or --storage URL for "
-                            "a study kept elsewhere.")
-        storage = f"sqlite:///{run / STUDY_FILE}"
+    storage = run_storage_url(run_dir, storage)
     backend = open_storage(storage, must_exist=True, retry=False)
     announce(f"optuna-dashboard on http://{host}:{port}/dashboard/ (study in {redact(storage)}); Ctrl-C stops it")
     try:

@@ -75,13 +75,18 @@ def describe_cv(cv: int | float) -> str:
     return f"holdout {cv:.0%}" if isinstance(cv, float) else f"{cv}-fold"
 
 
+def _strata(data: Dataset, idx: np.ndarray | None = None) -> np.ndarray | None:
+    """The labels to stratify a split of ``data`` (rows ``idx``) by: classes, unless one has fewer than 2 rows."""
+    if data.task != "classification":
+        return None
+    y = data.y if idx is None else data.y[idx]
+    return None if np.bincount(y).min() < 2 else y
+
+
 def subsample(data: Dataset, idx: np.ndarray, n: int, seed: int) -> np.ndarray:
     """``n`` of the indices ``idx`` of ``data``, drawn stratified by class for classification (seeded), in their
     original order."""
-    stratify = data.y[idx] if data.task == "classification" else None
-    if stratify is not None and np.bincount(stratify).min() < 2:
-        stratify = None
-    kept, _ = train_test_split(idx, train_size=n, random_state=seed, stratify=stratify)
+    kept, _ = train_test_split(idx, train_size=n, random_state=seed, stratify=_strata(data, idx))
     return np.sort(kept)
 
 
@@ -91,10 +96,8 @@ def early_stopping_split(data: Dataset, seed: int) -> tuple[Dataset, Dataset | N
     n_classes = data.n_outputs if data.task == "classification" else 1
     if n_val < max(5, n_classes) or len(data) - n_val < max(10, 2 * n_classes):
         return data, None
-    stratify = data.y if data.task == "classification" else None
-    if stratify is not None and np.bincount(stratify).min() < 2:
-        stratify = None
-    fit_idx, val_idx = train_test_split(np.arange(len(data)), test_size=n_val, random_state=seed, stratify=stratify)
+    fit_idx, val_idx = train_test_split(np.arange(len(data)), test_size=n_val, random_state=seed,
+                                        stratify=_strata(data))
     return data.subset(fit_idx), data.subset(val_idx)
 
 

@@ -254,8 +254,6 @@ def render_html(report: Mapping[str, Any], study: Any) -> str:
                                  for c, v in per.items()]))
         elif "y_true" in detail:
             chart(_residuals(detail))
-    if len(srch.get("directions") or []) > 1:  # pragma: no cover - multi-objective search is issue #13
-        parts.append('<p class="note">Pareto front: not drawn yet.</p>')
     head = (f"<meta charset='utf-8'><title>autoarch report: {_esc(data['name'])}</title><style>{_STYLE}</style>"
             f"<script type='text/javascript'>{get_plotlyjs()}</script>")
     logger.debug("report.html: %d charts", charts)

@@ -368,7 +368,7 @@ def finish_estimate(study: optuna.Study, n_train: int, finetune_epochs: int, ret
     per = _epochs_per_sample_second(best, threads)
     if per is None:
         return None
-    epochs = max(1, int(round(float(np.median(best.user_attrs.get("best_epochs") or [1])))))
+    epochs = _retrain_epochs(best)
     finetune = _planned_finetune(per, n_train, finetune_epochs, epochs, timeout)
     return finish_overhead(timeout) + per * n_train * (epochs * retrain + finetune)
 
@@ -413,8 +413,8 @@ class _Budget:
 
 
 def _retrain_epochs(trial: optuna.trial.FrozenTrial) -> int:
-    """The winner's retrain epochs: the median of its folds' best (early-stopping) epochs."""
-    return max(1, int(round(float(np.median(trial.user_attrs["best_epochs"])))))
+    """The winner's retrain epochs: the median of its folds' best (early-stopping) epochs (1 when unrecorded)."""
+    return max(1, int(round(float(np.median(trial.user_attrs.get("best_epochs") or [1])))))
 
 
 def _affordable_best(study: optuna.Study, complete: list[optuna.trial.FrozenTrial], n_train: int,
@@ -446,7 +446,7 @@ def _affordable_best(study: optuna.Study, complete: list[optuna.trial.FrozenTria
     needed = cost(best)
     if needed is None or needed <= left:
         return best, None
-    ranked = sorted((t for t in complete if t.value is not None and math.isfinite(t.value) and t is not best
+    ranked = sorted((t for t in complete if t.value is not None and math.isfinite(t.value)
                      and t.number != best.number), key=lambda t: -float(t.value))
     for trial in ranked:
         c = cost(trial)
@@ -1263,6 +1263,21 @@ def _finish(study: optuna.Study, space: SearchSpace, dataset: Dataset, train: Da
                         report=report)
 
 
+def run_storage_url(run_dir: str | os.PathLike[str], storage: str | None = None) -> str:
+    """The storage of a run's study: ``storage`` when given, else the run directory's SQLite file.
+
+    Raises:
+        DataError: no ``storage`` and no ``study.db`` in ``run_dir``.
+    """
+    if storage is not None:
+        return storage
+    run = Path(run_dir)
+    if not (run / STUDY_FILE).is_file():
+        raise DataError(f"{run} has no {STUDY_FILE}: give the --out directory of a search, or --storage URL for a "
+                        "study kept elsewhere.")
+    return f"sqlite:///{run / STUDY_FILE}"
+
+
 def rebuild_report(run_dir: str | os.PathLike[str], storage: str | None = None) -> Path:
     """Write ``report.html`` of a finished run again from its ``report.json`` and its study (the run directory's
     SQLite file, or ``storage`` for a study kept elsewhere), e.g. after more trials or with a newer autoarch.
@@ -1278,10 +1293,8 @@ def rebuild_report(run_dir: str | os.PathLike[str], storage: str | None = None) 
         raise DataError(f"{run} holds no finished run (no report.json); give the --out directory of a search that "
                         "finished.")
     report = json.loads(outputs["report.json"])
-    if storage is None and not (run / STUDY_FILE).is_file():
-        raise DataError(f"{run} has no {STUDY_FILE}: the search kept its study elsewhere; give --storage URL.")
     study_name = (report.get("config") or {}).get("study_name", STUDY_NAME)
-    backend = open_storage(storage or f"sqlite:///{run / STUDY_FILE}", must_exist=True, retry=False)
+    backend = open_storage(run_storage_url(run, storage), must_exist=True, retry=False)
     try:
         study = optuna.load_study(study_name=study_name, storage=backend)
     except KeyError:
