@@ -68,8 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", help="the CSV column to predict; string class labels are kept in every output")
     p.add_argument("--task", choices=["classification", "regression"],
                    help="override the task inferred from the target")
-    p.add_argument("--space", default=d.space, choices=["auto", "mlp", "cnn"],
-                   help="search space; auto = cnn for images, mlp otherwise (default: %(default)s)")
+    p.add_argument("--space", default=d.space, metavar="{auto,mlp,cnn,MODULE:CLASS}",
+                   help="search space; auto = cnn for images, mlp otherwise; or the import path of your own "
+                        "SearchSpace subclass, e.g. mypkg.spaces:MySpace (default: %(default)s)")
     p.add_argument("--controller", default=d.controller, choices=CONTROLLERS,
                    help="evolution = regularized (aging) evolution, reinforce = REINFORCE policy gradient; random, "
                         "tpe (Bayesian), nsga2 and grid are optuna's samplers (default: %(default)s)")
@@ -135,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--early-stop", default=d.early_stop, choices=EARLY_STOP,
                    help="multi-fidelity: stop poor candidates after an epoch with optuna's median, successive-halving "
                         "(a third promoted at 1, 3, 9, ... epochs) or hyperband pruner; auto = halving with holdout "
-                        "validation, none with k-fold (default: %(default)s)")
+                        "validation, median with k-fold (default: %(default)s)")
     p.add_argument("--search-samples", type=_search_samples, default=d.search_samples, metavar="N|all|auto",
                    help="multi-fidelity over data: during the search each candidate trains on a stratified subset of "
                         "at most N samples of its fold's training part (validated on the whole validation part); "

@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import gzip
 import logging
+import math
 import os
 import zipfile
 import zlib
@@ -56,6 +57,9 @@ class Dataset:
         classes: original class labels (JSON-serialisable), empty for regression.
         name: a short name for reports.
         feature_names: column names of tabular data, if known.
+        columns: for a table with text categories or missing cells, its schema
+            (:class:`~autoarch.tables.Column`): ``X`` then holds codes, NaN for a missing cell, and the model
+            encodes them (:class:`~autoarch.tables.TableEncoder`); None for every other data.
     """
 
     X: np.ndarray
@@ -64,6 +68,7 @@ class Dataset:
     classes: list[Any] = field(default_factory=list)
     name: str = "data"
     feature_names: list[str] | None = None
+    columns: tuple[Any, ...] | None = None
 
     @property
     def input_kind(self) -> str:
@@ -89,8 +94,11 @@ class Dataset:
         return [self.classes[int(i)] for i in indices]
 
 
-def _check_finite(X: np.ndarray, y: np.ndarray, source: str) -> None:
-    if X.dtype.kind == "f" and not np.isfinite(X).all():
+def _check_finite(X: np.ndarray, y: np.ndarray, source: str, missing_ok: bool = False) -> None:
+    if missing_ok and X.dtype.kind == "f" and np.isinf(X).any():
+        bad = int(np.isinf(X).any(axis=1).sum())
+        raise DataError(f"{source}: {bad} sample(s) have infinite features; drop or clip them before the search.")
+    if not missing_ok and X.dtype.kind == "f" and not np.isfinite(X).all():
         bad = int((~np.isfinite(X.reshape(len(X), -1))).any(axis=1).sum())
         raise DataError(
             f"{source}: {bad} sample(s) have NaN or infinite features; drop or impute them before the search."
@@ -105,7 +113,7 @@ def _to_python(value: Any) -> Any:
 
 def from_arrays(
     X: Any, y: Any, task: str | None = None, name: str = "data", feature_names: list[str] | None = None,
-    classes: list[Any] | None = None,
+    classes: list[Any] | None = None, columns: tuple[Any, ...] | None = None,
 ) -> Dataset:
     """Build a :class:`Dataset` from array-likes, inferring the task when ``task`` is None.
 
@@ -167,8 +175,9 @@ def from_arrays(
                 f"{name}: a regression target must be numeric; use --task classification for labels."
             ) from None
         classes = []
-    _check_finite(X, y_out, name)
-    return Dataset(X=X, y=y_out, task=task, classes=list(classes), name=name, feature_names=feature_names)
+    _check_finite(X, y_out, name, missing_ok=columns is not None)
+    return Dataset(X=X, y=y_out, task=task, classes=list(classes), name=name, feature_names=feature_names,
+                   columns=columns)
 
 
 def infer_task(y: np.ndarray) -> str:
@@ -305,17 +314,51 @@ def _load_csv(path: Path, target: str | None, task: str | None) -> Dataset:
     features = frame.drop(columns=[target])
     if features.shape[1] == 0:
         raise DataError(f"{path}: no feature columns besides the target {target!r}.")
-    non_numeric = [str(c) for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])]
-    if non_numeric:
-        raise DataError(
-            f"{path}: feature columns must be numeric, but {non_numeric} are not; encode or drop them."
-        )
     y = frame[target]
     if y.isna().any():
         raise DataError(f"{path}: the target column {target!r} has {int(y.isna().sum())} missing values; "
                         "drop those rows.")
-    return from_arrays(features.to_numpy(dtype=np.float32), y.to_numpy(), task=task, name=path.name,
-                       feature_names=[str(c) for c in features.columns])
+    return from_frame(features, y.to_numpy(), task=task, name=path.name)
+
+
+def frame_dataset(frame: Any, y: Any = None, target: str | None = None, task: str | None = None,
+                  name: str = "DataFrame") -> Dataset:
+    """A :class:`Dataset` of a pandas DataFrame given to the Python API: its ``target`` column as the targets, or
+    ``y`` beside it; text columns and missing cells as :func:`from_frame` reads them."""
+    if target is not None and y is not None:
+        raise DataError("give the targets either as y or as a target column, not both.")
+    if target is not None:
+        if target not in frame.columns:
+            cols = [str(c) for c in frame.columns]
+            raise DataError(f"{name}: no column {target!r} for target; the columns are {cols}."
+                            f"{did_you_mean(target, cols)}")
+        y = frame[target]
+        frame = frame.drop(columns=[target])
+    if y is None:
+        raise DataError(f"{name}: the targets are missing; pass y or target=COLUMN.")
+    y = np.asarray(y)
+    if y.dtype == object and any(v is None or (isinstance(v, float) and math.isnan(v)) for v in y):
+        raise DataError(f"{name}: the target has missing values; drop those rows.")
+    return from_frame(frame, y, task=task, name=name)
+
+
+def from_frame(features: Any, y: Any, task: str | None = None, name: str = "data") -> Dataset:
+    """A :class:`Dataset` of a pandas DataFrame's feature columns: numbers as they are; text columns
+    (categories) and missing cells as codes that the model encodes (:mod:`autoarch.tables`), logged in one line."""
+    import pandas as pd
+
+    from autoarch.tables import TableEncoder, encode_frame
+
+    wide = [str(c) for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])
+            and features[c].nunique(dropna=True) > 0.5 * len(features) and len(features) >= 20]
+    if wide:
+        raise DataError(f"{name}: columns {wide[:5]} have a different text in most rows (an identifier or free "
+                        "text, not a category); drop them.")
+    codes, columns = encode_frame(features)
+    if columns is not None:
+        logger.info("%s: %s", name, TableEncoder(columns).describe())
+    return from_arrays(codes, y, task=task, name=name, feature_names=[str(c) for c in features.columns],
+                       columns=columns)
 
 
 CSV_DELIMITERS = ",;\t|"

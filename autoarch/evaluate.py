@@ -49,12 +49,20 @@ class CVResult:
 
 
 def build_model(space: SearchSpace, arch: Mapping[str, Any], data: Dataset) -> Model:
-    """The space's network wrapped with standardisation fitted on ``data``."""
-    net = space.build(arch, data.input_shape, data.n_outputs)
-    mean, std = fit_standardizer(data.X)
+    """The space's network wrapped with standardisation fitted on ``data`` (and, for a table with categories or
+    missing cells, the :class:`~autoarch.tables.TableEncoder` fitted on it in front)."""
+    encoder = None
+    X = data.X
+    if data.columns is not None:
+        from autoarch.tables import TableEncoder
+
+        encoder = TableEncoder(data.columns).fit(data.X)
+        X = encoder.transform(data.X)
+    net = space.build(arch, tuple(int(d) for d in X.shape[1:]), data.n_outputs)
+    mean, std = fit_standardizer(X)
     if data.task == "regression":
-        return Model(net, mean, std, float(data.y.mean()), float(data.y.std() or 1.0))
-    return Model(net, mean, std)
+        return Model(net, mean, std, float(data.y.mean()), float(data.y.std() or 1.0), encoder=encoder)
+    return Model(net, mean, std, encoder=encoder)
 
 
 def splitter(task: str, cv: int | float, seed: int) -> Any:
@@ -173,7 +181,8 @@ def cross_validate(
 
 
 def retrain(space: SearchSpace, arch: Mapping[str, Any], cfg: TrainConfig, data: Dataset, epochs: int, *,
-            seed: int = 0, device: torch.device | str = "cpu") -> Model:
+            seed: int = 0, device: torch.device | str = "cpu",
+            on_epoch: Callable[[int, dict[str, float]], None] | None = None) -> Model:
     """Train ``arch`` from scratch on all of ``data`` for ``epochs`` epochs (the final model of a search).
 
     There is no validation split to pick the best epoch, so the learning rate is annealed to zero (cosine) over
@@ -184,7 +193,7 @@ def retrain(space: SearchSpace, arch: Mapping[str, Any], cfg: TrainConfig, data:
     torch.manual_seed(seed)
     model = build_model(space, arch, data)
     fit(model, data.X, data.y, data.task, replace(cfg, schedule="cosine"), seed=seed, device=device, epochs=epochs,
-        augment=space.augmentation(arch))
+        augment=space.augmentation(arch), on_epoch=on_epoch)
     return model.cpu().eval()
 
 

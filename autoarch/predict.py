@@ -86,6 +86,15 @@ class Predictor:
         names = self.metadata.get("feature_names")
         self.feature_names: list[str] | None = [str(n) for n in names] if names else None
         self.output_kind: str = str(self.metadata.get("output", "logits" if self.task == "classification" else "value"))
+        columns = self.metadata.get("columns")
+        self.categories: dict[str, dict[str, float]] = {}
+        """A categorical column's name -> {level: code}; a cell of another level reads as the column's
+        ``(other)`` level when it has one, else as missing (NaN), as the model was trained (autoarch.tables)."""
+        self._fallback: dict[str, float] = {}
+        for c in columns or []:
+            if isinstance(c, dict) and c.get("levels") is not None:
+                self.categories[str(c["name"])] = {str(v): float(i) for i, v in enumerate(c["levels"])}
+                self._fallback[str(c["name"])] = float(len(c["levels"]) - 1) if c.get("other") else math.nan
         self._input = self.session.get_inputs()[0].name
         self._check_graph()
 
@@ -219,9 +228,12 @@ def _load_inputs(path: Path, predictor: Predictor) -> tuple[np.ndarray, list[str
         X = _read_csv(path, predictor)
     else:
         X, names = _read_image_inputs(path, predictor)
-    if not np.isfinite(X).all():
-        bad = int((~np.isfinite(X.reshape(len(X), -1))).any(axis=1).sum())
-        raise DataError(f"{path}: {bad} sample(s) have NaN or infinite features; impute or drop them first.")
+    # A table model with an encoder (metadata 'columns') imputes missing cells itself; others take none.
+    bad_value = np.isinf(X) if predictor.metadata.get("columns") else ~np.isfinite(X)
+    if bad_value.any():
+        bad = int(bad_value.reshape(len(X), -1).any(axis=1).sum())
+        what = "infinite" if predictor.metadata.get("columns") else "NaN or infinite"
+        raise DataError(f"{path}: {bad} sample(s) have {what} features; impute or drop them first.")
     return predictor._shape(X), names
 
 
@@ -340,6 +352,12 @@ def _read_csv(path: Path, predictor: Predictor) -> np.ndarray:
     X = np.empty((len(cells), len(keep)), dtype=np.float32)
     non_numeric = []
     for j, col in enumerate(keep):
+        levels = predictor.categories.get(columns[col])
+        if levels is not None:  # a categorical column: its levels' codes, as the model was trained
+            fallback = predictor._fallback[columns[col]]
+            X[:, j] = [math.nan if (t := row[col].strip()) in NA_VALUES else levels.get(t, fallback)
+                       for row in cells]
+            continue
         try:
             X[:, j] = [_cell(row[col]) for row in cells]
         except ValueError:

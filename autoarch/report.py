@@ -38,6 +38,8 @@ def render_markdown(report: dict[str, Any], board: pd.DataFrame) -> str:
         "",
         f"- Task: {data['task']}, input shape {tuple(data['input_shape'])}, {data['n_samples']} samples "
         f"({data['n_train']} for the search, {data['n_test']} held out and never seen by it)",
+        *([f"- Table encoding (inside the model, fitted on each fold's training rows): {data['encoding']}"]
+          if data.get("encoding") else []),
         f"- Search: space `{srch['space']}`, controller `{srch['controller']}`, objective `{metric}` by "
         f"{srch.get('validation') or str(srch['cv']) + '-fold'} validation, {srch['trials_requested']} trials "
         f"({states}), "

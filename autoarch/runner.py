@@ -47,6 +47,7 @@ from autoarch.controllers import make_sampler
 from autoarch.data import (
     BUILTIN_DATASETS,
     Dataset,
+    frame_dataset,
     from_arrays,
     load_dataset,
     load_test,
@@ -56,9 +57,10 @@ from autoarch.data import (
 from autoarch.evaluate import build_model, cross_validate, describe_cv, n_folds, retrain
 from autoarch.exceptions import AutoArchError, ConfigError, DataError, TimeLimitError, did_you_mean
 from autoarch.metrics import check_metric, compute_metrics, default_metric, objective_value
-from autoarch.model import Model
+from autoarch.model import Model, model_from_state, net_input_shape
 from autoarch.rundir import Generation, copy_file, crash_point, read_outputs, save_state_dict
-from autoarch.search_spaces import SearchSpace, get_space
+from autoarch.search_spaces import SearchSpace, get_space, space_ref
+from autoarch.tables import TableEncoder, table_schema
 from autoarch.trainer import TrainConfig, predict, resolve_device, suggest_training, training_grid
 
 __all__ = ["SearchConfig", "SearchResult", "search", "run_worker", "load", "leaderboard", "open_storage",
@@ -158,9 +160,12 @@ def _resolve_data(data: Any, y: Any, target: str | None, task: str | None, max_s
             raise ConfigError("give either a data set name / file, or arrays X and y, not both.")
         return load_dataset(str(data), target=target, task=task, max_samples=max_samples, seed=seed,
                             image_size=image_size, on_bad_image=on_bad_image)
-    if y is None:
+    if isinstance(data, pd.DataFrame):  # text categories and missing cells are encoded (autoarch.tables)
+        dataset = frame_dataset(data, y, target, task)
+    elif y is None:
         raise ConfigError("search(X, y): the targets y are missing.")
-    dataset = from_arrays(data, y, task=task)
+    else:
+        dataset = from_arrays(data, y, task=task)
     if max_samples is not None and len(dataset) > max_samples:
         dataset, _ = train_test_split(dataset, test_size=1 - max_samples / len(dataset), seed=seed)
     return dataset
@@ -595,6 +600,25 @@ class _Progress:
         self._bar.close()
 
 
+@contextlib.contextmanager
+def _epoch_bar(desc: str, total: int, enabled: bool) -> Iterator[Callable[[int, dict[str, float]], None]]:
+    """A tqdm bar over the epochs of one phase after the search (the retrain, the fine-tune): an ``on_epoch``
+    callback for :func:`~autoarch.trainer.fit`, with the epoch's training loss."""
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, desc=desc, unit="epoch", disable=not enabled, dynamic_ncols=True)
+
+    def on_epoch(epoch: int, record: dict[str, float]) -> None:
+        bar.update(1)
+        if "train_loss" in record:
+            bar.set_postfix(loss=f"{record['train_loss']:.4f}")
+
+    try:
+        yield on_epoch
+    finally:
+        bar.close()
+
+
 def _make_objective(space: SearchSpace, train: Dataset, cfg: SearchConfig, metric: str,
                     device: torch.device, search_deadline: float | None | _Budget = None,
                     keep_dir: Path | None = None) -> Callable[[optuna.Trial], float]:
@@ -838,7 +862,7 @@ def _prepare(data: Any, y: Any, target: str | None, task: str | None, options: M
     if cfg.cv == "auto" and isinstance(cv, float):
         logger.info("%d training samples: candidates are validated on one %.0f%% holdout split (--cv auto; give "
                     "--cv K for k-fold)", len(train), 100 * cv)
-    early_stop = cfg.early_stop if cfg.early_stop != "auto" else ("halving" if isinstance(cv, float) else "none")
+    early_stop = cfg.early_stop if cfg.early_stop != "auto" else ("halving" if isinstance(cv, float) else "median")
     search_samples = resolve_search_samples(cfg.search_samples, len(train))
     if search_samples is not None:
         logger.info("%d training samples: during the search each candidate trains on at most %d of its fold's "
@@ -961,9 +985,10 @@ def search(
 
     Args:
         data: a built-in data set name (``"digits"``, ``"iris"``, ...), a ``.csv`` / ``.npz`` path, a
-            :class:`~autoarch.data.Dataset`, or a feature array (then give ``y``).
-        y: targets when ``data`` is an array.
-        target: the target column of a CSV file.
+            :class:`~autoarch.data.Dataset`, a feature array (then give ``y``), or a pandas DataFrame (give
+            ``target`` or ``y``; text columns and missing cells are encoded by the model, :mod:`autoarch.tables`).
+        y: targets when ``data`` is an array (or a DataFrame of features only).
+        target: the target column of a CSV file or a DataFrame.
         task: ``"classification"`` or ``"regression"``; inferred when None.
         out: the run directory (study database, models, reports); re-running with the same directory resumes
             the study. None keeps the study in memory (unless ``storage`` is given) and the files in a
@@ -1005,7 +1030,7 @@ def search(
         start = time.perf_counter()
         deadline = None if cfg.timeout is None else time.time() + cfg.timeout
         spec = {"data": _data_spec(data, target, task),
-                "options": {**asdict(cfg), "space": ctx.space.name, "storage": redact(cfg.storage)}}
+                "options": {**asdict(cfg), "space": space_ref(ctx.space), "storage": redact(cfg.storage)}}
         # The study is created here, before any worker starts (two processes creating one SQLite study race).
         try:
             study = _open_study(storage, cfg.study_name, ctx.fingerprint, spec, _sampler(ctx, 0, 0),
@@ -1054,7 +1079,7 @@ def search(
             _settle_running(cfg.study_name, url)
         study = optuna.load_study(study_name=cfg.study_name, storage=storage)
         return _finish(study, ctx.space, ctx.dataset, ctx.train, ctx.test, cfg, ctx.metric, device, out_dir,
-                       time.perf_counter() - start, deadline)
+                       time.perf_counter() - start, deadline, progress=progress)
 
 
 def _warm_start(study: optuna.Study, ctx: _Context) -> None:
@@ -1146,7 +1171,7 @@ def _no_trial_completed(trials: list[optuna.trial.FrozenTrial], cfg: SearchConfi
 
 def _finish(study: optuna.Study, space: SearchSpace, dataset: Dataset, train: Dataset, test: Dataset,
             cfg: SearchConfig, metric: str, device: torch.device, out_dir: Path | None, search_seconds: float,
-            job_deadline: float | None = None) -> SearchResult:
+            job_deadline: float | None = None, progress: bool = False) -> SearchResult:
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     if not complete:
@@ -1188,7 +1213,8 @@ def _finish(study: optuna.Study, space: SearchSpace, dataset: Dataset, train: Da
         crash_point("retrain")
         logger.info("retraining trial %d on the whole training split (%d samples, %d epochs)", best.number,
                     len(train), epochs)
-        model = retrain(space, arch, tcfg, train, epochs, seed=cfg.seed, device=device)
+        with _epoch_bar("retrain", epochs, progress) as on_epoch:
+            model = retrain(space, arch, tcfg, train, epochs, seed=cfg.seed, device=device, on_epoch=on_epoch)
     test_scores = compute_metrics(test.task, test.y, predict(model, test.X), test.n_outputs)
 
     files_dir = out_dir if out_dir is not None else Path(tempfile.mkdtemp(prefix="autoarch-"))
@@ -1200,9 +1226,12 @@ def _finish(study: optuna.Study, space: SearchSpace, dataset: Dataset, train: Da
     # directory is rewritten never leaves new files beside old ones unnoticed.
     gen = Generation(files_dir, writer="search")
     try:
-        comp = compress_model(model, train, test, gen.staging, train_config=tcfg, prune_ratio=cfg.prune,
-                              finetune_epochs=max(1, finetune_epochs), calibration_samples=cfg.calibration_samples,
-                              seed=cfg.seed, device=device, metadata=metadata, on_stage=_on_stage)
+        with _epoch_bar("fine-tune", max(1, finetune_epochs) if cfg.prune > 0 else 0,
+                        progress and cfg.prune > 0) as on_epoch:
+            comp = compress_model(model, train, test, gen.staging, train_config=tcfg, prune_ratio=cfg.prune,
+                                  finetune_epochs=max(1, finetune_epochs),
+                                  calibration_samples=cfg.calibration_samples, seed=cfg.seed, device=device,
+                                  metadata=metadata, on_stage=_on_stage, on_epoch=on_epoch)
     except BaseException:
         gen.discard()
         raise
@@ -1217,7 +1246,8 @@ def _finish(study: optuna.Study, space: SearchSpace, dataset: Dataset, train: Da
         "data": {"name": dataset.name, "task": dataset.task, "input_shape": list(dataset.input_shape),
                  "n_samples": len(dataset), "n_train": len(train), "n_test": len(test), "classes": dataset.classes,
                  # How `autoarch compress` reloads the data: a built-in name or an absolute file path.
-                 "source": (study.user_attrs.get("spec") or {}).get("data")},
+                 "source": (study.user_attrs.get("spec") or {}).get("data"),
+                 **({"encoding": TableEncoder(dataset.columns).describe()} if dataset.columns else {})},
         "search": {"space": space.name, "controller": cfg.controller, "metric": metric, "cv": cfg.cv,
                    "validation": describe_cv(cfg.cv), "early_stop": cfg.early_stop,
                    "augment": cfg.augment, "held_out": cfg.test,
@@ -1233,7 +1263,7 @@ def _finish(study: optuna.Study, space: SearchSpace, dataset: Dataset, train: Da
         "test_detail": _guarded_test_detail(test, shipped),
         "compression": {"prune_ratio": cfg.prune, "finetune_epochs": finetune_epochs,
                         "stages": comp.stages, "verification": comp.verification},
-        "config": {**asdict(cfg), "space": space.name, "storage": redact(cfg.storage)},
+        "config": {**asdict(cfg), "space": space_ref(space), "storage": redact(cfg.storage)},
     }
     with gen:
         if out_dir is not None:
@@ -1366,9 +1396,10 @@ def _json_default(value: Any) -> Any:
 
 
 def _describe(space: SearchSpace, arch: Mapping[str, Any], dataset: Dataset, metric: str) -> dict[str, Any]:
-    return {"autoarch_version": __version__, "space": space.name, "architecture": dict(arch),
+    return {"autoarch_version": __version__, "space": space_ref(space), "architecture": dict(arch),
             "input_shape": list(dataset.input_shape), "n_outputs": dataset.n_outputs, "task": dataset.task,
-            "classes": dataset.classes, "feature_names": dataset.feature_names, "metric": metric}
+            "classes": dataset.classes, "feature_names": dataset.feature_names, "metric": metric,
+            **table_schema(dataset)}
 
 
 def load(run_dir: str | os.PathLike[str]) -> Model:
@@ -1391,9 +1422,9 @@ def load(run_dir: str | os.PathLike[str]) -> Model:
             raise DataError(f"{run / name} is missing; give the --out directory of a finished search.")
     spec = json.loads(files["architecture.json"])
     space = get_space(spec["space"], "image" if len(spec["input_shape"]) == 3 else "tabular")
-    net = space.build(spec["architecture"], spec["input_shape"], spec["n_outputs"])
+    net = space.build(spec["architecture"], net_input_shape(spec), spec["n_outputs"])
     state = torch.load(io.BytesIO(files["model.pt"]), map_location="cpu", weights_only=True)
-    model = Model(net, state["mean"].numpy(), state["std"].numpy())
+    model = model_from_state(net, state, spec.get("columns"))
     example = torch.zeros(2, *spec["input_shape"])
     replay_pruning(model, example, spec.get("pruning_history") or [])
     model.load_state_dict(state)

@@ -198,8 +198,9 @@ def model_metadata(model: nn.Module, *, task: str, classes: Sequence[Any], input
     without the batch), ``input_dtype``, ``feature_names`` (tabular columns, in input order, or null),
     ``output`` (``logits`` or ``value``) and ``preprocessing``: the standardisation that the graph itself
     applies (``(x - mean) / std`` with per-feature or per-channel ``mean`` / ``std``, and for regression the
-    output scale), so raw features go in. The search adds ``architecture``, ``metric`` and the version;
-    quantization adds ``quantization``.
+    output scale), so raw features go in; for a table with categories or missing cells, ``columns``: each
+    column's name, categorical ``levels`` (code = index), ``other`` and ``missing``. The search adds
+    ``architecture``, ``metric`` and the version; quantization adds ``quantization``.
     """
     prep: dict[str, Any] = {"applied_inside_model": True, "feed": "raw features, float32"}
     if hasattr(model, "mean") and hasattr(model, "std"):
@@ -210,7 +211,15 @@ def model_metadata(model: nn.Module, *, task: str, classes: Sequence[Any], input
     if task == "regression" and hasattr(model, "y_mean"):
         prep["output_scale"] = {"formula": "net(x) * y_std + y_mean", "y_mean": float(model.y_mean),
                                 "y_std": float(model.y_std)}
+    encoder = getattr(model, "encoder", None)
+    if encoder is not None:
+        prep["feed"] = ("table codes, float32: a numeric column's value, a categorical column's index into its "
+                        "'levels' (see 'columns'), NaN for a missing cell")
+        prep["encode"] = encoder.describe()
     shape = [int(s) for s in input_shape]
-    return {"task": task, "classes": json.dumps(list(classes)), "input_shape": json.dumps(shape),
+    meta = {"task": task, "classes": json.dumps(list(classes)), "input_shape": json.dumps(shape),
             "input_dtype": "float32", "feature_names": json.dumps(list(feature_names) if feature_names else None),
             "output": "logits" if task == "classification" else "value", "preprocessing": json.dumps(prep)}
+    if encoder is not None:
+        meta["columns"] = json.dumps([c.to_json() for c in encoder.columns])
+    return meta

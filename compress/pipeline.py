@@ -192,6 +192,7 @@ def compress_model(
     int8: str = "auto",
     measure_memory: bool = True,
     round_to: int = 8,
+    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
 ) -> CompressionResult:
     """Prune (one shot), fine-tune, export, quantize and verify ``model``; write ``model.onnx`` and
     ``model.int8.onnx``. The search runs this on its winner; :func:`compress` is the standalone stage with
@@ -216,6 +217,7 @@ def compress_model(
         calibration_samples: training samples used to calibrate int8 activation ranges.
         int8: ``auto``, ``static``, ``dynamic`` or ``none`` (see :class:`CompressConfig`).
         measure_memory: measure each ONNX file's inference peak memory (in a subprocess).
+        on_epoch: called after every fine-tune epoch with its number and record (the CLI's progress bar).
     """
     notify = on_stage or (lambda stage: None)
     out_dir = Path(out_dir)
@@ -231,7 +233,8 @@ def compress_model(
         before = _scores(test, predict(final, test.X))
         notify("fine-tune")
         cfg = replace(train_config, lr=train_config.lr / 4, schedule="cosine")
-        fit(final, train.X, train.y, train.task, cfg, seed=seed, device=device, epochs=finetune_epochs)
+        fit(final, train.X, train.y, train.task, cfg, seed=seed, device=device, epochs=finetune_epochs,
+            on_epoch=on_epoch)
         final = final.eval().cpu()
     metric = (metadata or {}).get("metric") or default_metric(train.task)
     stages, verification, onnx_path, int8_path = _export_stages(

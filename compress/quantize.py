@@ -3,9 +3,11 @@ dynamic quantization where it measures faster."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,26 @@ STATIC = "static QDQ: per-channel int8 weights, uint8 activations calibrated (mi
 DYNAMIC = "dynamic: int8 weights, activations quantized at run time (MatMulInteger)"
 
 
+class _NotOnnxRuntime(logging.Filter):
+    """onnxruntime's quantizer logs through the root logger (``logging.info('Quantization parameters for tensor
+    ... not specified')``), which a CLI run shows at INFO: its lines go to ``--debug`` only."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.name != "root" or "onnxruntime" not in record.pathname.replace(os.sep, "/") \
+            or logging.getLogger("autoarch").isEnabledFor(logging.DEBUG)
+
+
+@contextlib.contextmanager
+def _quiet_quantizer() -> Iterator[None]:
+    root = logging.getLogger()
+    quiet = _NotOnnxRuntime()
+    root.addFilter(quiet)
+    try:
+        yield
+    finally:
+        root.removeFilter(quiet)
+
+
 class _Batches(CalibrationDataReader):
     def __init__(self, X: np.ndarray, batch_size: int = 32) -> None:
         self._batches = iter([{"x": X[i:i + batch_size].astype(np.float32)} for i in range(0, len(X), batch_size)])
@@ -54,6 +76,21 @@ def _copy_metadata(fp32_path: str | Path, quantized: str, out_path: Path, method
     save_atomic(proto, out_path)
 
 
+WEIGHTED_OPS = ("Conv", "Gemm", "MatMul")
+
+
+def _encoder_nodes(pre: str, fp32_path: str | Path) -> list[str]:
+    """The nodes of a table model's encoder (:class:`~autoarch.tables.TableEncoder`: every node before the first
+    weighted one), kept in float: its inputs hold NaN for missing cells and its outputs are 0/1 and codes, which
+    calibration cannot range. Empty for any other model (metadata without ``columns``)."""
+    source = onnx.load(str(fp32_path), load_external_data=False)
+    if not any(p.key == "columns" for p in source.metadata_props):
+        return []
+    nodes = onnx.load(pre, load_external_data=False).graph.node
+    first = next((i for i, n in enumerate(nodes) if n.op_type in WEIGHTED_OPS), len(nodes))
+    return [n.name for n in nodes[:first] if n.name]
+
+
 def quantize_int8(fp32_path: str | Path, out_path: str | Path, calibration: np.ndarray,
                   short_names: bool = True) -> Path:
     """Static int8 quantization (QDQ format, per-channel int8 weights, uint8 activations).
@@ -69,8 +106,10 @@ def quantize_int8(fp32_path: str | Path, out_path: str | Path, calibration: np.n
         pre = os.path.join(tmp, "pre.onnx")
         quantized = os.path.join(tmp, "int8.onnx")
         quant_pre_process(str(fp32_path), pre, skip_symbolic_shape=False)
-        quantize_static(pre, quantized, _Batches(calibration), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        with _quiet_quantizer():
+            quantize_static(pre, quantized, _Batches(calibration), quant_format=QuantFormat.QDQ, per_channel=True,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            nodes_to_exclude=_encoder_nodes(pre, fp32_path))
         _copy_metadata(fp32_path, quantized, out_path, "static", short_names)
     return out_path
 
@@ -86,7 +125,8 @@ def quantize_dynamic_int8(fp32_path: str | Path, out_path: str | Path, short_nam
         pre = os.path.join(tmp, "pre.onnx")
         quantized = os.path.join(tmp, "int8.onnx")
         quant_pre_process(str(fp32_path), pre, skip_symbolic_shape=False)
-        quantize_dynamic(pre, quantized, weight_type=QuantType.QInt8)
+        with _quiet_quantizer():
+            quantize_dynamic(pre, quantized, weight_type=QuantType.QInt8)
         _copy_metadata(fp32_path, quantized, out_path, "dynamic", short_names)
     return out_path
 

@@ -23,7 +23,7 @@ from autoarch.data import BUILTIN_DATASETS, Dataset, from_arrays, load_dataset, 
 from autoarch.evaluate import retrain
 from autoarch.exceptions import DataError
 from autoarch.metrics import compute_metrics, default_metric
-from autoarch.model import Model
+from autoarch.model import Model, model_from_state, net_input_shape
 from autoarch.rundir import Generation, read_outputs
 from autoarch.trainer import TrainConfig, predict, resolve_device
 
@@ -74,7 +74,7 @@ def load_run_model(run_dir: str | os.PathLike[str], start: str = "auto"
         raise DataError(f"{spec_path} lacks {missing}; it was not written by autoarch.")
     net = _build(spec, spec_path)
     state = _load_state(weights, files[name])
-    model = Model(net, state["mean"].numpy(), state["std"].numpy())
+    model = model_from_state(net, state, spec.get("columns"))
     history = [] if name == "winner.pt" else list(spec.get("pruning_history") or [])
     try:
         replay_pruning(model, torch.zeros(2, *spec["input_shape"]), history)
@@ -98,7 +98,7 @@ def _build(spec: dict[str, Any], spec_path: Path) -> nn.Module:
                         "architecture.json from the run.")
     space = get_space(spec["space"], "image" if len(shape) == 3 else "tabular")
     try:
-        return space.build(spec["architecture"], shape, spec["n_outputs"])
+        return space.build(spec["architecture"], net_input_shape(spec), spec["n_outputs"])
     except (RuntimeError, ValueError, TypeError, KeyError, AttributeError) as exc:
         raise DataError(f"{spec_path}: its architecture does not build a network ({_first_line(exc)}); restore "
                         "architecture.json from the run.") from None

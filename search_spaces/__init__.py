@@ -1,11 +1,14 @@
 """Search spaces: families of networks that a controller samples from.
 
 ``get_space("mlp")`` / ``get_space("cnn")`` return the built-in spaces; write your own by subclassing
-:class:`SearchSpace` (``suggest`` + ``build`` + ``grid``).
+:class:`SearchSpace` (``suggest`` + ``build`` + ``grid``) and give it by import path, ``"mypkg.spaces:MySpace"``
+(``--space mypkg.spaces:MySpace``), or as an instance to :func:`autoarch.search`. A run records its space as
+:func:`space_ref` says, so that ``autoarch.load`` and ``autoarch compress`` rebuild a user's space too.
 """
 
 from __future__ import annotations
 
+import importlib
 import inspect
 
 from autoarch.search_spaces._base import ACTIVATIONS, CONNECTIVITY, Architecture, SearchSpace
@@ -15,7 +18,7 @@ from autoarch.search_spaces.mlp import MLPSpace
 from autoarch.exceptions import SpaceError, did_you_mean
 
 __all__ = ["ACTIVATIONS", "CONNECTIVITY", "Architecture", "SearchSpace", "MLPSpace", "CNNSpace", "get_space",
-           "SPACES"]
+           "SPACES", "space_ref"]
 
 SPACES: dict[str, type[SearchSpace]] = {"mlp": MLPSpace, "cnn": CNNSpace}
 
@@ -30,11 +33,49 @@ def get_space(name: str | SearchSpace, input_kind: str = "tabular", *, augment: 
         return name
     if name == "auto":
         name = "cnn" if input_kind == "image" else "mlp"
-    if name not in SPACES:
+    if ":" in name:
+        cls = _import_space(name)
+    elif name not in SPACES:
         choices = ["auto", *SPACES]
-        raise SpaceError(f"space must be one of {choices}, but got {name!r}.{did_you_mean(name, choices)}")
-    cls = SPACES[name]
-    space = cls(augment=augment) if augment is not None and "augment" in inspect.signature(cls).parameters else cls()
+        raise SpaceError(f"space must be one of {choices} or an import path 'module:Class', but got {name!r}."
+                         f"{did_you_mean(name, choices)}")
+    else:
+        cls = SPACES[name]
+    try:
+        space = (cls(augment=augment) if augment is not None and "augment" in inspect.signature(cls).parameters
+                 else cls())
+    except TypeError as exc:
+        raise SpaceError(f"space {name!r} cannot be built without arguments ({exc}); give defaults to its "
+                         "__init__ parameters, or pass an instance to autoarch.search.") from None
     if input_kind not in space.input_kinds:
-        raise SpaceError(f"the {name} space does not take {input_kind} input; use --space mlp or --space auto.")
+        raise SpaceError(f"the {name} space does not take {input_kind} input (it takes "
+                         f"{', '.join(space.input_kinds) or 'nothing'}); use --space mlp or --space auto.")
     return space
+
+
+def space_ref(space: SearchSpace) -> str:
+    """How a run records ``space``: a built-in's name, else the import path ``module:Class`` of its class, which
+    :func:`get_space` imports again (a class defined in a script's ``__main__`` reloads only in that script)."""
+    cls = type(space)
+    for name, builtin in SPACES.items():
+        if cls is builtin:
+            return name
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def _import_space(path: str) -> type[SearchSpace]:
+    module_name, _, attr = path.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise SpaceError(f"space {path!r}: cannot import module {module_name!r} ({exc}); check the path and that the "
+                         "module is installed or on PYTHONPATH.") from None
+    obj: object = module
+    for part in attr.split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            raise SpaceError(f"space {path!r}: module {module_name!r} has no {attr!r}; check the class name.")
+    if not (isinstance(obj, type) and issubclass(obj, SearchSpace)):
+        raise SpaceError(f"space {path!r}: {attr} is not a SearchSpace subclass; subclass "
+                         "autoarch.search_spaces.SearchSpace (suggest, build, grid).")
+    return obj

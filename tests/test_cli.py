@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -32,8 +33,8 @@ def test_help_documents_every_option() -> None:
 def _bad_inputs(tmp_path):
     text = tmp_path / "text.csv"
     text.write_text("a,b,label\n" + "\n".join(f"{i},x{i},{i % 2}" for i in range(20)))
-    nan = tmp_path / "nan.csv"
-    nan.write_text("a,label\n" + "\n".join(f"{'' if i == 3 else i},{i % 2}" for i in range(20)))
+    inf = tmp_path / "inf.csv"  # a blank cell is a missing value (encoded), an infinite one is refused
+    inf.write_text("a,label\n" + "\n".join(f"{'inf' if i == 3 else i},{i % 2}" for i in range(20)))
     rare = tmp_path / "rare.csv"
     rare.write_text("a,label\n" + "\n".join(f"{i},{'r' if i < 3 else 'c'}" for i in range(30)))
     return [
@@ -42,8 +43,8 @@ def _bad_inputs(tmp_path):
         (["search", "iris", "--trails", "3"], "Did you mean '--trials'"),
         (["search", "iris", "--metric", "acc"], "invalid choice"),
         (["search", "iris", "--metric", "neg_mse"], "regression metric"),
-        (["search", str(text), "--target", "label"], "must be numeric"),
-        (["search", str(nan), "--target", "label"], "NaN"),
+        (["search", str(text), "--target", "label"], "different text in most rows"),
+        (["search", str(inf), "--target", "label"], "infinite"),
         (["search", str(rare), "--target", "label", "--cv", "3"], "fewer than the 3 folds"),
         (["search", "iris", "--cv", "1"], "int >= 2"),
         (["search", "iris", "--search-samples", "5"], "'auto', 'all' or an integer >= 10"),
@@ -83,6 +84,8 @@ def test_search_shows_progress_and_summary(tmp_path) -> None:
                 "--finetune-epochs", "1", "--out", str(tmp_path / "run"))
     assert proc.returncode == 0, proc.stderr
     assert "2/2" in proc.stderr and "best=" in proc.stderr
+    # the phases after the search have their own bars (epochs of the retrain and of the fine-tune)
+    assert re.search(r"retrain: 100%.*epoch", proc.stderr) and re.search(r"fine-tune: 100%.*1/1", proc.stderr)
     assert "held-out accuracy" in proc.stdout and "onnx int8" in proc.stdout
     assert (tmp_path / "run" / "model.int8.onnx").exists()
 

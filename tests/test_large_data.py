@@ -50,9 +50,9 @@ def test_holdout_search_scores_one_split_and_reports_it() -> None:
     assert len(best.user_attrs["best_epochs"]) == 1 and best.user_attrs["cv_accuracy_std"] == 0.0
 
 
-def test_kfold_keeps_no_pruner_by_default() -> None:
+def test_kfold_uses_the_median_pruner_by_default() -> None:
     result = autoarch.search("wine", cv=3, **TINY)
-    assert result.report["search"]["early_stop"] == "none"
+    assert result.report["search"]["early_stop"] == "median"
     assert len(result.study.best_trial.user_attrs["best_epochs"]) == 3
 
 
