@@ -25,8 +25,8 @@ OBJECTIVES = {
 EARLY_STOP = ("auto", "none", "median", "halving", "hyperband")
 """Optuna pruners that stop poor candidates after an epoch: MedianPruner, SuccessiveHalvingPruner, HyperbandPruner;
 ``auto`` = successive halving when validating on a holdout split (large data), the median pruner for k-fold
-(the README's digits job, five splits: shipped int8 mean 0.9939 with it, 0.9906 without, 64-168 s instead of
-140-173 s; BENCHMARKS.md)."""
+(the README's digits job, five splits: shipped int8 mean 0.9933-0.9939 in two runs with it, 0.9906 without,
+60-168 s instead of 140-173 s; BENCHMARKS.md)."""
 HOLDOUT = 0.1
 """Share of the training split that ``--cv holdout`` validates on."""
 LARGE_DATA = 10_000

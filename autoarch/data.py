@@ -19,7 +19,6 @@ from __future__ import annotations
 import csv
 import gzip
 import logging
-import math
 import os
 import zipfile
 import zlib
@@ -336,9 +335,11 @@ def frame_dataset(frame: Any, y: Any = None, target: str | None = None, task: st
         frame = frame.drop(columns=[target])
     if y is None:
         raise DataError(f"{name}: the targets are missing; pass y or target=COLUMN.")
-    y = np.asarray(y)
-    if y.dtype == object and any(v is None or (isinstance(v, float) and math.isnan(v)) for v in y):
+    import pandas as pd
+
+    if pd.isna(pd.Series(np.asarray(y, dtype=object))).any():  # None, NaN and pandas' NA alike
         raise DataError(f"{name}: the target has missing values; drop those rows.")
+    y = np.asarray(y)
     return from_frame(frame, y, task=task, name=name)
 
 

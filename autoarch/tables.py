@@ -17,6 +17,7 @@ seen counts as missing, or as the column's ``other`` level when the table had mo
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -139,12 +140,9 @@ class TableEncoder(nn.Module):
     def fit(self, codes: np.ndarray) -> TableEncoder:
         """Fit the medians of the numeric columns on ``codes`` (the training rows); 0 for an all-missing column."""
         values = np.asarray(codes, dtype=np.float32)[:, self.numeric_index.numpy()]
-        with np.errstate(all="ignore"):
-            import warnings
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)  # an all-missing column: nanmedian warns
-                medians = np.nanmedian(values, axis=0) if len(values) else np.zeros(values.shape[1])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an all-missing column: nanmedian warns
+            medians = np.nanmedian(values, axis=0) if len(values) else np.zeros(values.shape[1])
         self.medians.copy_(torch.as_tensor(np.nan_to_num(medians, nan=0.0), dtype=torch.float32))
         return self
 
