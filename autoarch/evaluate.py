@@ -18,7 +18,7 @@ from torch import nn
 
 from autoarch.data import Dataset
 from autoarch.metrics import compute_metrics
-from autoarch.model import Model, fit_standardizer
+from autoarch.model import Model, fit_standardizer, text_arch
 from autoarch.search_spaces import SearchSpace
 from autoarch.trainer import TrainConfig, fit, predict
 
@@ -50,9 +50,19 @@ class CVResult:
 
 def build_model(space: SearchSpace, arch: Mapping[str, Any], data: Dataset) -> Model:
     """The space's network wrapped with standardisation fitted on ``data`` (and, for a table with categories or
-    missing cells, the :class:`~autoarch.tables.TableEncoder` fitted on it in front)."""
-    encoder = None
+    missing cells, the :class:`~autoarch.tables.TableEncoder` fitted on it in front; for text, the
+    :class:`~autoarch.model.TextEncoder` whose vocabulary is fitted on it, and no standardisation)."""
+    encoder: Any = None
     X = data.X
+    if data.input_kind == "text":
+        from autoarch.model import TextEncoder
+
+        if data.tokens is None:
+            raise ValueError("a text Dataset needs its token table (Dataset.tokens)")
+        encoder = TextEncoder(data.tokens, int(arch.get("vocab_size", 10000))).fit(data.X)
+        net = space.build(text_arch(dict(arch), len(data.tokens)), tuple(int(d) for d in X.shape[1:]), data.n_outputs)
+        width = X.shape[1]
+        return Model(net, np.zeros(width, np.float32), np.ones(width, np.float32), encoder=encoder)
     if data.columns is not None:
         from autoarch.tables import TableEncoder
 

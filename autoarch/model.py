@@ -6,7 +6,8 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["Model", "fit_standardizer", "model_from_state", "net_input_shape"]
+__all__ = ["Model", "TextEncoder", "fit_standardizer", "model_from_state", "net_input_shape", "spec_input_kind",
+           "net_arch", "text_arch"]
 
 
 def fit_standardizer(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -50,18 +51,101 @@ class Model(nn.Module):
         return self.net((x - self.mean) / self.std) * self.y_std + self.y_mean
 
 
+class TextEncoder(nn.Module):
+    """Token ids of the data set's token table (:mod:`autoarch.text`) -> the model's vocabulary ids.
+
+    :meth:`fit` keeps the ``vocab_size`` most frequent tokens of the rows it is given (a CV fold's training part;
+    ties by table order) that occur at least ``min_count`` times; they become ids ``2..``, every other token 1
+    (out of vocabulary), padding stays 0. In the graph it is one lookup (``remap[x]``).
+    The graph takes ids of the data set's table; :meth:`metadata` gives a predictor the kept tokens with those
+    ids (any other token is 1), so the metadata carries the kept tokens only, not the whole table.
+    """
+
+    def __init__(self, table: tuple[str, ...] | list[str], vocab_size: int, min_count: int = 2) -> None:
+        super().__init__()
+        self.table = tuple(table)
+        self.vocab_size = int(vocab_size)
+        self.min_count = int(min_count)
+        remap = torch.ones(len(self.table) + 2, dtype=torch.int64)
+        remap[0] = 0
+        self.register_buffer("remap", remap)
+
+    def fit(self, X: np.ndarray) -> TextEncoder:
+        counts = np.bincount(np.asarray(X, dtype=np.int64).ravel(), minlength=len(self.table) + 2)
+        counts[:2] = 0
+        order = np.argsort(-counts, kind="stable")
+        keep = [int(i) for i in order[:self.vocab_size] if counts[i] >= self.min_count]
+        remap = torch.ones(len(self.table) + 2, dtype=torch.int64)
+        remap[0] = 0
+        remap[keep] = torch.arange(2, 2 + len(keep), dtype=torch.int64)
+        self.remap.copy_(remap)
+        return self
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        return self.remap.numpy()[np.asarray(X, dtype=np.int64)].astype(np.float32)
+
+    def vocabulary(self) -> list[str]:
+        """The kept tokens in id order (``vocabulary()[i]`` is id ``i + 2``)."""
+        remap = self.remap.numpy()
+        kept = np.flatnonzero(remap >= 2)
+        kept = kept[np.argsort(remap[kept])]
+        return [self.table[i - 2] for i in kept]
+
+    def metadata(self, max_length: int) -> dict:
+        """What a predictor needs to turn raw text into this model's input (ONNX metadata ``text``): the kept
+        tokens and their ids in the data set's table, the length, the token rule."""
+        from autoarch.text import OOV, PAD, TOKEN_RULE
+
+        remap = self.remap.numpy()
+        kept = np.flatnonzero(remap >= 2)
+        return {"vocabulary": [self.table[i - 2] for i in kept], "ids": [int(i) for i in kept],
+                "max_length": int(max_length), "lowercase": True, "token_rule": TOKEN_RULE, "pad": PAD,
+                "oov": OOV}
+
+    def describe(self) -> str:
+        return (f"text: {int((self.remap >= 2).sum())} of {len(self.table)} tokens kept (top {self.vocab_size}, "
+                f"seen >= {self.min_count} times in the training part), the rest out of vocabulary")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.remap[x.long()].to(x.dtype)
+
+
 def net_input_shape(spec: dict) -> list[int]:
     """The input shape the network of ``architecture.json``'s ``spec`` is built for: the encoded width of a table
     with categories or missing cells, else the data's input shape."""
     return [int(spec["encoded_width"])] if spec.get("columns") else list(spec["input_shape"])
 
 
-def model_from_state(net: nn.Module, state: dict[str, torch.Tensor], columns: list | None = None) -> Model:
+def text_arch(arch: dict, n_tokens: int) -> dict:
+    """``arch`` with its ``vocab_size`` cut to the ``n_tokens`` of the data set's token table: no embedding rows
+    for tokens a vocabulary can never hold."""
+    if "vocab_size" not in arch:
+        return dict(arch)
+    return {**arch, "vocab_size": min(int(arch["vocab_size"]), int(n_tokens))}
+
+
+def net_arch(spec: dict) -> dict:
+    """The architecture the network of ``architecture.json``'s ``spec`` is built from (:func:`text_arch` for
+    text)."""
+    text = spec.get("text")
+    return text_arch(spec["architecture"], len(text["table"])) if text else dict(spec["architecture"])
+
+
+def spec_input_kind(spec: dict) -> str:
+    """The input kind of ``architecture.json``'s ``spec``: as recorded, or (runs written before it was) from the
+    input shape."""
+    return str(spec.get("input_kind") or ("image" if len(spec["input_shape"]) == 3 else "tabular"))
+
+
+def model_from_state(net: nn.Module, state: dict[str, torch.Tensor], columns: list | None = None,
+                     text: dict | None = None) -> Model:
     """A :class:`Model` around ``net`` with the buffers of the saved ``state`` (load the state into it after any
-    pruning is replayed); ``columns`` is ``architecture.json``'s table schema."""
+    pruning is replayed); ``columns`` is ``architecture.json``'s table schema, ``text`` its token table."""
     from autoarch.tables import TableEncoder, columns_from_json
 
     schema = columns_from_json(columns)
-    encoder = None if schema is None else TableEncoder(schema)
+    encoder: nn.Module | None = None if schema is None else TableEncoder(schema)
+    if text is not None:
+        encoder = TextEncoder(text["table"], int(text["vocab_size"]), int(text.get("min_count", 2)))
     return Model(net, state["mean"].numpy(), state["std"].numpy(), encoder=encoder)
 

@@ -95,8 +95,23 @@ class Predictor:
             if isinstance(c, dict) and c.get("levels") is not None:
                 self.categories[str(c["name"])] = {str(v): float(i) for i, v in enumerate(c["levels"])}
                 self._fallback[str(c["name"])] = float(len(c["levels"]) - 1) if c.get("other") else math.nan
+        self.text: dict[str, Any] | None = self.metadata.get("text") or None
+        """A text model's tokenizer: ``vocabulary`` and their ``ids``, ``max_length`` (autoarch.text)."""
         self._input = self.session.get_inputs()[0].name
         self._check_graph()
+
+    def encode_texts(self, texts: list[str]) -> np.ndarray:
+        """The model input of raw ``texts`` (a text model only): the same token rule and vocabulary it was
+        trained with, as its metadata ``text`` records them."""
+        from autoarch.text import ids_from_vocabulary
+
+        if not self.text:
+            raise DataError(f"{self.path}: not a text model; give numbers (a .csv or .npz file).")
+        return ids_from_vocabulary(texts, self.text["vocabulary"], self.text["ids"], int(self.text["max_length"]))
+
+    def predict_texts(self, texts: list[str]) -> tuple[list[Any], np.ndarray | None]:
+        """:meth:`predict` on raw texts."""
+        return self.predict(self.encode_texts(list(texts)))
 
     def _bad(self, rule: str) -> DataError:
         return DataError(f"{self.path}: {rule}; the file was not written by autoarch or was edited, export it "
@@ -222,6 +237,11 @@ def _load_inputs(path: Path, predictor: Predictor) -> tuple[np.ndarray, list[str
         raise DataError(f"input {str(path)!r} does not exist; check the path.")
     suffix = path.suffix.lower()
     names = None
+    if predictor.text and path.is_file() and suffix in (".csv", ".txt"):
+        return predictor.encode_texts(_read_texts(path, predictor)), None
+    if predictor.text:
+        raise DataError(f"input {str(path)!r}: this text model reads a .csv file with a column of texts or a .txt "
+                        "file of one text per line.")
     if path.is_file() and suffix == ".npz":
         X = _read_npz(path)
     elif path.is_file() and suffix == ".csv":
@@ -255,6 +275,33 @@ def _read_image_inputs(path: Path, predictor: Predictor) -> tuple[np.ndarray, li
     files = list_images(path)
     names = [str(path)] if path.is_file() else [f.relative_to(path).as_posix() for f in files]
     return read_images(files, predictor.input_shape), names
+
+
+def _read_texts(path: Path, predictor: Predictor) -> list[str]:
+    """The texts of a .txt file (one per non-empty line) or of a CSV's text column: the column the model was
+    trained on (its feature name), else ``text``, else a file's only column."""
+    import csv
+
+    from autoarch.data import csv_delimiter
+
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            if path.suffix.lower() == ".txt":
+                texts = [line.rstrip("\r\n") for line in fh if line.strip()]
+            else:
+                rows = list(csv.reader(fh, delimiter=csv_delimiter(path)))
+                header, body = (rows[0], rows[1:]) if rows else ([], [])
+                wanted = [str((predictor.text or {}).get("column") or "text"), "text"]
+                col = next((header.index(c) for c in wanted if c in header), 0 if len(header) == 1 else None)
+                if col is None:
+                    raise DataError(f"{path}: no text column {wanted[0]!r}; the columns are {header[:10]} (name the "
+                                    f"column {wanted[0]!r}, or give a .txt file of one text per line).")
+                texts = [row[col] if col < len(row) else "" for row in body]
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not UTF-8 text; save the file as UTF-8.") from None
+    if not texts:
+        raise DataError(f"{path}: no texts to predict.")
+    return texts
 
 
 def _read_npz(path: Path) -> np.ndarray:

@@ -57,7 +57,7 @@ from autoarch.data import (
 from autoarch.evaluate import build_model, cross_validate, describe_cv, n_folds, retrain
 from autoarch.exceptions import AutoArchError, ConfigError, DataError, TimeLimitError, did_you_mean
 from autoarch.metrics import check_metric, compute_metrics, default_metric, objective_value
-from autoarch.model import Model, model_from_state, net_input_shape
+from autoarch.model import Model, model_from_state, net_arch, net_input_shape, spec_input_kind
 from autoarch.rundir import Generation, copy_file, crash_point, read_outputs, save_state_dict
 from autoarch.search_spaces import SearchSpace, get_space, space_ref
 from autoarch.tables import TableEncoder, table_schema
@@ -77,7 +77,8 @@ _FINGERPRINT_KEYS = ("space", "metric", "cv", "seed", "epochs", "patience", "tes
                      "image_size", "augment", "search_samples")
 CHANCE_EPOCHS = 2
 """A classifier whose accuracy on its early-stopping data is still within :data:`CHANCE_MARGIN` of the majority
-class after this many epochs is stopped (a sigmoid/SGD candidate of a Fashion-MNIST search trained 921 s at 10%)."""
+class after this many epochs (a space's ``chance_epochs`` where it sets one: recurrent nets start slower) is
+stopped (a sigmoid/SGD candidate of a Fashion-MNIST search trained 921 s at 10%)."""
 CHANCE_MARGIN = 0.02
 DIVERGENCE = 3.0
 """A candidate whose epoch training loss exceeds this multiple of its first epoch's is stopped as diverging."""
@@ -152,15 +153,25 @@ class SearchResult:
 
 
 def _resolve_data(data: Any, y: Any, target: str | None, task: str | None, max_samples: int | None,
-                  seed: int, image_size: int | None = None, on_bad_image: str = "fail") -> Dataset:
+                  seed: int, image_size: int | None = None, on_bad_image: str = "fail",
+                  text_column: str | None = None, max_length: int | None = None) -> Dataset:
     if isinstance(data, Dataset):
         return data
     if isinstance(data, (str, os.PathLike)):
         if y is not None:
             raise ConfigError("give either a data set name / file, or arrays X and y, not both.")
         return load_dataset(str(data), target=target, task=task, max_samples=max_samples, seed=seed,
-                            image_size=image_size, on_bad_image=on_bad_image)
-    if isinstance(data, pd.DataFrame):  # text categories and missing cells are encoded (autoarch.tables)
+                            image_size=image_size, on_bad_image=on_bad_image, text_column=text_column,
+                            max_length=max_length)
+    if isinstance(data, pd.DataFrame) and text_column is not None:
+        from autoarch.data import from_texts
+
+        if target is None or text_column not in data.columns or target not in data.columns:
+            raise ConfigError(f"search(DataFrame, text_column={text_column!r}) needs target=COLUMN, and both "
+                              f"columns in the frame; its columns are {[str(c) for c in data.columns]}.")
+        dataset = from_texts(data[text_column].tolist(), data[target].to_numpy(), task=task,
+                             name="DataFrame", max_length=max_length, column=text_column)
+    elif isinstance(data, pd.DataFrame):  # text categories and missing cells are encoded (autoarch.tables)
         dataset = frame_dataset(data, y, target, task)
     elif y is None:
         raise ConfigError("search(X, y): the targets y are missing.")
@@ -683,7 +694,7 @@ def _make_objective(space: SearchSpace, train: Dataset, cfg: SearchConfig, metri
                 if f"val_{plain}" not in record:
                     return
                 majority = record.get("val_majority")
-                if (majority is not None and fold == 0 and epoch == CHANCE_EPOCHS
+                if (majority is not None and fold == 0 and epoch == getattr(space, "chance_epochs", CHANCE_EPOCHS)
                         and record["val_accuracy"] <= majority + CHANCE_MARGIN):
                     trial.set_user_attr("pruned_reason", f"at chance level after {epoch} epochs (accuracy "
                                                          f"{record['val_accuracy']:.3f}, majority class "
@@ -845,7 +856,8 @@ def _prepare(data: Any, y: Any, target: str | None, task: str | None, options: M
         raise ConfigError(f"search() got unknown option {unknown[0]!r}.{hint}")
     cfg = SearchConfig(**options)
     cfg.validate()
-    dataset = _resolve_data(data, y, target, task, cfg.max_samples, cfg.seed, cfg.image_size, cfg.on_bad_image)
+    dataset = _resolve_data(data, y, target, task, cfg.max_samples, cfg.seed, cfg.image_size, cfg.on_bad_image,
+                            cfg.text_column, cfg.max_length)
     augment = resolve_augment(cfg.augment, dataset.input_shape)
     space = get_space(cfg.space, dataset.input_kind, augment=augment == "search")
     metric = cfg.metric or default_metric(dataset.task)
@@ -1094,7 +1106,8 @@ def _warm_start(study: optuna.Study, ctx: _Context) -> None:
     if len(ctx.train) < LARGE_DATA:
         training["batch_size"] = WARM_START_SMALL_BATCH
     for name, arch in ctx.space.warm_starts()[:ctx.cfg.trials]:
-        study.enqueue_trial({**arch, **training}, user_attrs={"warm_start": name})
+        # a space's warm start may carry its own training values (the rnn space's LSTM its learning rate)
+        study.enqueue_trial({**training, **arch}, user_attrs={"warm_start": name})
         logger.info("warm start: trial %s is the %s network", len(study.get_trials(deepcopy=False)) - 1, name)
 
 
@@ -1220,7 +1233,9 @@ def _finish(study: optuna.Study, space: SearchSpace, dataset: Dataset, train: Da
     files_dir = out_dir if out_dir is not None else Path(tempfile.mkdtemp(prefix="autoarch-"))
     description = _describe(space, arch, dataset, metric)
     metadata = {"autoarch_version": __version__, "task": dataset.task, "classes": json.dumps(dataset.classes),
-                "input_shape": json.dumps(list(dataset.input_shape)), "architecture": json.dumps(description),
+                "input_shape": json.dumps(list(dataset.input_shape)),
+                # without a text model's token table: the metadata's 'text' has the kept vocabulary
+                "architecture": json.dumps({k: v for k, v in description.items() if k != "text"}),
                 "metric": metric}
     # Every output is staged and put in place at once (rundir.Generation): a kill while a finished run
     # directory is rewritten never leaves new files beside old ones unnoticed.
@@ -1399,7 +1414,15 @@ def _describe(space: SearchSpace, arch: Mapping[str, Any], dataset: Dataset, met
     return {"autoarch_version": __version__, "space": space_ref(space), "architecture": dict(arch),
             "input_shape": list(dataset.input_shape), "n_outputs": dataset.n_outputs, "task": dataset.task,
             "classes": dataset.classes, "feature_names": dataset.feature_names, "metric": metric,
-            **table_schema(dataset)}
+            "input_kind": dataset.input_kind, **table_schema(dataset), **_text_schema(dataset, arch)}
+
+
+def _text_schema(dataset: Dataset, arch: Mapping[str, Any]) -> dict[str, Any]:
+    """``architecture.json``'s ``text`` entry (the token table, the vocabulary size and the length) for text."""
+    if dataset.input_kind != "text" or dataset.tokens is None:
+        return {}
+    return {"text": {"table": list(dataset.tokens), "vocab_size": int(arch.get("vocab_size", 10000)),
+                     "max_length": int(dataset.X.shape[1])}}
 
 
 def load(run_dir: str | os.PathLike[str]) -> Model:
@@ -1421,10 +1444,10 @@ def load(run_dir: str | os.PathLike[str]) -> Model:
         if name not in files:
             raise DataError(f"{run / name} is missing; give the --out directory of a finished search.")
     spec = json.loads(files["architecture.json"])
-    space = get_space(spec["space"], "image" if len(spec["input_shape"]) == 3 else "tabular")
-    net = space.build(spec["architecture"], net_input_shape(spec), spec["n_outputs"])
+    space = get_space(spec["space"], spec_input_kind(spec))
+    net = space.build(net_arch(spec), net_input_shape(spec), spec["n_outputs"])
     state = torch.load(io.BytesIO(files["model.pt"]), map_location="cpu", weights_only=True)
-    model = model_from_state(net, state, spec.get("columns"))
+    model = model_from_state(net, state, spec.get("columns"), spec.get("text"))
     example = torch.zeros(2, *spec["input_shape"])
     replay_pruning(model, example, spec.get("pruning_history") or [])
     model.load_state_dict(state)

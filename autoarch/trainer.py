@@ -192,6 +192,8 @@ def fit(
     sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, n_epochs * steps_per_epoch))
              if cfg.schedule == "cosine" else None)
     weights = [p for n, p in model.named_parameters() if p.dim() > 1]
+    # A network may ask for gradient-norm clipping (the rnn space searches it): ``net.grad_clip`` > 0.
+    clip = float(getattr(getattr(model, "net", model), "grad_clip", 0.0) or 0.0)
     has_val = X_val is not None and y_val is not None and len(X_val) > 0
     best_loss, best_epoch, best_state, bad_epochs = math.inf, n_epochs, None, 0
     best_score = -math.inf
@@ -221,10 +223,15 @@ def fit(
             opt.zero_grad(set_to_none=True)
             if scaler is not None:
                 scaler.scale(loss).backward()
+                if clip > 0:
+                    scaler.unscale_(opt)
+                    nn.utils.clip_grad_norm_(model.parameters(), clip)
                 scaler.step(opt)
                 scaler.update()
             else:
                 loss.backward()
+                if clip > 0:
+                    nn.utils.clip_grad_norm_(model.parameters(), clip)
                 opt.step()
             if sched is not None:
                 sched.step()

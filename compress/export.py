@@ -212,7 +212,12 @@ def model_metadata(model: nn.Module, *, task: str, classes: Sequence[Any], input
         prep["output_scale"] = {"formula": "net(x) * y_std + y_mean", "y_mean": float(model.y_mean),
                                 "y_std": float(model.y_std)}
     encoder = getattr(model, "encoder", None)
-    if encoder is not None:
+    text = encoder is not None and hasattr(encoder, "vocabulary")
+    if text:
+        prep = {"applied_inside_model": True, "encode": encoder.describe(),
+                "feed": "token ids, float32 (n, max_length), right-padded with 0: the tokens of each text by "
+                        "'token_rule' after lower-casing, each the id 'text' gives it, 1 for any other token"}
+    elif encoder is not None:
         prep["feed"] = ("table codes, float32: a numeric column's value, a categorical column's index into its "
                         "'levels' (see 'columns'), NaN for a missing cell")
         prep["encode"] = encoder.describe()
@@ -220,6 +225,11 @@ def model_metadata(model: nn.Module, *, task: str, classes: Sequence[Any], input
     meta = {"task": task, "classes": json.dumps(list(classes)), "input_shape": json.dumps(shape),
             "input_dtype": "float32", "feature_names": json.dumps(list(feature_names) if feature_names else None),
             "output": "logits" if task == "classification" else "value", "preprocessing": json.dumps(prep)}
-    if encoder is not None:
+    if text:  # the one "feature" of a text model is the column of texts, named in 'text'
+        meta["input_kind"] = "text"
+        meta["feature_names"] = json.dumps(None)
+        meta["text"] = json.dumps({**encoder.metadata(shape[0]),
+                                   "column": str(feature_names[0]) if feature_names else "text"})
+    elif encoder is not None:
         meta["columns"] = json.dumps([c.to_json() for c in encoder.columns])
     return meta

@@ -97,6 +97,11 @@ def _parity(task: str, out: np.ndarray, reference: np.ndarray) -> dict[str, floa
     return {"max_abs_diff": float(np.max(np.abs(out - reference)))}
 
 
+def has_recurrent(model: nn.Module) -> bool:
+    """Whether ``model`` has LSTM / GRU / RNN layers (torch-pruning cannot prune them: shared/DESIGN.md)."""
+    return any(isinstance(m, nn.RNNBase) for m in model.modules())
+
+
 def _export_stages(
     unpruned: nn.Module, final: nn.Module, pruned: bool, calibration_pool: Dataset, test: Dataset, out_dir: Path, *,
     metric: str, metadata: Mapping[str, str] | None, int8: str, calibration_samples: int, seed: int,
@@ -226,6 +231,11 @@ def compress_model(
     final = model
     history: PruningHistory = []
     before: dict[str, float] = {}
+    skipped = prune_ratio > 0 and has_recurrent(model)
+    if skipped:
+        logger.info("pruning skipped: recurrent layers (LSTM/GRU/RNN) are not pruned yet; the model is exported "
+                    "and quantized unpruned")
+        prune_ratio = 0.0
     if prune_ratio > 0:
         notify("prune")
         final = copy.deepcopy(model)
@@ -242,6 +252,8 @@ def compress_model(
         calibration_samples=calibration_samples, seed=seed, measure_memory=measure_memory, notify=notify)
     if before:
         verification["pruned_before_finetune"] = before
+    if skipped:
+        verification["pruning_skipped"] = "recurrent layers are not pruned yet"
     return CompressionResult(model=final, pruning_history=history, stages=stages, verification=verification,
                              onnx_path=onnx_path, int8_path=int8_path)
 

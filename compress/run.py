@@ -23,7 +23,7 @@ from autoarch.data import BUILTIN_DATASETS, Dataset, from_arrays, load_dataset, 
 from autoarch.evaluate import retrain
 from autoarch.exceptions import DataError
 from autoarch.metrics import compute_metrics, default_metric
-from autoarch.model import Model, model_from_state, net_input_shape
+from autoarch.model import Model, model_from_state, net_arch, net_input_shape, spec_input_kind
 from autoarch.rundir import Generation, read_outputs
 from autoarch.trainer import TrainConfig, predict, resolve_device
 
@@ -74,7 +74,7 @@ def load_run_model(run_dir: str | os.PathLike[str], start: str = "auto"
         raise DataError(f"{spec_path} lacks {missing}; it was not written by autoarch.")
     net = _build(spec, spec_path)
     state = _load_state(weights, files[name])
-    model = model_from_state(net, state, spec.get("columns"))
+    model = model_from_state(net, state, spec.get("columns"), spec.get("text"))
     history = [] if name == "winner.pt" else list(spec.get("pruning_history") or [])
     try:
         replay_pruning(model, torch.zeros(2, *spec["input_shape"]), history)
@@ -96,9 +96,9 @@ def _build(spec: dict[str, Any], spec_path: Path) -> nn.Module:
     if not (isinstance(shape, list) and all(isinstance(s, int) and s > 0 for s in shape)):
         raise DataError(f"{spec_path}: 'input_shape' must be a list of positive sizes, but is {shape!r}; restore "
                         "architecture.json from the run.")
-    space = get_space(spec["space"], "image" if len(shape) == 3 else "tabular")
+    space = get_space(spec["space"], spec_input_kind(spec))
     try:
-        return space.build(spec["architecture"], net_input_shape(spec), spec["n_outputs"])
+        return space.build(net_arch(spec), net_input_shape(spec), spec["n_outputs"])
     except (RuntimeError, ValueError, TypeError, KeyError, AttributeError) as exc:
         raise DataError(f"{spec_path}: its architecture does not build a network ({_first_line(exc)}); restore "
                         "architecture.json from the run.") from None
@@ -149,7 +149,8 @@ def reload_data(report: dict[str, Any], data: Any = None, y: Any = None, target:
     if isinstance(data, Dataset):
         dataset = data
     elif isinstance(data, (str, os.PathLike)):
-        dataset = load_dataset(str(data), target=target, task=task, max_samples=max_samples, seed=seed)
+        dataset = load_dataset(str(data), target=target, task=task, max_samples=max_samples, seed=seed,
+                               text_column=config.get("text_column"), max_length=config.get("max_length"))
     else:
         if y is None:
             raise DataError("data given as an array needs its targets y as well.")

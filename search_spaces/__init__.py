@@ -14,17 +14,19 @@ import inspect
 from autoarch.search_spaces._base import ACTIVATIONS, CONNECTIVITY, Architecture, SearchSpace
 from autoarch.search_spaces.cnn import CNNSpace
 from autoarch.search_spaces.mlp import MLPSpace
+from autoarch.search_spaces.rnn import RNNSpace
 
 from autoarch.exceptions import SpaceError, did_you_mean
 
-__all__ = ["ACTIVATIONS", "CONNECTIVITY", "Architecture", "SearchSpace", "MLPSpace", "CNNSpace", "get_space",
-           "SPACES", "space_ref"]
+__all__ = ["ACTIVATIONS", "CONNECTIVITY", "Architecture", "SearchSpace", "MLPSpace", "CNNSpace", "RNNSpace",
+           "get_space", "SPACES", "space_ref"]
 
-SPACES: dict[str, type[SearchSpace]] = {"mlp": MLPSpace, "cnn": CNNSpace}
+SPACES: dict[str, type[SearchSpace]] = {"mlp": MLPSpace, "cnn": CNNSpace, "rnn": RNNSpace}
 
 
 def get_space(name: str | SearchSpace, input_kind: str = "tabular", *, augment: bool | None = None) -> SearchSpace:
-    """Return a search space instance: by name, ``"auto"`` (cnn for images, mlp otherwise) or as given.
+    """Return a search space instance: by name, ``"auto"`` (cnn for images, rnn for text, mlp otherwise) or as
+    given.
 
     ``augment`` (for a space built by name) switches the search over training augmentation on or off where the
     space has one (the cnn space); None keeps the space's default. A given instance is returned as it is.
@@ -32,7 +34,7 @@ def get_space(name: str | SearchSpace, input_kind: str = "tabular", *, augment: 
     if isinstance(name, SearchSpace):
         return name
     if name == "auto":
-        name = "cnn" if input_kind == "image" else "mlp"
+        name = {"image": "cnn", "text": "rnn"}.get(input_kind, "mlp")
     if ":" in name:
         cls = _import_space(name)
     elif name not in SPACES:
@@ -49,7 +51,8 @@ def get_space(name: str | SearchSpace, input_kind: str = "tabular", *, augment: 
                          "__init__ parameters, or pass an instance to autoarch.search.") from None
     if input_kind not in space.input_kinds:
         raise SpaceError(f"the {name} space does not take {input_kind} input (it takes "
-                         f"{', '.join(space.input_kinds) or 'nothing'}); use --space mlp or --space auto.")
+                         f"{', '.join(space.input_kinds) or 'nothing'}); use --space auto (cnn for images, rnn for "
+                         "text, mlp for tables).")
     return space
 
 

@@ -172,7 +172,7 @@ CLI_CASES = [
     ("search-out-under-a-file", ["search", "iris", "--out", "{w}/run/afile/sub"], 2, "cannot write to --out"),
     ("search-test-missing", ["search", "iris", "--test", "{w}/missing.csv", "--out", "{w}/new"], 2,
      "does not exist"),
-    ("search-cnn-for-tabular", ["search", "iris", "--space", "cnn", "--out", "{w}/new"], 2, "--space mlp"),
+    ("search-cnn-for-tabular", ["search", "iris", "--space", "cnn", "--out", "{w}/new"], 2, "--space auto"),
     ("search-test-size", ["search", "iris", "--test-size", "1.5", "--out", "{w}/new"], 2, "'test_size'"),
     ("search-epochs-0", ["search", "iris", "--epochs", "0", "--out", "{w}/new"], 2, "'epochs'"),
     ("search-workers-0", ["search", "iris", "--workers", "0", "--out", "{w}/new"], 2, "--workers"),

@@ -92,7 +92,7 @@ def test_unknown_space_suggests_the_closest_name() -> None:
 
 
 def test_cnn_rejects_tabular_input() -> None:
-    with pytest.raises(SpaceError, match="--space mlp"):
+    with pytest.raises(SpaceError, match="--space auto"):
         get_space("cnn", "tabular")
     with pytest.raises(SpaceError, match="image input"):
         CNNSpace().build(_cnn(1, 8, 1, "plain"), (10,), 2)
