@@ -506,6 +506,9 @@ def load_dataset(source: str, target: str | None = None, task: str | None = None
         DataError: unknown name, missing or unreadable file, bad content.
     """
     path = Path(source)
+    if text_column is not None and path.suffix.lower() != ".csv":
+        raise DataError(f"--text-column {text_column!r} names a column of a CSV file, but {source!r} is not a .csv "
+                        "file; drop --text-column.")
     if source in BUILTIN_DATASETS:
         _no_target(source, target, "a built-in data set with its own target")
         if source in ("airline-tweets", "rotten-tomatoes"):

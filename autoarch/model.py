@@ -61,11 +61,13 @@ class TextEncoder(nn.Module):
     ids (any other token is 1), so the metadata carries the kept tokens only, not the whole table.
     """
 
-    def __init__(self, table: tuple[str, ...] | list[str], vocab_size: int, min_count: int = 2) -> None:
+    def __init__(self, table: tuple[str, ...] | list[str], vocab_size: int, min_count: int | None = None) -> None:
+        from autoarch.text import MIN_COUNT
+
         super().__init__()
         self.table = tuple(table)
         self.vocab_size = int(vocab_size)
-        self.min_count = int(min_count)
+        self.min_count = MIN_COUNT if min_count is None else int(min_count)
         remap = torch.ones(len(self.table) + 2, dtype=torch.int64)
         remap[0] = 0
         self.register_buffer("remap", remap)
@@ -146,6 +148,6 @@ def model_from_state(net: nn.Module, state: dict[str, torch.Tensor], columns: li
     schema = columns_from_json(columns)
     encoder: nn.Module | None = None if schema is None else TableEncoder(schema)
     if text is not None:
-        encoder = TextEncoder(text["table"], int(text["vocab_size"]), int(text.get("min_count", 2)))
+        encoder = TextEncoder(text["table"], int(text["vocab_size"]), text.get("min_count"))
     return Model(net, state["mean"].numpy(), state["std"].numpy(), encoder=encoder)
 

