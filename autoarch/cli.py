@@ -1,7 +1,8 @@
 """The ``autoarch`` command line.
 
 Bad input ends with one line on stderr naming the problem and the fix, and exit status 2; any other failure
-ends with one line and exit status 1 (``--debug`` shows the traceback). A closed stdout (``| head``) ends
+(a search with no completed candidate, an interruption, ...) ends with one line and exit status 1 (``--debug``
+shows the traceback). A closed stdout (``| head``) ends
 quietly.
 """
 
@@ -15,15 +16,34 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from autoarch.exceptions import AutoArchError, did_you_mean
+from autoarch.exceptions import AutoArchError, SearchFailedError, did_you_mean
 
 __all__ = ["main", "build_parser"]
+
+EXIT_HELP = """exit status:
+  0    done
+  1    a runtime failure: no candidate completed, out of memory, a storage that fails, ... (one line)
+  2    a usage or data error: one line names the problem and the fix; nothing written is lost
+       interrupted (Ctrl-C) also exits 1; the same command again resumes a search
+  --debug shows the traceback and third-party log lines
+"""
 
 EPILOG = """examples:
   autoarch search digits --trials 30 --out runs/digits
   autoarch search data.csv --target label --cv 5 --metric f1_macro --out runs/mine
+  autoarch search reviews.csv --target sentiment --text-column review --timeout 1800
   autoarch search data.npz --space cnn --controller tpe --timeout 600
-"""
+
+""" + EXIT_HELP
+
+
+class _Formatter(argparse.HelpFormatter):
+    """Wraps a one-paragraph description to the terminal; keeps laid-out text (examples, exit status) as written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "\n" in text:
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -53,7 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     from autoarch.data import BUILTIN_DATASETS
 
     d = SearchConfig()
-    parser = _Parser(prog="autoarch", description="Neural architecture search for small, accurate edge models.")
+    parser = _Parser(prog="autoarch", description="Neural architecture search for small, accurate edge models.",
+                     epilog=EXIT_HELP, formatter_class=_Formatter)
     parser.add_argument("--version", action="version", version=f"autoarch {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     p = sub.add_parser(
@@ -61,10 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Search a network by k-fold cross-validation, retrain the best one on the training split, "
                     "score it once on a held-out split, prune it, export it to ONNX and quantize it to int8. "
                     "Re-running the same command with the same --out resumes the search.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("data", help=f"a built-in data set ({', '.join(BUILTIN_DATASETS)}), a .csv file (numeric "
-                                "features; needs --target), a .npz file with arrays X and y, or a folder of images "
-                                "with one sub-folder per class (PNG/JPEG/..., grayscale or RGB)")
+        epilog=EPILOG, formatter_class=_Formatter)
+    p.add_argument("data", help=f"a built-in data set ({', '.join(BUILTIN_DATASETS)}), a .csv file (needs "
+                                "--target; numeric, text-category and blank cells, or a text column with "
+                                "--text-column), a .npz file with arrays X and y, or a folder of images with one "
+                                "sub-folder per class (PNG/JPEG/..., grayscale or RGB)")
     p.add_argument("--target", help="the CSV column to predict; string class labels are kept in every output")
     p.add_argument("--task", choices=["classification", "regression"],
                    help="override the task inferred from the target")
@@ -162,7 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
         "worker", help="join a study started by 'autoarch search --storage URL' and evaluate its trials",
         description="Join a study that 'autoarch search DATA --storage URL --study NAME' created, on this or "
                     "another machine, and evaluate trials until its --trials budget is spent. The data is "
-                    "loaded as the search loaded it (a built-in name, or a file at the same path).")
+                    "loaded as the search loaded it (a built-in name, or a file at the same path).",
+        epilog=EXIT_HELP, formatter_class=_Formatter)
     w.add_argument("--storage", required=True, metavar="URL", help="the study's storage URL")
     w.add_argument("--study", default=d.study_name, help="study name (default: %(default)s)")
     w.add_argument("--threads", type=int, default=1, help="torch threads of this worker (default: %(default)s)")
@@ -170,13 +193,15 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser(
         "report", help="write report.html of a finished run again from its study",
         description="Rebuild report.html (charts of the search, the winner, compression and held-out predictions) "
-                    "from a finished run directory's report.json and its study, e.g. after more trials.")
+                    "from a finished run directory's report.json and its study, e.g. after more trials.",
+        epilog=EXIT_HELP, formatter_class=_Formatter)
     _run_dir_arguments(r)
     _common(r)
     dash = sub.add_parser(
         "dashboard", help="open a run's study in optuna-dashboard (extra: pip install 'autoarch[dashboard]')",
         description="Serve optuna-dashboard (the optional extra autoarch[dashboard]) on the study of a run "
-                    "directory: trials, intermediate values, parameter importances, live while a search runs.")
+                    "directory: trials, intermediate values, parameter importances, live while a search runs.",
+        epilog=EXIT_HELP, formatter_class=_Formatter)
     _run_dir_arguments(dash)
     dash.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s, this machine only)")
     dash.add_argument("--port", type=int, default=8080, help="port (default: %(default)s)")
@@ -253,12 +278,15 @@ COMPRESS_EPILOG = """examples:
   autoarch compress runs/digits --target-macs 0.25 --max-drop 0.5
   autoarch compress runs/digits --target-latency 0.4 --importance taylor --global-pruning --out runs/digits/fast
   autoarch compress runs/mine --data data.csv --target label --target-params 0.3
-"""
+
+""" + EXIT_HELP
 
 PREDICT_EPILOG = """examples:
   autoarch predict runs/digits/compressed/model.int8.onnx samples.npz -o predictions.csv
   autoarch predict model.onnx new_rows.csv
-"""
+  autoarch predict runs/tweets/model.int8.onnx tweets.txt     # a text model: one text per line
+
+""" + EXIT_HELP
 
 
 def _add_compress_parser(sub: Any) -> None:
@@ -272,7 +300,7 @@ def _add_compress_parser(sub: Any) -> None:
                     "validation metric on data held back from the training split; keep the most compressed step "
                     "within --max-drop; export it to ONNX, quantize it to int8 and verify every stage. The data "
                     "is reloaded and split as the search did; the held-out split is only reported.",
-        epilog=COMPRESS_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=COMPRESS_EPILOG, formatter_class=_Formatter)
     p.add_argument("run_dir", help="a search's --out directory (architecture.json + winner.pt or model.pt)")
     p.add_argument("--out", help="where to write the compressed model (default: RUN_DIR/compressed)")
     target = p.add_mutually_exclusive_group()
@@ -366,7 +394,7 @@ def _add_predict_parser(sub: Any) -> None:
                     "and numpy only (and Pillow for image files, converted and resized to the model's input). "
                     "Writes a CSV: 'prediction' with the original class labels and, for "
                     "classification, one 'proba_<label>' column per class.",
-        epilog=PREDICT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=PREDICT_EPILOG, formatter_class=_Formatter)
     p.add_argument("model", help="an .onnx file written by 'autoarch search' or 'autoarch compress'")
     p.add_argument("input", help="a .csv or .npz file with the samples to predict, or (image models) an image "
                                  "file or a folder of images (decoded with Pillow; one row per file)")
@@ -501,10 +529,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         print(f"autoarch: error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 2
+        return 1 if isinstance(exc, SearchFailedError) else 2
     except KeyboardInterrupt:
         print("autoarch: interrupted; run the same command again to resume.", file=sys.stderr)
-        return 130
+        return 1
     except BrokenPipeError:
         if args.debug:
             raise

@@ -9,7 +9,8 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-__all__ = ["AutoArchError", "DataError", "SpaceError", "ConfigError", "TrainingError", "TimeLimitError", "did_you_mean"]
+__all__ = ["AutoArchError", "DataError", "SpaceError", "ConfigError", "TrainingError", "TimeLimitError",
+           "SearchFailedError", "did_you_mean"]
 
 
 class AutoArchError(Exception):
@@ -30,6 +31,11 @@ class ConfigError(AutoArchError):
 
 class TrainingError(AutoArchError):
     """Training a candidate failed (NaN loss, ...). The search records it as a failed trial and goes on."""
+
+
+class SearchFailedError(AutoArchError):
+    """A search ran but has nothing to ship: no candidate completed. A runtime failure (the CLI exits 1), not bad
+    input, though the message still says what to change."""
 
 
 class TimeLimitError(TrainingError):

@@ -55,7 +55,7 @@ from autoarch.data import (
     train_test_split,
 )
 from autoarch.evaluate import build_model, cross_validate, describe_cv, n_folds, retrain
-from autoarch.exceptions import AutoArchError, ConfigError, DataError, TimeLimitError, did_you_mean
+from autoarch.exceptions import AutoArchError, ConfigError, DataError, SearchFailedError, TimeLimitError, did_you_mean
 from autoarch.metrics import check_metric, compute_metrics, default_metric, objective_value
 from autoarch.model import Model, model_from_state, net_arch, net_input_shape, spec_input_kind
 from autoarch.rundir import Generation, copy_file, crash_point, read_outputs, save_state_dict
@@ -1188,7 +1188,7 @@ def _finish(study: optuna.Study, space: SearchSpace, dataset: Dataset, train: Da
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     if not complete:
-        raise AutoArchError(_no_trial_completed(trials, cfg))
+        raise SearchFailedError(_no_trial_completed(trials, cfg))
     finetune_epochs = cfg.finetune_epochs if cfg.prune > 0 else 0
     best, substitute = _affordable_best(study, complete, len(train), finetune_epochs, job_deadline, out_dir,
                                         cfg.timeout)

@@ -125,3 +125,32 @@ def test_a_bad_config_file_is_one_line_and_exit_2(tmp_path, capsys, text, expect
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and expected in err, err
     assert not out.exists()
+
+
+def test_help_documents_the_exit_statuses() -> None:
+    for command in ([], ["search"], ["worker"], ["report"], ["dashboard"], ["compress"], ["predict"]):
+        text = _run(*command, "--help").stdout
+        assert "exit status:" in text, command
+        lines = text.split("exit status:", 1)[1].splitlines()
+        assert any(line.split()[:1] == ["1"] and "runtime failure" in line for line in lines), command
+        assert any(line.split()[:1] == ["2"] and "usage or data error" in line for line in lines), command
+
+
+def test_a_search_without_a_completed_trial_is_a_runtime_failure_exit_1(tmp_path, capsys) -> None:
+    # not bad input: the search ran and had nothing to ship (issue #17: runtime failures exit 1, usage errors 2)
+    code = _exit_code(["search", "iris", "--timeout", "0.001", "--out", str(tmp_path / "run"), "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code == 1, err
+    assert len(err.splitlines()) == 1 and "no trial started before --timeout" in err and "Traceback" not in err
+
+
+def test_an_interrupted_search_exits_1_with_one_line(tmp_path, capsys, monkeypatch) -> None:
+    import autoarch
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(autoarch, "search", interrupted)
+    code = _exit_code(["search", "iris", "--out", str(tmp_path / "run"), "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and err == "autoarch: interrupted; run the same command again to resume."
