@@ -171,14 +171,25 @@ class Predictor:
         return out
 
     def _shape(self, X: np.ndarray) -> np.ndarray:
-        X = np.asarray(X, dtype=np.float32)
-        if X.ndim >= 1 and X.shape[1:] == self.input_shape:
+        """``X`` as ``(n, *input_shape)`` float32. Accepted: that shape, ``(n, features)`` (a flattened sample per
+        row), one-channel images without their channel axis, and one sample as a 1-D array; nothing else is
+        reshaped, so an array of another shape is refused rather than silently reinterpreted."""
+        X = np.asarray(X)
+        if X.dtype.kind not in "biuf":
+            raise DataError(f"the model takes real numbers, but the input's dtype is {X.dtype}; convert it "
+                            f"(e.g. X.astype('float32')), with shape (n, {', '.join(map(str, self.input_shape))}).")
+        X = X.astype(np.float32, copy=False)
+        shape = self.input_shape
+        if X.ndim >= 1 and X.shape[1:] == shape:
             return np.ascontiguousarray(X)
-        flat = X.reshape(len(X), -1) if X.ndim >= 2 else X.reshape(1, -1)
-        if flat.shape[1] != self.n_features:
-            raise DataError(f"the model takes {self.n_features} features per sample (input shape "
-                            f"{list(self.input_shape)}), but the input has {flat.shape[1]} (shape {list(X.shape)}).")
-        return np.ascontiguousarray(flat.reshape(len(flat), *self.input_shape))
+        if X.ndim == 1:
+            X = X.reshape(1, -1)
+        one_channel = len(shape) == 3 and shape[0] == 1 and X.shape[1:] == shape[1:]
+        if not one_channel and (X.ndim != 2 or X.shape[1] != self.n_features):
+            wanted = f"(n, {', '.join(map(str, shape))})" + (f" or (n, {self.n_features})" if len(shape) > 1 else "")
+            raise DataError(f"the model takes {self.n_features} features per sample: input of shape {wanted}, "
+                            f"but the input has shape {list(X.shape)}.")
+        return np.ascontiguousarray(X.reshape(len(X), *shape))
 
     def predict(self, X: np.ndarray) -> tuple[list[Any], np.ndarray | None]:
         """``(predictions, probabilities)``: original class labels and softmax probabilities (classification), or
@@ -316,10 +327,10 @@ def _read_npz(path: Path) -> np.ndarray:
     else:
         raise DataError(f"{path}: the .npz file needs an array 'X' (or exactly one array), but has {keys}.")
     X = npz_array(archive, key, path)
-    try:
-        return np.asarray(X, dtype=np.float32)
-    except (TypeError, ValueError):
-        raise DataError(f"{path}: array {key!r} is not numeric.") from None
+    if X.dtype.kind not in "biuf":  # strings, complex numbers, dates: never cast silently
+        raise DataError(f"{path}: array {key!r} is not numeric (dtype {X.dtype}); save real numbers, e.g. "
+                        f"X.astype('float32').")
+    return np.asarray(X, dtype=np.float32)
 
 
 def _is_number(text: Any) -> bool:

@@ -110,6 +110,16 @@ def test_bad_inputs_raise_one_clear_data_error(tabular, tmp_path) -> None:
     np.savez(tmp_path / "wide.npz", X=np.zeros((2, 5)))
     with pytest.raises(DataError, match="takes 4 features"):
         predict_file(path, tmp_path / "wide.npz")
+    np.savez(tmp_path / "cube.npz", X=np.zeros((2, 2, 2)))  # 4 values a sample, but not a table's shape
+    with pytest.raises(DataError, match=r"input of shape \(n, 4\), but the input has shape \[2, 2, 2\]"):
+        predict_file(path, tmp_path / "cube.npz")
+    for dtype in (complex, "U1", "datetime64[s]"):
+        np.savez(tmp_path / "typed.npz", X=np.zeros((2, 4), dtype=dtype))
+        with pytest.raises(DataError, match=r"is not numeric \(dtype "):
+            predict_file(path, tmp_path / "typed.npz")
+    with pytest.raises(DataError, match="takes real numbers, but the input's dtype is complex128"):
+        Predictor(path).predict(np.zeros((2, 4), dtype=complex))
+    assert len(Predictor(path).predict(data.X[0])[0]) == 1  # one sample as a 1-D array
     pd.DataFrame({"a": [1.0], "b": [2.0], "x": [0.0], "y": [0.0]}).to_csv(tmp_path / "cols.csv", index=False)
     with pytest.raises(DataError, match=r"needs columns \['c', 'd'\]"):
         predict_file(path, tmp_path / "cols.csv")
