@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from autoarch._compat import onnxruntime_errors
+from autoarch.columns import Column, columns_from_json, encode_cells
 from autoarch.exceptions import DataError
 from autoarch.rundir import atomic_path, check_file
 
@@ -86,15 +87,11 @@ class Predictor:
         names = self.metadata.get("feature_names")
         self.feature_names: list[str] | None = [str(n) for n in names] if names else None
         self.output_kind: str = str(self.metadata.get("output", "logits" if self.task == "classification" else "value"))
-        columns = self.metadata.get("columns")
-        self.categories: dict[str, dict[str, float]] = {}
-        """A categorical column's name -> {level: code}; a cell of another level reads as the column's
-        ``(other)`` level when it has one, else as missing (NaN), as the model was trained (autoarch.tables)."""
-        self._fallback: dict[str, float] = {}
-        for c in columns or []:
-            if isinstance(c, dict) and c.get("levels") is not None:
-                self.categories[str(c["name"])] = {str(v): float(i) for i, v in enumerate(c["levels"])}
-                self._fallback[str(c["name"])] = float(len(c["levels"]) - 1) if c.get("other") else math.nan
+        self.columns: dict[str, Column] = {c.name: c for c in columns_from_json(self.metadata.get("columns")) or ()
+                                           if c.categorical}
+        """A categorical column's name -> its :class:`autoarch.columns.Column` (levels in code order); a cell of
+        another level reads as the column's ``(other)`` level when it has one, else as missing (NaN), as the model
+        was trained (autoarch.tables)."""
         self.text: dict[str, Any] | None = self.metadata.get("text") or None
         """A text model's tokenizer: ``vocabulary`` and their ``ids``, ``max_length`` (autoarch.text)."""
         self._input = self.session.get_inputs()[0].name
@@ -410,11 +407,9 @@ def _read_csv(path: Path, predictor: Predictor) -> np.ndarray:
     X = np.empty((len(cells), len(keep)), dtype=np.float32)
     non_numeric = []
     for j, col in enumerate(keep):
-        levels = predictor.categories.get(columns[col])
-        if levels is not None:  # a categorical column: its levels' codes, as the model was trained
-            fallback = predictor._fallback[columns[col]]
-            X[:, j] = [math.nan if (t := row[col].strip()) in NA_VALUES else levels.get(t, fallback)
-                       for row in cells]
+        column = predictor.columns.get(columns[col])
+        if column is not None:  # a categorical column: its levels' codes, as the model was trained
+            X[:, j] = encode_cells(column, [None if (t := row[col].strip()) in NA_VALUES else t for row in cells])
             continue
         try:
             X[:, j] = [_cell(row[col]) for row in cells]
