@@ -422,3 +422,27 @@ def test_a_short_timeout_reserves_a_share_of_itself_for_the_finish_and_the_whole
     # ... but not of a 500 s one: the short fine-tune (a quarter of the retrain's 4 epochs, at least 2)
     assert runner.finish_estimate(study, 1000, 20, timeout=500) == pytest.approx(runner.finish_overhead(500)
                                                                                  + 4.0 * (4 + 2))
+
+
+@pytest.mark.parametrize("rows, stopped", [(3000, True), (10, False)])
+def test_a_diverging_candidate_is_stopped_unless_an_epoch_is_too_few_batches_to_tell(monkeypatch, rows, stopped):
+    # The training loss is fed to the trial's epoch callback directly: epoch 1 at 1.0, epoch 2 at 10 (> 3x).
+    def fake_cross_validate(*args, on_epoch, **kwargs):
+        on_epoch(0, 1, {"train_loss": 1.0})
+        on_epoch(0, 2, {"train_loss": 10.0})
+        raise AssertionError("not stopped")
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(rows, 3)).astype(np.float32)
+    y = rng.normal(size=rows).astype(np.float32)
+    ctx = runner._prepare(X, y, None, None, {"space": "mlp", "cv": 2, "trials": 1, "epochs": 4, "test_size": 0.2})
+    monkeypatch.setattr(runner, "cross_validate", fake_cross_validate)
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
+    study.optimize(runner._make_objective(ctx.space, ctx.train, ctx.cfg, ctx.metric, autoarch.trainer.resolve_device(
+        "cpu")), n_trials=1, catch=(Exception,))
+    trial = study.trials[0]
+    if stopped:  # 1,200 rows a fold: at least 4 batches of any searched size
+        assert trial.state == TrialState.PRUNED
+        assert trial.user_attrs["pruned_reason"] == "diverging: training loss 10 in epoch 2, 1 in the first"
+    else:  # 4 rows a fold, one batch an epoch: no reference, the candidate trains on
+        assert trial.state == TrialState.FAIL and "pruned_reason" not in trial.user_attrs
