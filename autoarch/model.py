@@ -14,7 +14,16 @@ def fit_standardizer(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean and std of ``X``: per feature for tabular data, per channel (shape ``(C, 1, 1)``) for images.
 
     Both are accumulated in ``float64`` whatever ``X``'s dtype, so ``uint8`` pixels give exactly the statistics of
-    the same pixels as ``float32``."""
+    the same pixels as ``float32``. Sequences ``(n, T, channels + 1)`` (:mod:`autoarch.sequences`) get per-channel
+    statistics over their valid steps only, shape ``(1, channels + 1)``, and the mask channel mean 0 and std 1, so
+    it passes through unchanged."""
+    if X.ndim == 3:
+        valid = X[:, :, -1] > 0.5
+        steps = X[valid].astype(np.float64)  # (valid steps, channels + 1)
+        mean, std = steps.mean(axis=0), steps.std(axis=0)
+        mean[-1], std[-1] = 0.0, 1.0
+        std = np.where(std < 1e-8, 1.0, std)
+        return mean[None].astype(np.float32), std[None].astype(np.float32)
     axes = (0, 2, 3) if X.ndim == 4 else (0,)
     mean = X.mean(axis=axes, dtype=np.float64, keepdims=True)[0]
     std = X.std(axis=axes, dtype=np.float64, keepdims=True)[0]
