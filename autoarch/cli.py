@@ -91,8 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", choices=["classification", "regression"],
                    help="override the task inferred from the target")
     p.add_argument("--space", default=d.space, metavar="{auto,mlp,cnn,rnn,MODULE:CLASS}",
-                   help="search space; auto = cnn for images, rnn for text, mlp otherwise; or the import path of your "
-                        "own SearchSpace subclass, e.g. mypkg.spaces:MySpace (default: %(default)s)")
+                   help="search space; auto = cnn for images, rnn for text and sequences, mlp otherwise; or "
+                        "the import path of your own SearchSpace subclass, e.g. mypkg.spaces:MySpace "
+                        "(default: %(default)s)")
     p.add_argument("--controller", default=d.controller, choices=CONTROLLERS,
                    help="evolution = regularized (aging) evolution, reinforce = REINFORCE policy gradient; random, "
                         "tpe (Bayesian), nsga2 and grid are optuna's samplers (default: %(default)s)")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+from typing import Any
 
 from autoarch.search_spaces._base import ACTIVATIONS, CONNECTIVITY, Architecture, SearchSpace
 from autoarch.search_spaces.cnn import CNNSpace
@@ -25,8 +26,8 @@ SPACES: dict[str, type[SearchSpace]] = {"mlp": MLPSpace, "cnn": CNNSpace, "rnn":
 
 
 def get_space(name: str | SearchSpace, input_kind: str = "tabular", *, augment: bool | None = None) -> SearchSpace:
-    """Return a search space instance: by name, ``"auto"`` (cnn for images, rnn for text, mlp otherwise) or as
-    given.
+    """Return a search space instance: by name, ``"auto"`` (cnn for images, rnn for text and sequences, mlp
+    otherwise) or as given.
 
     ``augment`` (for a space built by name) switches the search over training augmentation on or off where the
     space has one (the cnn space); None keeps the space's default. A given instance is returned as it is.
@@ -34,7 +35,7 @@ def get_space(name: str | SearchSpace, input_kind: str = "tabular", *, augment: 
     if isinstance(name, SearchSpace):
         return name
     if name == "auto":
-        name = {"image": "cnn", "text": "rnn"}.get(input_kind, "mlp")
+        name = {"image": "cnn", "text": "rnn", "sequence": "rnn"}.get(input_kind, "mlp")
     if ":" in name:
         cls = _import_space(name)
     elif name not in SPACES:
@@ -44,15 +45,18 @@ def get_space(name: str | SearchSpace, input_kind: str = "tabular", *, augment: 
     else:
         cls = SPACES[name]
     try:
-        space = (cls(augment=augment) if augment is not None and "augment" in inspect.signature(cls).parameters
-                 else cls())
+        parameters = inspect.signature(cls).parameters
+        kwargs: dict[str, Any] = {"augment": augment} if augment is not None and "augment" in parameters else {}
+        if "input_kind" in parameters:  # a space that shapes itself to the input (rnn: text or sequences)
+            kwargs["input_kind"] = input_kind
+        space = cls(**kwargs)
     except TypeError as exc:
         raise SpaceError(f"space {name!r} cannot be built without arguments ({exc}); give defaults to its "
                          "__init__ parameters, or pass an instance to autoarch.search.") from None
     if input_kind not in space.input_kinds:
         raise SpaceError(f"the {name} space does not take {input_kind} input (it takes "
                          f"{', '.join(space.input_kinds) or 'nothing'}); use --space auto (cnn for images, rnn for "
-                         "text, mlp for tables).")
+                         "text and sequences, mlp for tables).")
     return space
 
 

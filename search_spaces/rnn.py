@@ -1,4 +1,5 @@
-"""Recurrent networks for text: embedding -> LSTM / GRU / plain RNN layers -> masked pooling -> head."""
+"""Recurrent networks for text (embedding -> LSTM / GRU / plain RNN layers -> masked pooling -> head) and for
+numeric sequences (the same without the embedding: the layers read the channels)."""
 
 from __future__ import annotations
 
@@ -51,6 +52,9 @@ class RNNNet(nn.Module):
     concatenation of the embedding and every earlier layer's output) connections -> pooling over the valid steps
     only (``last`` valid step, masked ``mean`` or ``max``) -> optional hidden dense layer -> ``head``.
 
+    With ``n_embeddings=0`` it reads numeric sequences instead: ``(n, T, channels + 1)``, the last channel the
+    validity mask (:mod:`autoarch.sequences`), and ``embedding_dim`` is the channel count.
+
     ``grad_clip`` is the gradient-norm clip the trainer applies to this network (0: none).
     """
 
@@ -59,7 +63,7 @@ class RNNNet(nn.Module):
                  head_activation: str, n_outputs: int, grad_clip: float = 0.0) -> None:
         super().__init__()
         self.connectivity, self.pooling, self.grad_clip = connectivity, pooling, float(grad_clip)
-        self.embed = nn.Embedding(n_embeddings, embedding_dim, padding_idx=0)
+        self.embed = nn.Embedding(n_embeddings, embedding_dim, padding_idx=0) if n_embeddings > 0 else None
         self.layers = nn.ModuleList()
         self.skips = nn.ModuleList()
         fan_in, total = embedding_dim, embedding_dim
@@ -81,10 +85,14 @@ class RNNNet(nn.Module):
         self.head = nn.Linear(features, n_outputs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        ids = x.long()
-        mask = ids != 0
+        if self.embed is None:  # numeric sequences: channels, then the mask
+            mask = x[:, :, -1] > 0.5
+            h = x[:, :, :-1] * mask.unsqueeze(-1).to(x.dtype)
+        else:
+            ids = x.long()
+            mask = ids != 0
+            h = self.embed(ids)
         lengths = mask.sum(dim=1).clamp(min=1)
-        h = self.embed(ids)
         seen = [h]
         for i, layer in enumerate(self.layers):
             inp = torch.cat(seen, dim=2) if self.connectivity == "dense" else seen[-1]
@@ -105,7 +113,7 @@ class RNNNet(nn.Module):
 
 
 class RNNSpace(SearchSpace):
-    """Recurrent networks over token ids (text).
+    """Recurrent networks over token ids (text) or numeric sequences.
 
     Searches the cell (LSTM, GRU, plain RNN), 1-``max_layers`` recurrent layers with hidden units per layer,
     bidirectional or not, connectivity (plain, residual, dense), dropout, pooling (last, mean, max; padding never
@@ -113,18 +121,23 @@ class RNNSpace(SearchSpace):
     size (fitted inside each fold's training part: :class:`autoarch.model.TextEncoder`) and gradient clipping.
 
     The vocabulary size is read by :func:`autoarch.evaluate.build_model` (``arch["vocab_size"]``); the network
-    has ``vocab_size + 2`` embeddings (0 padding, 1 out of vocabulary).
+    has ``vocab_size + 2`` embeddings (0 padding, 1 out of vocabulary). With ``input_kind="sequence"`` (what
+    :func:`~autoarch.search_spaces.get_space` passes for sequence data) there is no embedding, so neither the
+    embedding size nor the vocabulary size is searched.
     """
 
     name = "rnn"
-    input_kinds = ("text",)
+    input_kinds = ("text", "sequence")
     chance_epochs = 4
     """Epochs before a candidate still at chance level is stopped (the search's default is 2): on 120 short
     reviews the textbook LSTM at Adam 1e-3 was still at 0.51 after 3 epochs and at 0.59 after 8."""
 
     def __init__(self, max_layers: int = 2, hiddens: Sequence[int] = (32, 64, 128),
                  embedding_dims: Sequence[int] = (32, 64, 128), vocab_sizes: Sequence[int] = (2000, 5000, 10000),
-                 activations: Sequence[str] = ("relu", "gelu", "tanh")) -> None:
+                 activations: Sequence[str] = ("relu", "gelu", "tanh"), input_kind: str = "text") -> None:
+        if input_kind not in self.input_kinds:
+            raise SpaceError(f"the rnn space takes {' or '.join(self.input_kinds)} input, but got {input_kind!r}.")
+        self.input_kind = input_kind
         self.max_layers = max_layers
         self.hiddens = tuple(hiddens)
         self.embedding_dims = tuple(embedding_dims)
@@ -143,14 +156,16 @@ class RNNSpace(SearchSpace):
         arch["pooling"] = trial.suggest_categorical("pooling", POOLINGS)
         arch["head_width"] = trial.suggest_categorical("head_width", (0, 32, 64, 128))
         arch["head_activation"] = trial.suggest_categorical("head_activation", self.activations)
-        arch["embedding_dim"] = trial.suggest_categorical("embedding_dim", self.embedding_dims)
-        arch["vocab_size"] = trial.suggest_categorical("vocab_size", self.vocab_sizes)
+        if self.input_kind == "text":
+            arch["embedding_dim"] = trial.suggest_categorical("embedding_dim", self.embedding_dims)
+            arch["vocab_size"] = trial.suggest_categorical("vocab_size", self.vocab_sizes)
         arch["grad_clip"] = trial.suggest_categorical("grad_clip", (0.0, 1.0, 5.0))
         return arch
 
     def build(self, arch: Mapping[str, Any], input_shape: Sequence[int], n_outputs: int) -> nn.Module:
+        sequence = "vocab_size" not in arch and len(input_shape) == 2
         self._require(arch, "cell", "n_layers", "bidirectional", "connectivity", "dropout", "pooling",
-                      "head_width", "head_activation", "embedding_dim", "vocab_size")
+                      "head_width", "head_activation", *(() if sequence else ("embedding_dim", "vocab_size")))
         if arch["cell"] not in CELLS:
             raise SpaceError(f"cell must be one of {sorted(CELLS)}, but got {arch['cell']!r}.")
         if arch["pooling"] not in POOLINGS:
@@ -161,9 +176,17 @@ class RNNSpace(SearchSpace):
         if n_layers < 1:
             raise SpaceError(f"n_layers must be >= 1, but got {n_layers}.")
         self._require(arch, *(f"hidden_{i}" for i in range(n_layers)))
-        if len(input_shape) != 1:
-            raise SpaceError(f"the rnn space takes token ids of shape (max_length,), but got {tuple(input_shape)}.")
-        return RNNNet(int(arch["vocab_size"]) + 2, int(arch["embedding_dim"]), arch["cell"],
+        if sequence:  # (T, channels + 1): the channels feed the first layer directly
+            n_embeddings, width = 0, int(input_shape[1]) - 1
+            if width < 1:
+                raise SpaceError(f"a sequence input needs at least one channel besides the mask, but got shape "
+                                 f"{tuple(input_shape)}.")
+        elif len(input_shape) != 1:
+            raise SpaceError(f"the rnn space takes token ids of shape (max_length,) or sequences of shape (T, "
+                             f"channels + 1), but got {tuple(input_shape)}.")
+        else:
+            n_embeddings, width = int(arch["vocab_size"]) + 2, int(arch["embedding_dim"])
+        return RNNNet(n_embeddings, width, arch["cell"],
                       [int(arch[f"hidden_{i}"]) for i in range(n_layers)], bool(arch["bidirectional"]),
                       arch["connectivity"], float(arch["dropout"]), arch["pooling"], int(arch["head_width"]),
                       arch["head_activation"], n_outputs, float(arch.get("grad_clip", 0.0)))
@@ -173,21 +196,25 @@ class RNNSpace(SearchSpace):
         grid.update({f"hidden_{i}": [self.hiddens[0], self.hiddens[-1]] for i in range(self.max_layers)})
         grid.update({"bidirectional": [False, True], "connectivity": ["plain", "residual"], "dropout": [0.0, 0.3],
                      "pooling": list(POOLINGS), "head_width": [0, 64], "head_activation": ["relu"],
-                     "embedding_dim": [self.embedding_dims[len(self.embedding_dims) // 2]],
-                     "vocab_size": [self.vocab_sizes[len(self.vocab_sizes) // 2]], "grad_clip": [1.0]})
+                     "grad_clip": [1.0]})
+        if self.input_kind == "text":
+            grid.update({"embedding_dim": [self.embedding_dims[len(self.embedding_dims) // 2]],
+                         "vocab_size": [self.vocab_sizes[len(self.vocab_sizes) // 2]]})
         return grid
 
     def warm_starts(self) -> list[tuple[str, Architecture]]:
         """A textbook sentiment LSTM: 64-d embedding, one 64-unit layer, its last state, a linear head, trained
         with Adam at 3e-3 (on 120 short reviews, 8 epochs: 0.59 held-out at 1e-3, 0.78 at 3e-3)."""
-        return [("lstm-1x64", {"cell": "lstm", "n_layers": 1, "hidden_0": 64, "bidirectional": False,
-                               "connectivity": "plain", "dropout": 0.2, "pooling": "last", "head_width": 0,
-                               "head_activation": "relu", "embedding_dim": 64, "vocab_size": 5000,
-                               "grad_clip": 1.0, "lr": 3e-3})]
+        arch = {"cell": "lstm", "n_layers": 1, "hidden_0": 64, "bidirectional": False, "connectivity": "plain",
+                "dropout": 0.2, "pooling": "last", "head_width": 0, "head_activation": "relu", "grad_clip": 1.0,
+                "lr": 3e-3}
+        if self.input_kind == "text":
+            arch.update({"embedding_dim": 64, "vocab_size": 5000})
+        return [("lstm-1x64", arch)]
 
     def describe(self, arch: Mapping[str, Any]) -> str:
         hiddens = "-".join(str(arch[f"hidden_{i}"]) for i in range(int(arch["n_layers"])))
         head = f" head {arch['head_width']} {arch['head_activation']}" if arch["head_width"] else ""
+        embed = f"embed {arch['embedding_dim']} vocab {arch['vocab_size']}, " if "vocab_size" in arch else ""
         return (f"{'bi' if arch['bidirectional'] else ''}{arch['cell'].upper()} {hiddens} {arch['connectivity']} "
-                f"{arch['pooling']} pool, embed {arch['embedding_dim']} vocab {arch['vocab_size']}, "
-                f"dropout={arch['dropout']:.2f}{head}")
+                f"{arch['pooling']} pool, {embed}dropout={arch['dropout']:.2f}{head}")
