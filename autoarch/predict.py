@@ -94,6 +94,9 @@ class Predictor:
         was trained (autoarch.tables)."""
         self.text: dict[str, Any] | None = self.metadata.get("text") or None
         """A text model's tokenizer: ``vocabulary`` and their ``ids``, ``max_length`` (autoarch.text)."""
+        self.sequence: dict[str, Any] | None = (self.metadata.get("sequence") or None
+                                                if len(self.input_shape) == 2 else None)
+        """A numeric-sequence model's ``max_length`` and ``channels`` (autoarch.sequences)."""
         self._input = self.session.get_inputs()[0].name
         self._check_graph()
 
@@ -109,6 +112,23 @@ class Predictor:
     def predict_texts(self, texts: list[str]) -> tuple[list[Any], np.ndarray | None]:
         """:meth:`predict` on raw texts."""
         return self.predict(self.encode_texts(list(texts)))
+
+    def encode_sequences(self, sequences: list[np.ndarray]) -> np.ndarray:
+        """The model input of ``sequences`` (a numeric-sequence model only): each ``(length, channels)`` array
+        right-padded to the model's steps, with the mask channel (:func:`autoarch.sequences.pad_sequences`)."""
+        from autoarch.sequences import pad_sequences
+
+        if not self.sequence:
+            raise DataError(f"{self.path}: not a sequence model; give the input it takes (a .csv or .npz file).")
+        X = pad_sequences(list(sequences), self.input_shape[0], "input")
+        if X.shape[2] != self.input_shape[1]:
+            raise DataError(f"the model takes sequences of {self.input_shape[1] - 1} channel(s), but the input has "
+                            f"{X.shape[2] - 1}.")
+        return X
+
+    def predict_sequences(self, sequences: list[np.ndarray]) -> tuple[list[Any], np.ndarray | None]:
+        """:meth:`predict` on sequences of any lengths up to the model's (:meth:`encode_sequences`)."""
+        return self.predict(self.encode_sequences(sequences))
 
     def _bad(self, rule: str) -> DataError:
         return DataError(f"{self.path}: {rule}; the file was not written by autoarch or was edited, export it "
@@ -250,6 +270,8 @@ def _load_inputs(path: Path, predictor: Predictor) -> tuple[np.ndarray, list[str
     if predictor.text:
         raise DataError(f"input {str(path)!r}: this text model reads a .csv file with a column of texts or a .txt "
                         "file of one text per line.")
+    if predictor.sequence:
+        return _read_sequences(path, predictor), None
     if path.is_file() and suffix == ".npz":
         X = _read_npz(path)
     elif path.is_file() and suffix == ".csv":
@@ -263,6 +285,40 @@ def _load_inputs(path: Path, predictor: Predictor) -> tuple[np.ndarray, list[str
         what = "infinite" if predictor.metadata.get("columns") else "NaN or infinite"
         raise DataError(f"{path}: {bad} sample(s) have {what} features; impute or drop them first.")
     return predictor._shape(X), names
+
+
+def _read_sequences(path: Path, predictor: Predictor) -> np.ndarray:
+    """The input of a numeric-sequence model: a UCR/UEA ``.ts`` file (labels, if any, ignored) or an NPZ file
+    with ``X`` padded ``(n, steps, channels)`` or ragged ``(all steps, channels)`` and ``lengths``, or ``X``
+    already with the mask channel ``(n, steps, channels + 1)``, or ``(n, steps, channels)`` of full-length
+    sequences; each is padded to the model's steps (a longer one is refused)."""
+    from autoarch.sequences import from_lengths, pad_to, read_ts
+
+    steps, channels = predictor.input_shape[0], predictor.input_shape[1] - 1
+    suffix = path.suffix.lower()
+    if path.is_file() and suffix == ".ts":
+        return predictor.encode_sequences(read_ts(path)[0])
+    if not (path.is_file() and suffix == ".npz"):
+        raise DataError(f"input {str(path)!r}: this sequence model reads a .ts file or an .npz file (X, and "
+                        f"'lengths' for sequences of different lengths) of {channels} channel(s).")
+    from autoarch.data import npz_array, open_npz
+
+    archive = open_npz(path, "numpy.savez(path, X=X, lengths=lengths)")
+    if "X" not in archive:
+        raise DataError(f"{path}: the .npz file needs an array 'X' (and 'lengths' for sequences of different "
+                        f"lengths), but has {list(archive.keys())}.")
+    X = npz_array(archive, "X", path)
+    if "lengths" in archive:
+        X = from_lengths(X, npz_array(archive, "lengths", path), str(path))
+        return predictor.encode_sequences([x[:n, :-1] for x, n in zip(X, (X[:, :, -1] > 0.5).sum(1), strict=True)])
+    if X.dtype.kind not in "biuf" or X.ndim != 3:
+        raise DataError(f"{path}: 'X' must be a numeric (n, steps, channels) array, but has shape {X.shape} and "
+                        f"dtype {X.dtype}; save sequences of different lengths with 'lengths'.")
+    if X.shape[2] == channels + 1:  # the model's own form, mask included: padded further if shorter
+        if X.shape[1] > steps:
+            raise DataError(f"{path}: sequences of {X.shape[1]} steps, but the model takes at most {steps}.")
+        return predictor._shape(pad_to(X.astype(np.float32), steps))
+    return predictor.encode_sequences(list(X))
 
 
 def _read_image_inputs(path: Path, predictor: Predictor) -> tuple[np.ndarray, list[str]]:

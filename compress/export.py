@@ -199,14 +199,17 @@ def model_metadata(model: nn.Module, *, task: str, classes: Sequence[Any], input
     ``output`` (``logits`` or ``value``) and ``preprocessing``: the standardisation that the graph itself
     applies (``(x - mean) / std`` with per-feature or per-channel ``mean`` / ``std``, and for regression the
     output scale), so raw features go in; for a table with categories or missing cells, ``columns``: each
-    column's name, categorical ``levels`` (code = index), ``other`` and ``missing``. The search adds
+    column's name, categorical ``levels`` (code = index), ``other`` and ``missing``; for a text model
+    ``input_kind`` ``text`` and ``text`` (the tokenizer); for numeric sequences (an input shape ``(steps,
+    channels + 1)``, :mod:`autoarch.sequences`) ``input_kind`` ``sequence`` and ``sequence`` (``max_length``,
+    ``channels``, where the mask is). The search adds
     ``architecture``, ``metric`` and the version; quantization adds ``quantization``.
     """
     prep: dict[str, Any] = {"applied_inside_model": True, "feed": "raw features, float32"}
     if hasattr(model, "mean") and hasattr(model, "std"):
         mean, std = model.mean, model.std
-        prep["standardize"] = {"formula": "(x - mean) / std", "shape": list(mean.shape),
-                               "axis": "channel" if mean.dim() == 3 else "feature",
+        axis = {3: "channel", 2: "sequence channel (the mask channel has mean 0, std 1)"}.get(mean.dim(), "feature")
+        prep["standardize"] = {"formula": "(x - mean) / std", "shape": list(mean.shape), "axis": axis,
                                "mean": _floats(mean), "std": _floats(std)}
     if task == "regression" and hasattr(model, "y_mean"):
         prep["output_scale"] = {"formula": "net(x) * y_std + y_mean", "y_mean": float(model.y_mean),
@@ -217,6 +220,9 @@ def model_metadata(model: nn.Module, *, task: str, classes: Sequence[Any], input
         prep = {"applied_inside_model": True, "encode": encoder.describe(),
                 "feed": "token ids, float32 (n, max_length), right-padded with 0: the tokens of each text by "
                         "'token_rule' after lower-casing, each the id 'text' gives it, 1 for any other token"}
+    elif len(input_shape) == 2:  # numeric sequences (autoarch.sequences): (steps, channels + the mask)
+        prep["feed"] = ("sequences, float32 (n, steps, channels + 1): each sample's channels right-padded with 0 "
+                        "after its length, the last channel 1 on a valid step and 0 on padding")
     elif encoder is not None:
         prep["feed"] = ("table codes, float32: a numeric column's value, a categorical column's index into its "
                         "'levels' (see 'columns'), NaN for a missing cell")
@@ -230,6 +236,10 @@ def model_metadata(model: nn.Module, *, task: str, classes: Sequence[Any], input
         meta["feature_names"] = json.dumps(None)
         meta["text"] = json.dumps({**encoder.metadata(shape[0]),
                                    "column": str(feature_names[0]) if feature_names else "text"})
+    elif len(shape) == 2:
+        meta["input_kind"] = "sequence"
+        meta["sequence"] = json.dumps({"max_length": shape[0], "channels": shape[1] - 1, "mask": "last channel",
+                                       "padding": "right, zeros"})
     elif encoder is not None:
         meta["columns"] = json.dumps([c.to_json() for c in encoder.columns])
     return meta
