@@ -27,6 +27,7 @@ from autoarch.compress.schedule import prune_iteratively
 from torch import nn
 
 from autoarch.data import Dataset, train_test_split
+from autoarch.exceptions import ConfigError
 from autoarch.metrics import check_metric, compute_metrics, default_metric
 from autoarch.trainer import TrainConfig, fit, predict, resolve_device
 
@@ -100,6 +101,14 @@ def _parity(task: str, out: np.ndarray, reference: np.ndarray) -> dict[str, floa
 def has_recurrent(model: nn.Module) -> bool:
     """Whether ``model`` has LSTM / GRU / RNN layers (torch-pruning cannot prune them: shared/DESIGN.md)."""
     return any(isinstance(m, nn.RNNBase) for m in model.modules())
+
+
+def refuse_recurrent(model: nn.Module) -> None:
+    """Raise :class:`ConfigError` for a model with recurrent layers: :func:`compress` prunes, and they cannot be
+    pruned yet (a search exports and quantizes them unpruned)."""
+    if has_recurrent(model):
+        raise ConfigError("this model has recurrent layers (LSTM/GRU/RNN), which autoarch cannot prune yet; its "
+                          "search already wrote the exported model.onnx and int8 model.int8.onnx (unpruned).")
 
 
 def _export_stages(
@@ -309,6 +318,7 @@ def compress(
     config.validate()
     metric = metric or default_metric(train.task)
     check_metric(metric, train.task)
+    refuse_recurrent(model)
     device = resolve_device(config.device)
     notify = on_stage or (lambda stage: None)
     out_dir = Path(out_dir)

@@ -14,12 +14,20 @@ from typing import Any
 import numpy as np
 import torch
 from autoarch.compress.config import CompressConfig
-from autoarch.compress.pipeline import CompressionResult, compress
+from autoarch.compress.pipeline import CompressionResult, compress, refuse_recurrent
 from autoarch.compress.pruning import replay_pruning
 from autoarch.search_spaces import get_space
 from torch import nn
 
-from autoarch.data import BUILTIN_DATASETS, Dataset, from_arrays, load_dataset, train_test_split
+from autoarch.data import (
+    BUILTIN_DATASETS,
+    Dataset,
+    from_arrays,
+    load_dataset,
+    load_test,
+    official_test,
+    train_test_split,
+)
 from autoarch.evaluate import retrain
 from autoarch.exceptions import DataError
 from autoarch.metrics import compute_metrics, default_metric
@@ -127,7 +135,8 @@ def _load_state(weights: Path, data: bytes) -> dict[str, torch.Tensor]:
 def reload_data(report: dict[str, Any], data: Any = None, y: Any = None, target: str | None = None,
                 ) -> tuple[Dataset, Dataset]:
     """The training and held-out splits of a run, rebuilt from ``report.json`` (data source, ``seed``,
-    ``test_size``, ``max_samples``) or from ``data`` given again (a name, a .csv/.npz path, a Dataset or an
+    ``test_size``, ``max_samples``, and the held-out part the search used: its split, the data's official test
+    set or the ``--test`` file) or from ``data`` given again (a name, a .csv/.npz path, a Dataset or an
     array with ``y``).
 
     Raises:
@@ -157,6 +166,13 @@ def reload_data(report: dict[str, Any], data: Any = None, y: Any = None, target:
         dataset = from_arrays(data, y, task=task)
         if max_samples is not None and len(dataset) > max_samples:
             dataset, _ = train_test_split(dataset, test_size=1 - max_samples / len(dataset), seed=seed)
+    held_out = config.get("test")
+    if held_out == "official" and isinstance(data, (str, os.PathLike)):  # fashion-mnist's t10k, a .ts _TEST file
+        official = official_test(str(data))
+        if official is not None:
+            return dataset, official
+    elif held_out not in (None, "split", "official"):  # the search's --test FILE
+        return dataset, load_test(str(held_out), dataset, target=target)
     return train_test_split(dataset, test_size, seed)
 
 
@@ -255,6 +271,7 @@ def compress_run(
         options["seed"] = int(report["config"]["seed"])
     config = CompressConfig.from_options(**options)
     model, spec, weights, old_history = load_run_model(run, start)
+    refuse_recurrent(model)
     if not report and data is None:
         raise DataError(f"{run} has no report.json to reload the data from; pass the data with --data "
                         "(split with the default seed and test size).")
