@@ -35,6 +35,7 @@ from torch import nn
 from autoarch import __version__
 from autoarch._compat import fail_trial, heartbeat_enabled
 from autoarch.compress import CompressionResult, compress_model, count_macs_params, replay_pruning
+from autoarch.compress.pipeline import has_recurrent
 from autoarch.config import (
     AUGMENT_MIN_SIDE,
     LARGE_DATA,
@@ -1247,8 +1248,8 @@ def _finish(study: optuna.Study, space: SearchSpace, dataset: Dataset, train: Da
     # directory is rewritten never leaves new files beside old ones unnoticed.
     gen = Generation(files_dir, writer="search")
     try:
-        with _epoch_bar("fine-tune", max(1, finetune_epochs) if cfg.prune > 0 else 0,
-                        progress and cfg.prune > 0) as on_epoch:
+        pruned = cfg.prune > 0 and not has_recurrent(model)  # recurrent layers are exported unpruned
+        with _epoch_bar("fine-tune", max(1, finetune_epochs) if pruned else 0, progress and pruned) as on_epoch:
             comp = compress_model(model, train, test, gen.staging, train_config=tcfg, prune_ratio=cfg.prune,
                                   finetune_epochs=max(1, finetune_epochs),
                                   calibration_samples=cfg.calibration_samples, seed=cfg.seed, device=device,
