@@ -17,7 +17,7 @@ from typing import Any
 
 __all__ = ["TESTED", "search_space_transform", "distribution_contains", "storage_of", "study_id", "trial_id",
            "set_trial_system_attr", "fail_trial", "heartbeat_enabled", "reject_multi_objective",
-           "overrides_round_to", "batch_norm_base", "onnxruntime_errors"]
+           "overrides_round_to", "batch_norm_base", "rnn_dynamic_steps", "onnxruntime_errors"]
 
 TESTED = {"optuna": "5.0.0", "torch-pruning": "1.6.1", "torch": "2.13.0", "onnxruntime": "1.32.0"}
 """The versions this module was checked against (the pins of ``constraints.txt``)."""
@@ -106,6 +106,22 @@ def batch_norm_base() -> type:
     from torch.nn.modules.batchnorm import _BatchNorm
 
     return _BatchNorm
+
+
+def rnn_dynamic_steps() -> Any:
+    """A context in which ``torch.onnx.export(dynamo=True)`` keeps an LSTM's or GRU's time axis dynamic:
+    ``torch.export._patches.register_lstm_while_loop_decomposition`` and its GRU twin, held around the *whole*
+    export. torch 2.13's exporter holds them around the capture step only, and its decomposition step then
+    specialises the time axis to the example's length (fixed upstream in pytorch/pytorch#193192, after 2.13).
+    Plain ``nn.RNN`` has no such decomposition: it is unrolled, at a fixed length, either way."""
+    import contextlib
+
+    from torch.export._patches import register_gru_while_loop_decomposition, register_lstm_while_loop_decomposition
+
+    stack = contextlib.ExitStack()
+    stack.enter_context(register_lstm_while_loop_decomposition())
+    stack.enter_context(register_gru_while_loop_decomposition())
+    return stack
 
 
 # onnxruntime ----------------------------------------------------------------------------------------------------

@@ -98,6 +98,9 @@ class Predictor:
                                                 if len(self.input_shape) == 2 else None)
         """A numeric-sequence model's ``max_length`` and ``channels`` (autoarch.sequences)."""
         self._input = self.session.get_inputs()[0].name
+        graph_in = list(self.session.get_inputs()[0].shape)
+        self.dynamic_steps: bool = len(graph_in) >= 2 and not isinstance(graph_in[1], int)
+        """Whether the graph takes sequences of any length (axis 1 symbolic: an LSTM / GRU model)."""
         self._check_graph()
 
     def encode_texts(self, texts: list[str]) -> np.ndarray:
@@ -120,7 +123,11 @@ class Predictor:
 
         if not self.sequence:
             raise DataError(f"{self.path}: not a sequence model; give the input it takes (a .csv or .npz file).")
-        X = pad_sequences(list(sequences), self.input_shape[0], "input")
+        sequences = list(sequences)
+        steps = self.input_shape[0]
+        if self.dynamic_steps:  # the graph takes any length: longer sequences are read whole
+            steps = max([steps] + [len(np.asarray(s)) for s in sequences])
+        X = pad_sequences(sequences, steps, "input")
         if X.shape[2] != self.input_shape[1]:
             raise DataError(f"the model takes sequences of {self.input_shape[1] - 1} channel(s), but the input has "
                             f"{X.shape[2] - 1}.")
@@ -198,6 +205,8 @@ class Predictor:
         X = X.astype(np.float32, copy=False)
         shape = self.input_shape
         if X.ndim >= 1 and X.shape[1:] == shape:
+            return np.ascontiguousarray(X)
+        if self.dynamic_steps and X.ndim == len(shape) + 1 and X.shape[2:] == shape[1:]:  # another length
             return np.ascontiguousarray(X)
         if X.ndim == 1:
             X = X.reshape(1, -1)
@@ -315,7 +324,7 @@ def _read_sequences(path: Path, predictor: Predictor) -> np.ndarray:
         raise DataError(f"{path}: 'X' must be a numeric (n, steps, channels) array, but has shape {X.shape} and "
                         f"dtype {X.dtype}; save sequences of different lengths with 'lengths'.")
     if X.shape[2] == channels + 1:  # the model's own form, mask included: padded further if shorter
-        if X.shape[1] > steps:
+        if X.shape[1] > steps and not predictor.dynamic_steps:
             raise DataError(f"{path}: sequences of {X.shape[1]} steps, but the model takes at most {steps}.")
         return predictor._shape(pad_to(X.astype(np.float32), steps))
     return predictor.encode_sequences(list(X))

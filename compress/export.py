@@ -15,17 +15,19 @@ import onnx
 import torch
 from torch import nn
 
+from autoarch._compat import rnn_dynamic_steps
 from autoarch.rundir import atomic_path
 
-__all__ = ["export_onnx", "check_onnx", "compact_names", "drop_annotations", "set_metadata", "read_metadata",
-           "model_metadata"]
+__all__ = ["export_onnx", "dynamic_steps", "check_onnx", "compact_names", "drop_annotations", "set_metadata",
+           "read_metadata", "model_metadata"]
 
 logger = logging.getLogger(__name__)
 
 
 def export_onnx(model: nn.Module, example_input: torch.Tensor, path: str | Path,
                 metadata: Mapping[str, str] | None = None, short_names: bool = True) -> Path:
-    """Export ``model`` to one ONNX file with a dynamic batch dimension (input ``x``, output ``y``).
+    """Export ``model`` to one ONNX file with a dynamic batch dimension (input ``x``, output ``y``), and for a
+    model of LSTM / GRU layers (text or numeric sequences) a dynamic sequence length too (:func:`dynamic_steps`).
 
     With ``short_names`` (the default) the inner tensors and nodes are renamed ``t0``, ``n0``, ...
     (:func:`compact_names`) and the inner shape annotations are dropped (:func:`drop_annotations`); without,
@@ -42,14 +44,16 @@ def export_onnx(model: nn.Module, example_input: torch.Tensor, path: str | Path,
         example_input = example_input.float()
     if example_input.shape[0] < 2:
         example_input = example_input.repeat(2, *([1] * (example_input.dim() - 1)))
-    batch = torch.export.Dim("batch")
-    with warnings.catch_warnings(), _quiet_exporter():
-        warnings.simplefilter("ignore")
-        program = torch.onnx.export(
-            model, (example_input.cpu(),), dynamo=True, external_data=False, input_names=["x"],
-            output_names=["y"], dynamic_shapes=({0: batch},), verbose=False,
-        )
-    proto = program.model_proto
+    proto = None
+    if dynamic_steps(model) and example_input.dim() >= 2:
+        try:
+            with rnn_dynamic_steps():
+                proto = _export(model, example_input, steps=True)
+        except Exception as exc:  # an exporter that cannot keep the axis: a fixed length still works
+            logger.debug("export with a dynamic sequence length failed (%s); exporting at %d steps", exc,
+                         example_input.shape[1])
+    if proto is None:
+        proto = _export(model, example_input, steps=False)
     _strip_debug_info(proto)
     if short_names:
         compact_names(proto)
@@ -58,6 +62,24 @@ def export_onnx(model: nn.Module, example_input: torch.Tensor, path: str | Path,
         set_metadata(proto, metadata)
     save_atomic(proto, path)
     return path
+
+
+def dynamic_steps(model: nn.Module) -> bool:
+    """Whether ``export_onnx`` gives ``model`` a dynamic sequence length (input axis 1): a recurrent model whose
+    recurrent layers are all LSTM or GRU (a plain ``nn.RNN`` is unrolled by the exporter, at a fixed length)."""
+    cells = [m for m in model.modules() if isinstance(m, nn.RNNBase)]
+    return bool(cells) and all(isinstance(m, nn.LSTM | nn.GRU) for m in cells)
+
+
+def _export(model: nn.Module, example_input: torch.Tensor, *, steps: bool) -> onnx.ModelProto:
+    axes = {0: torch.export.Dim("batch"), **({1: torch.export.Dim("steps")} if steps else {})}
+    with warnings.catch_warnings(), _quiet_exporter():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(
+            model, (example_input.cpu(),), dynamo=True, external_data=False, input_names=["x"],
+            output_names=["y"], dynamic_shapes=(axes,), verbose=False,
+        )
+    return program.model_proto
 
 
 def _strip_debug_info(proto: onnx.ModelProto) -> None:

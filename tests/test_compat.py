@@ -96,6 +96,25 @@ def test_batch_norm_base_and_onnxruntime_errors() -> None:
     assert len(errors) == 2 and all(issubclass(e, Exception) for e in errors)
 
 
+def test_rnn_dynamic_steps_keeps_an_lstm_s_time_axis_dynamic_in_onnx(tmp_path) -> None:
+    import onnxruntime as ort
+
+    lstm = torch.nn.LSTM(3, 4, batch_first=True)
+
+    class Last(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return lstm(x)[0][:, -1]
+
+    dims = ({0: torch.export.Dim("batch"), 1: torch.export.Dim("steps")},)
+    with _compat.rnn_dynamic_steps():
+        program = torch.onnx.export(Last().eval(), (torch.randn(2, 5, 3),), dynamo=True, dynamic_shapes=dims)
+    sess = ort.InferenceSession(program.model_proto.SerializeToString())
+    x = torch.randn(2, 9, 3)  # another length than the example's
+    got = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0]
+    with torch.no_grad():
+        torch.testing.assert_close(torch.as_tensor(got), Last()(x), atol=1e-5, rtol=1e-5)
+
+
 def test_every_accessor_is_exercised_here() -> None:
     source = Path(__file__).read_text()
     untested = [name for name in _compat.names() if name != "names" and f"_compat.{name}" not in source]
@@ -103,7 +122,8 @@ def test_every_accessor_is_exercised_here() -> None:
 
 
 PRIVATE = re.compile(r"\._storage\b|\._study_id\b|\._trial_id\b|optuna\._|storages\._|_SearchSpaceTransform|"
-                     r"\._contains\(|_raise_error_if_multi_objective|def _round_to\b|batchnorm\._BatchNorm|\.capi\b")
+                     r"\._contains\(|_raise_error_if_multi_objective|def _round_to\b|batchnorm\._BatchNorm|\.capi\b|"
+                     r"export\._patches")
 
 
 def test_no_private_name_of_a_dependency_outside_the_compat_module() -> None:

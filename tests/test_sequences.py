@@ -13,10 +13,11 @@ import onnx
 import pytest
 import torch
 from autoarch.compress import check_onnx, export_onnx, model_metadata, run_onnx, session
-from autoarch.compress.export import save_atomic, set_metadata
+from autoarch.compress.export import dynamic_steps, save_atomic, set_metadata
 from autoarch.compress.run import reload_data
 from autoarch.search_spaces import RNNSpace, get_space
 from autoarch.search_spaces.testing import sample_architectures
+from onnxruntime.quantization import quantize_dynamic
 
 import autoarch
 from autoarch.cli import main
@@ -236,16 +237,43 @@ def test_sequence_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
     assert not any((tmp_path / d).exists() for d in "abc")
 
 
-def test_a_longer_sequence_than_the_model_takes_is_refused(tmp_path):
+def _exported(tmp_path: Path, cell: str) -> tuple[Predictor, torch.nn.Module, Path]:
     seqs, labels = _toy(10)
     data = from_sequences(seqs, labels)
     space = RNNSpace(input_kind="sequence")
-    model = build_model(space, space.warm_starts()[0][1], data).eval()
-    path = export_onnx(model, torch.as_tensor(data.X[:2]), tmp_path / "m.onnx")
+    arch = {**space.warm_starts()[0][1], "cell": cell, "bidirectional": True, "pooling": "mean"}
+    model = build_model(space, arch, data).eval()
+    path = export_onnx(model, torch.as_tensor(data.X[:2]), tmp_path / f"{cell}.onnx")
     proto = onnx.load(str(path))
     set_metadata(proto, model_metadata(model, task=data.task, classes=data.classes, input_shape=data.input_shape))
     save_atomic(proto, path)
-    predictor = Predictor(path)
+    return Predictor(path), model, path
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_lstm_and_gru_export_with_a_dynamic_length_and_agree_at_several_lengths(tmp_path, cell):
+    predictor, model, path = _exported(tmp_path, cell)
+    assert predictor.dynamic_steps and dynamic_steps(model)
+    assert not isinstance(session(path).get_inputs()[0].shape[1], int)
+    quantize_dynamic(str(path), str(tmp_path / "int8.onnx"))
+    seqs, _ = _toy(6, seed=1)
+    for steps in (15, 24, 60):  # the training length, longer padding, and sequences longer than any trained on
+        batch = [np.tile(s, (4, 1))[:steps] for s in seqs] if steps == 60 else seqs
+        X = pad_sequences(batch, steps)
+        with torch.no_grad():
+            expected = model(torch.as_tensor(X)).numpy()
+        np.testing.assert_allclose(run_onnx(session(path), X), expected, atol=1e-4)
+        np.testing.assert_allclose(run_onnx(session(tmp_path / "int8.onnx"), X), expected, atol=0.05)
+    # the predictor reads a sequence longer than the model's 15 steps whole
+    long_one = np.tile(seqs[0], (4, 1))[:40]
+    with torch.no_grad():
+        expected = model(torch.as_tensor(pad_sequences([long_one], 40))).argmax(1).item()
+    assert predictor.predict_sequences([long_one])[0] == [["a", "b"][expected]]
+
+
+def test_a_plain_rnn_is_exported_at_a_fixed_length_and_refuses_a_longer_sequence(tmp_path):
+    predictor, model, _ = _exported(tmp_path, "rnn")
+    assert not predictor.dynamic_steps and not dynamic_steps(model)
     with pytest.raises(DataError, match="a sequence has 16 steps, more than the 15 the model takes"):
         predictor.predict_sequences([np.zeros((16, 2))])
     with pytest.raises(DataError, match="takes sequences of 2 channel"):
