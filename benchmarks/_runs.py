@@ -1,10 +1,52 @@
-"""The run directories of ``benchmarks/search_digits.py --seeds ... --out DIR``, for the scripts that start
-from them (pruning, fine-tuning, ONNX and initialisation benchmarks)."""
+"""Shared by the benchmark scripts: the run directories of ``benchmarks/search_digits.py --seeds ... --out
+DIR`` (for the pruning, fine-tuning, ONNX and initialisation benchmarks), and ``autoarch search`` run as a user
+runs it, in a subprocess, with its outcome recorded (for the end-to-end data-set benchmarks)."""
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+
+def run_search(data: str, timeout: float, run_dir: Path, extra: list[str],
+               score: Callable[[Path, dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
+    """``python -m autoarch.cli search DATA --timeout T --out RUN_DIR --quiet EXTRA...`` in a subprocess: the
+    command, wall time and exit status; on success ``score(run_dir, report)`` for ``model.onnx`` and
+    ``model.int8.onnx`` (each with its ``bytes``), the winner's summary and CV, the trial states and the report's
+    held-out scores; on failure the last lines of stderr (a failed run is reported, never hidden)."""
+    cmd = [sys.executable, "-m", "autoarch.cli", "search", data, "--timeout", str(timeout), "--out", str(run_dir),
+           "--quiet", *extra]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    entry: dict[str, Any] = {"command": " ".join(cmd[2:]), "seconds": time.perf_counter() - t0, "rc": proc.returncode}
+    if proc.returncode != 0:
+        entry["stderr_tail"] = proc.stderr.strip().splitlines()[-5:]
+        return entry
+    report = json.loads((run_dir / "report.json").read_text())
+    for name in ("model.onnx", "model.int8.onnx"):
+        entry[name] = {**score(run_dir / name, report), "bytes": (run_dir / name).stat().st_size}
+    entry.update(best=report["best"]["summary"], cv=report["best"].get("cv"),
+                 trial_states=report["search"]["trial_states"], report_test=report["test"])
+    return entry
+
+
+def search_rows(entry: dict[str, Any], columns: tuple[str, ...]) -> list[str]:
+    """The markdown rows of :func:`run_search`'s two models (``| autoarch model.onnx (size) | seconds | columns
+    ... |``) and a line on the winner, or one line saying the run failed."""
+    if entry["rc"] != 0:
+        return ["", f"autoarch FAILED (rc {entry['rc']}): {' / '.join(entry['stderr_tail'])}"]
+    lines = []
+    for name in ("model.onnx", "model.int8.onnx"):
+        r = entry[name]
+        cells = " | ".join(f"{r[c]:.4f}" for c in columns)
+        lines.append(f"| autoarch {name} ({r['bytes'] / 1024:.1f} KiB) | {entry['seconds']:.0f} | {cells} |")
+    return lines + ["", f"autoarch winner: {entry['best']}; trials {entry['trial_states']}"]
 
 
 def seed_runs(root: Path, filename: str) -> list[tuple[int, Path]]:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from _runs import run_search, search_rows  # benchmarks/_runs.py (the script's own folder is on sys.path)
 from autoarch.search_spaces import RNNSpace
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
@@ -88,27 +88,15 @@ def main(argv: list[str] | None = None) -> int:
     fit(model, train.X[fit_part], train.y[fit_part], train.task, cfg, X_val=train.X[val_part], y_val=train.y[val_part])
     results["lstm_hand"] = {**_scores(test.y, predict(model, test.X).argmax(1)), "seconds": time.perf_counter() - t0}
 
-    run_dir = out / "autoarch"
     extra = shlex.split(args.autoarch_args) + (["--max-samples", "1500", "--trials", "3", "--epochs", "2", "--cv", "2"]
                                                if args.smoke else [])
-    cmd = [sys.executable, "-m", "autoarch.cli", "search", "airline-tweets", "--timeout", str(args.timeout),
-           "--out", str(run_dir), "--quiet", *extra]
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    entry: dict[str, Any] = {"command": " ".join(cmd[2:]), "seconds": time.perf_counter() - t0, "rc": proc.returncode}
-    if proc.returncode != 0:
-        entry["stderr_tail"] = proc.stderr.strip().splitlines()[-5:]
-    else:
-        report = json.loads((run_dir / "report.json").read_text())
+
+    def score(model: Path, report: dict[str, Any]) -> dict[str, Any]:
         classes = report["data"]["classes"]
-        for name in ("model.onnx", "model.int8.onnx"):
-            predictor = Predictor(run_dir / name)
-            predicted = predictor.predict_texts(text_test)[0]
-            y_pred = np.array([classes.index(p) for p in predicted])
-            entry[name] = {**_scores(test.y, y_pred), "bytes": (run_dir / name).stat().st_size}
-        entry["best"] = report["best"]["summary"]
-        entry["trial_states"] = report["search"]["trial_states"]
-        entry["report_test"] = report["test"]
+        predicted = Predictor(model).predict_texts(text_test)[0]
+        return _scores(test.y, np.array([classes.index(p) for p in predicted]))
+
+    entry = run_search("airline-tweets", args.timeout, out / "autoarch", extra, score)
     results["autoarch"] = entry
     (out / "summary.json").write_text(json.dumps(results, indent=2, default=str))
 
@@ -118,14 +106,7 @@ def main(argv: list[str] | None = None) -> int:
                       ("lstm_hand", "hand-designed LSTM (1 x 64, 10 epochs)")):
         r = results[key]
         lines.append(f"| {name} | {r['seconds']:.0f} | {r['accuracy']:.4f} | {r['f1_macro']:.4f} |")
-    if entry["rc"] == 0:
-        for name in ("model.onnx", "model.int8.onnx"):
-            r = entry[name]
-            lines.append(f"| autoarch {name} ({r['bytes'] / 1024:.1f} KiB) | {entry['seconds']:.0f} | "
-                         f"{r['accuracy']:.4f} | {r['f1_macro']:.4f} |")
-        lines += ["", f"autoarch winner: {entry['best']}; trials {entry['trial_states']}"]
-    else:
-        lines += ["", f"autoarch FAILED (rc {entry['rc']}): {' / '.join(entry['stderr_tail'])}"]
+    lines += search_rows(entry, ("accuracy", "f1_macro"))
     text = "\n".join(lines)
     (out / "summary.md").write_text(text + "\n")
     print(text)

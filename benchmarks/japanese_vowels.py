@@ -28,13 +28,13 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _runs import run_search, search_rows  # benchmarks/_runs.py (the script's own folder is on sys.path)
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score
 from sklearn.model_selection import GridSearchCV
@@ -99,25 +99,13 @@ def main(argv: list[str] | None = None) -> int:
         results[key] = {"accuracy": float(accuracy_score(y_test, search.predict(F_test))),
                         "seconds": time.perf_counter() - t0, "best_params": search.best_params_}
 
-    run_dir = out / "autoarch"
     extra = shlex.split(args.autoarch_args) + (["--trials", "3", "--epochs", "3", "--cv", "2"] if args.smoke else [])
-    cmd = [sys.executable, "-m", "autoarch.cli", "search", "japanese-vowels", "--timeout", str(args.timeout),
-           "--out", str(run_dir), "--quiet", *extra]
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    entry: dict[str, Any] = {"command": " ".join(cmd[2:]), "seconds": time.perf_counter() - t0, "rc": proc.returncode}
-    if proc.returncode != 0:
-        entry["stderr_tail"] = proc.stderr.strip().splitlines()[-5:]
-    else:
-        report = json.loads((run_dir / "report.json").read_text())
-        for name in ("model.onnx", "model.int8.onnx"):
-            predicted = Predictor(run_dir / name).predict_sequences(seq_test)[0]
-            entry[name] = {"accuracy": float(accuracy_score(y_test, np.array(predicted))),
-                           "bytes": (run_dir / name).stat().st_size}
-        entry["best"] = report["best"]["summary"]
-        entry["cv"] = report["best"].get("cv")
-        entry["trial_states"] = report["search"]["trial_states"]
-        entry["report_test"] = report["test"]
+
+    def score(model: Path, report: dict[str, Any]) -> dict[str, Any]:
+        predicted = Predictor(model).predict_sequences(seq_test)[0]
+        return {"accuracy": float(accuracy_score(y_test, np.array(predicted)))}
+
+    entry = run_search("japanese-vowels", args.timeout, out / "autoarch", extra, score)
     results["autoarch"] = entry
     (out / "summary.json").write_text(json.dumps(results, indent=2, default=str))
 
@@ -128,14 +116,7 @@ def main(argv: list[str] | None = None) -> int:
                       ("summary_logreg", "summary features + logistic regression, 5-fold grid")):
         r = results[key]
         lines.append(f"| {name} | {r['seconds']:.0f} | {r['accuracy']:.4f} |")
-    if entry["rc"] == 0:
-        for name in ("model.onnx", "model.int8.onnx"):
-            r = entry[name]
-            lines.append(f"| autoarch {name} ({r['bytes'] / 1024:.1f} KiB) | {entry['seconds']:.0f} | "
-                         f"{r['accuracy']:.4f} |")
-        lines += ["", f"autoarch winner: {entry['best']}; trials {entry['trial_states']}"]
-    else:
-        lines += ["", f"autoarch FAILED (rc {entry['rc']}): {' / '.join(entry['stderr_tail'])}"]
+    lines += search_rows(entry, ("accuracy",))
     text = "\n".join(lines)
     (out / "summary.md").write_text(text + "\n")
     print(text)
