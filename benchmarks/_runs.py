@@ -4,6 +4,7 @@ runs it, in a subprocess, with its outcome recorded (for the end-to-end data-set
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import subprocess
@@ -12,6 +13,19 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+
+def search_benchmark_args(doc: str, timeout: float, argv: list[str] | None) -> argparse.Namespace:
+    """The options of an end-to-end data-set benchmark (``--timeout``, ``--out``, ``--smoke``,
+    ``--autoarch-args``), parsed; ``--out`` is created."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--timeout", type=float, default=timeout)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--smoke", action="store_true")
+    parser.add_argument("--autoarch-args", default="", help="extra options for autoarch search")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    return args
 
 
 def run_search(data: str, timeout: float, run_dir: Path, extra: list[str],
@@ -58,3 +72,11 @@ def seed_runs(root: Path, filename: str) -> list[tuple[int, Path]]:
         raise SystemExit(f"no seed*/<controller>/{filename} under {root}; give the --out of "
                          "benchmarks/search_digits.py --seeds ...")
     return runs
+
+
+def write_summary(out: Path, lines: list[str], entry: dict[str, Any]) -> int:
+    """OUT/summary.md from ``lines``, printed; the exit status: 1 when the autoarch run failed."""
+    text = "\n".join(lines)
+    (out / "summary.md").write_text(text + "\n")
+    print(text)
+    return 0 if entry["rc"] == 0 else 1

@@ -19,7 +19,6 @@ markdown. A failed autoarch run is reported as failed (with the last lines of it
 
 from __future__ import annotations
 
-import argparse
 import json
 import shlex
 import sys
@@ -29,7 +28,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from _runs import run_search, search_rows  # benchmarks/_runs.py (the script's own folder is on sys.path)
+from _runs import (  # benchmarks/_runs.py (the script's own folder is on sys.path)
+    run_search,
+    search_benchmark_args,
+    search_rows,
+    write_summary,
+)
 from autoarch.search_spaces import RNNSpace
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
@@ -50,14 +54,8 @@ def _scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--timeout", type=float, default=1800)
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--smoke", action="store_true")
-    parser.add_argument("--autoarch-args", default="", help="extra options for autoarch search")
-    args = parser.parse_args(argv)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    args = search_benchmark_args(__doc__, 1800, argv)
+    out = args.out
     torch.manual_seed(0)
 
     texts, labels = load_text_builtin("airline-tweets")
@@ -107,10 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         r = results[key]
         lines.append(f"| {name} | {r['seconds']:.0f} | {r['accuracy']:.4f} | {r['f1_macro']:.4f} |")
     lines += search_rows(entry, ("accuracy", "f1_macro"))
-    text = "\n".join(lines)
-    (out / "summary.md").write_text(text + "\n")
-    print(text)
-    return 0 if entry["rc"] == 0 else 1
+    return write_summary(out, lines, entry)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ failed autoarch run is reported as failed (with the last lines of its stderr), n
 
 from __future__ import annotations
 
-import argparse
 import json
 import shlex
 import sys
@@ -34,7 +33,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _runs import run_search, search_rows  # benchmarks/_runs.py (the script's own folder is on sys.path)
+from _runs import (  # benchmarks/_runs.py (the script's own folder is on sys.path)
+    run_search,
+    search_benchmark_args,
+    search_rows,
+    write_summary,
+)
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score
 from sklearn.model_selection import GridSearchCV
@@ -70,14 +74,8 @@ def _summary(seqs: list[np.ndarray]) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--timeout", type=float, default=600)
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--smoke", action="store_true")
-    parser.add_argument("--autoarch-args", default="", help="extra options for autoarch search")
-    args = parser.parse_args(argv)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    args = search_benchmark_args(__doc__, 600, argv)
+    out = args.out
 
     train_file, test_file = sequence_builtin_files("japanese-vowels")
     seq_train, y_train, _ = read_ts(train_file)
@@ -117,10 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         r = results[key]
         lines.append(f"| {name} | {r['seconds']:.0f} | {r['accuracy']:.4f} |")
     lines += search_rows(entry, ("accuracy",))
-    text = "\n".join(lines)
-    (out / "summary.md").write_text(text + "\n")
-    print(text)
-    return 0 if entry["rc"] == 0 else 1
+    return write_summary(out, lines, entry)
 
 
 if __name__ == "__main__":
