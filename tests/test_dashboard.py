@@ -4,7 +4,6 @@ extra, or on a folder with no study, it ends with one line and exit status 2."""
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -15,16 +14,6 @@ import optuna
 import pytest
 
 from autoarch.cli import main
-
-BLOCK_DASHBOARD = """
-import importlib.abc, sys
-class _Block(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name == "optuna_dashboard" or name.startswith("optuna_dashboard."):
-            raise ModuleNotFoundError(f"No module named {name!r} (blocked by the test)")
-        return None
-sys.meta_path.insert(0, _Block())
-"""
 
 
 def _free_port() -> int:
@@ -67,11 +56,8 @@ def test_the_dashboard_serves_the_runs_study_on_localhost(run_dir) -> None:
     assert f"http://127.0.0.1:{port}/dashboard/" in out
 
 
-def test_without_the_extra_the_dashboard_is_one_line_naming_the_install(run_dir, tmp_path) -> None:
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "sitecustomize.py").write_text(BLOCK_DASHBOARD)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), *sys.path])}
+def test_without_the_extra_the_dashboard_is_one_line_naming_the_install(run_dir, env_without) -> None:
+    env = env_without("optuna_dashboard")
     proc = subprocess.run([sys.executable, "-m", "autoarch.cli", "dashboard", str(run_dir)], capture_output=True,
                           text=True, timeout=120, env=env)
     assert proc.returncode == 2

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
 import subprocess
 import sys
 import textwrap
@@ -135,21 +134,9 @@ def test_bad_inputs_raise_one_clear_data_error(tabular, tmp_path) -> None:
         Predictor(tmp_path / "junk.onnx")
 
 
-BLOCKER = """
-import sys
-
-class _Unimportable:
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in {"torch", "optuna", "sklearn", "pandas"}:
-            raise ModuleNotFoundError(f"No module named {name!r} (made unimportable by the test)")
-        return None
-
-sys.meta_path.insert(0, _Unimportable())
-"""
-
-
 @pytest.mark.parametrize("kind", ["csv", "npz", "image-folder"])
-def test_cli_predict_needs_neither_torch_optuna_sklearn_nor_pandas(tabular, image, tmp_path, kind) -> None:
+def test_cli_predict_needs_neither_torch_optuna_sklearn_nor_pandas(tabular, image, tmp_path, kind,
+                                                                 env_without) -> None:
     """What a device has: onnxruntime and numpy (and Pillow for image files). The four heavy packages are made
     unimportable in the child process, and its output is the same table as predict_file's."""
     if kind == "csv":
@@ -168,10 +155,7 @@ def test_cli_predict_needs_neither_torch_optuna_sklearn_nor_pandas(tabular, imag
         inputs.mkdir()
         for i in range(4):
             Image.fromarray(np.uint8(data.X[i, 0] * 15)).save(inputs / f"{i}.png")
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "sitecustomize.py").write_text(BLOCKER)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), *sys.path])}
+    env = env_without("torch", "optuna", "sklearn", "pandas")
     proc = subprocess.run([sys.executable, "-m", "autoarch.cli", "predict", str(path), str(inputs)],
                           capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 0, proc.stderr

@@ -6,6 +6,8 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -292,3 +294,16 @@ def test_japanese_vowels_loads_its_official_train_and_test_files():
     assert len(data.classes) == 9
     lengths = sequence_lengths(np.concatenate([data.X, test.X]))
     assert (lengths.min(), lengths.max()) == (7, 29)
+
+
+def test_predicting_sequences_needs_neither_torch_optuna_sklearn_nor_pandas(tmp_path, env_without):
+    """A device has onnxruntime and numpy: the .ts reader and the padding are numpy only."""
+    predictor, _, path = _exported(tmp_path, "lstm")
+    seqs, labels = _toy(6, seed=2)
+    inputs = _write_ts(tmp_path / "new.ts", seqs, labels)
+    env = env_without("torch", "optuna", "sklearn", "pandas")
+    proc = subprocess.run([sys.executable, "-m", "autoarch.cli", "predict", str(path), str(inputs)],
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    predicted = [line.split(",")[0] for line in proc.stdout.strip().splitlines()[1:]]
+    assert predicted == predictor.predict_sequences(seqs)[0]
