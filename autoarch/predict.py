@@ -118,7 +118,8 @@ class Predictor:
 
     def encode_sequences(self, sequences: list[np.ndarray]) -> np.ndarray:
         """The model input of ``sequences`` (a numeric-sequence model only): each ``(length, channels)`` array
-        right-padded to the model's steps, with the mask channel (:func:`autoarch.sequences.pad_sequences`)."""
+        right-padded to the model's steps (or to the longest, when the graph takes any length), with the mask
+        channel (:func:`autoarch.sequences.pad_sequences`)."""
         from autoarch.sequences import pad_sequences
 
         if not self.sequence:
@@ -134,7 +135,8 @@ class Predictor:
         return X
 
     def predict_sequences(self, sequences: list[np.ndarray]) -> tuple[list[Any], np.ndarray | None]:
-        """:meth:`predict` on sequences of any lengths up to the model's (:meth:`encode_sequences`)."""
+        """:meth:`predict` on sequences of any lengths (a plain RNN model: up to its steps;
+        :meth:`encode_sequences`)."""
         return self.predict(self.encode_sequences(sequences))
 
     def _bad(self, rule: str) -> DataError:
@@ -300,7 +302,8 @@ def _read_sequences(path: Path, predictor: Predictor) -> np.ndarray:
     """The input of a numeric-sequence model: a UCR/UEA ``.ts`` file (labels, if any, ignored) or an NPZ file
     with ``X`` padded ``(n, steps, channels)`` or ragged ``(all steps, channels)`` and ``lengths``, or ``X``
     already with the mask channel ``(n, steps, channels + 1)``, or ``(n, steps, channels)`` of full-length
-    sequences; each is padded to the model's steps (a longer one is refused)."""
+    sequences; each is padded to the model's steps (a longer one is read whole by an LSTM / GRU model, whose graph
+    takes any length, and refused by a plain RNN's). NaN or infinite values are refused."""
     from autoarch.sequences import from_lengths, pad_to, read_ts
 
     steps, channels = predictor.input_shape[0], predictor.input_shape[1] - 1
@@ -324,6 +327,8 @@ def _read_sequences(path: Path, predictor: Predictor) -> np.ndarray:
         raise DataError(f"{path}: 'X' must be a numeric (n, steps, channels) array, but has shape {X.shape} and "
                         f"dtype {X.dtype}; save sequences of different lengths with 'lengths'.")
     if X.shape[2] == channels + 1:  # the model's own form, mask included: padded further if shorter
+        if not np.isfinite(X).all():
+            raise DataError(f"{path}: 'X' holds NaN or infinite values; fill or drop them first.")
         if X.shape[1] > steps and not predictor.dynamic_steps:
             raise DataError(f"{path}: sequences of {X.shape[1]} steps, but the model takes at most {steps}.")
         return predictor._shape(pad_to(X.astype(np.float32), steps))

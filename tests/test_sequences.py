@@ -213,6 +213,14 @@ def test_search_ts_with_its_official_test_then_predict_ts_and_npz(tmp_path, caps
     assert main(["predict", str(out / "model.int8.onnx"), str(tmp_path / "new.npz")]) == 0
     assert [line.split(",")[0] for line in capsys.readouterr().out.strip().splitlines()[1:]] == predicted
     assert predictor.predict_sequences(seqs[80:])[0] == predicted
+    masked = pad_sequences(seqs[80:])  # the model's own input form, padded to the longest of these only
+    np.savez(tmp_path / "masked.npz", X=masked)
+    assert main(["predict", str(out / "model.int8.onnx"), str(tmp_path / "masked.npz")]) == 0
+    assert [line.split(",")[0] for line in capsys.readouterr().out.strip().splitlines()[1:]] == predicted
+    masked[0, 0, 0] = np.nan
+    np.savez(tmp_path / "nan.npz", X=masked)
+    assert main(["predict", str(out / "model.int8.onnx"), str(tmp_path / "nan.npz")]) == 2
+    assert "holds NaN or infinite values" in capsys.readouterr().err
 
     model = autoarch.load(out)  # the saved model reloads and agrees with its ONNX export
     with torch.no_grad():
