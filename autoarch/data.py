@@ -294,8 +294,18 @@ def _load_ts(path: Path, task: str | None, part: str = "train") -> Dataset:
     longest = max(len(seq) for seqs, _, _ in read for seq in seqs)
     seqs, labels, file_task = read[0] if part == "train" else read[1]
     task = task or file_task
-    y = np.asarray(labels) if task == CLASSIFICATION else np.asarray([float(v) for v in labels], np.float32)
     source = files[0] if part == "train" else files[1]
+    if task == CLASSIFICATION:
+        y = np.asarray(labels)
+    else:
+        values = []
+        for label in labels:
+            try:
+                values.append(float(label))
+            except ValueError:
+                raise DataError(f"{source}: label {label[:30]!r} is not a number, so it cannot be a regression "
+                                "target; drop --task regression for class labels.") from None
+        y = np.asarray(values, np.float32)
     return from_padded_sequences(pad_sequences(seqs, longest, str(source)), y, task, source.name)
 
 

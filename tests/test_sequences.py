@@ -244,7 +244,10 @@ def test_sequence_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
     assert "have no labels" in capsys.readouterr().err
     assert main(["search", str(tmp_path / "missing.ts"), "--out", str(tmp_path / "c")]) == 2
     assert "does not exist" in capsys.readouterr().err
-    assert not any((tmp_path / d).exists() for d in "abc")
+    labelled = _write_ts(tmp_path / "L_TRAIN.ts", seqs, labels)
+    assert main(["search", str(labelled), "--task", "regression", "--out", str(tmp_path / "d")]) == 2
+    assert "label 'a' is not a number, so it cannot be a regression target" in capsys.readouterr().err
+    assert not any((tmp_path / d).exists() for d in "abcd")
 
 
 def _exported(tmp_path: Path, cell: str) -> tuple[Predictor, torch.nn.Module, Path]:
