@@ -511,7 +511,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "predict":
             _predict_command(args)
         elif args.command == "report":
-            from autoarch.runner import rebuild_report
+            from autoarch.finish import rebuild_report
 
             print(f"wrote {rebuild_report(args.run_dir, args.storage)}")
         elif args.command == "dashboard":

@@ -19,13 +19,13 @@ def serve(run_dir: str | os.PathLike[str], storage: str | None = None, host: str
 
     Raises:
         ConfigError: optuna-dashboard is not installed, or the port cannot be used.
-        DataError: ``run_dir`` holds no study and no ``storage`` was given (:func:`~autoarch.runner.run_storage_url`).
+        DataError: ``run_dir`` holds no study and no ``storage`` was given (:func:`~autoarch.study.run_storage_url`).
     """
     try:
         import optuna_dashboard
     except ImportError:
         raise ConfigError(f"autoarch dashboard needs optuna-dashboard, an optional extra: {INSTALL}") from None
-    from autoarch.runner import open_storage, redact, run_storage_url
+    from autoarch.study import open_storage, redact, run_storage_url
 
     storage = run_storage_url(run_dir, storage)
     backend = open_storage(storage, must_exist=True, retry=False)

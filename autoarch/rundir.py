@@ -38,10 +38,11 @@ from types import TracebackType
 from typing import Any
 
 from autoarch import __version__
-from autoarch.exceptions import DataError
+from autoarch.exceptions import ConfigError, DataError
 
 __all__ = ["MANIFEST", "KILL_ENV", "Generation", "atomic_path", "write_bytes", "write_text", "write_json",
-           "save_state_dict", "copy_file", "read_manifest", "read_outputs", "check_file", "crash_point"]
+           "save_state_dict", "copy_file", "read_manifest", "read_outputs", "check_file", "crash_point", "KEEP_DIR",
+           "run_dir_lock", "prepare_out"]
 
 MANIFEST = "manifest.json"
 STAGING_PREFIX = ".staging-"
@@ -318,3 +319,48 @@ def check_file(path: str | os.PathLike[str]) -> bytes | None:
     data = _read(path)
     _verify(path, data, manifest)
     return data
+
+
+KEEP_DIR = ".trial-models"
+"""Run-directory folder of the best trials' holdout models while a search runs (removed when it finishes)."""
+
+
+@contextlib.contextmanager
+def run_dir_lock(out_dir: Path | None) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on the run directory itself (no file is created) while a search writes it: a
+    second search on the same ``--out`` is refused instead of racing the first to create the study (SQLite:
+    "UNIQUE constraint failed"). Workers (``autoarch worker``, the search's own processes) do not take it."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        fcntl = None  # type: ignore[assignment]
+    if out_dir is None or fcntl is None:
+        yield
+        return
+    fd = os.open(out_dir, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(f"{out_dir} is in use by another autoarch search; wait for it to finish, or give "
+                              "another --out (join a running search with 'autoarch worker').") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def prepare_out(out: str | os.PathLike[str] | None) -> Path | None:
+    if out is None:
+        return None
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"--out {str(path)!r} is a file, not a directory; give a directory path.")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"cannot write to --out {str(path)!r} ({exc.strerror}); choose a writable directory.") \
+            from None
+    return path

@@ -34,7 +34,6 @@ from _runs import (  # benchmarks/_runs.py (the script's own folder is on sys.pa
     search_rows,
     write_summary,
 )
-from autoarch.search_spaces import RNNSpace
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
@@ -44,6 +43,7 @@ from sklearn.pipeline import Pipeline
 from autoarch.data import _split_index, from_texts
 from autoarch.evaluate import build_model
 from autoarch.predict import Predictor
+from autoarch.search_spaces import RNNSpace
 from autoarch.text import load_text_builtin
 from autoarch.trainer import TrainConfig, fit, predict
 

@@ -13,8 +13,9 @@ import sys
 import time
 
 import torch
-from autoarch.search_spaces.cnn import CNNSpace
 from torch import nn
+
+from autoarch.search_spaces.cnn import CNNSpace
 
 _BASE = {"kernel_0": 3, "kernel_1": 3, "kernel_2": 3, "n_stages": 3, "pooling": "max", "activation": "relu",
          "batch_norm": True}

@@ -30,15 +30,15 @@ from typing import Any
 
 import numpy as np
 import torch
+
+import autoarch
 from autoarch.compress import compress_run, count_macs_params, export_onnx, latency_ms, run_onnx, session
 from autoarch.compress.export import model_metadata
 from autoarch.compress.run import load_run_model, reload_data
-from autoarch.search_spaces import CNNSpace
-
-import autoarch
 from autoarch.data import load_dataset, train_test_split
 from autoarch.evaluate import build_model
 from autoarch.metrics import compute_metrics
+from autoarch.search_spaces import CNNSpace
 from autoarch.trainer import TrainConfig, fit, predict
 
 FASHION_ARCH = {"n_stages": 3, "channels_0": 32, "n_convs_0": 1, "kernel_0": 3, "channels_1": 64, "n_convs_1": 1,

@@ -19,11 +19,11 @@ import numpy as np
 import optuna
 import torch
 from _runs import seed_runs  # benchmarks/_runs.py (the script's own folder is on sys.path)
-from autoarch.search_spaces import get_space
 
 from autoarch.data import load_dataset, train_test_split
 from autoarch.evaluate import build_model
 from autoarch.exceptions import TrainingError
+from autoarch.search_spaces import get_space
 from autoarch.trainer import TrainConfig, fit, predict
 
 

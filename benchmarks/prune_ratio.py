@@ -25,12 +25,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from _runs import seed_runs  # benchmarks/_runs.py (the script's own folder is on sys.path)
+
 from autoarch.compress import load_run_model, read_metadata
 from autoarch.compress.pipeline import compress_model
-from autoarch.search_spaces import get_space
-
 from autoarch.data import load_dataset, train_test_split
 from autoarch.evaluate import retrain
+from autoarch.search_spaces import get_space
 from autoarch.trainer import TrainConfig
 
 

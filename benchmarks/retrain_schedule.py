@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import optuna
 import torch
-from autoarch.search_spaces import get_space
 
 from autoarch.data import load_dataset, train_test_split
 from autoarch.evaluate import build_model
+from autoarch.search_spaces import get_space
 from autoarch.trainer import TrainConfig, fit, predict
 
 

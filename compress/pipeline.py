@@ -18,14 +18,14 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
+
 from autoarch.compress.config import CompressConfig
 from autoarch.compress.export import check_onnx, export_onnx, model_metadata
 from autoarch.compress.pruning import PruningHistory, count_macs_params, prune
 from autoarch.compress.quantize import choose_int8
 from autoarch.compress.runtime import latency_ms, peak_memory, run_onnx, session
 from autoarch.compress.schedule import prune_iteratively
-from torch import nn
-
 from autoarch.data import Dataset, train_test_split
 from autoarch.exceptions import ConfigError
 from autoarch.metrics import check_metric, compute_metrics, default_metric

@@ -9,10 +9,10 @@ from typing import Any, NamedTuple
 
 import torch
 import torch_pruning as tp
-from autoarch.compress.config import IMPORTANCES
 from torch import nn
 
 from autoarch._compat import batch_norm_base, overrides_round_to
+from autoarch.compress.config import IMPORTANCES
 from autoarch.exceptions import ConfigError, did_you_mean
 
 __all__ = ["IMPORTANCES", "PruningHistory", "PrunedCopy", "prune", "prune_to", "replay_pruning", "count_macs_params",

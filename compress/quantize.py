@@ -13,9 +13,6 @@ from typing import Any
 
 import numpy as np
 import onnx
-from autoarch.compress.config import INT8_MODES
-from autoarch.compress.export import compact_names, drop_annotations, save_atomic, set_metadata
-from autoarch.compress.runtime import latency_ms, session
 from onnxruntime.quantization import (
     CalibrationDataReader,
     QuantFormat,
@@ -25,6 +22,9 @@ from onnxruntime.quantization import (
     quantize_static,
 )
 
+from autoarch.compress.config import INT8_MODES
+from autoarch.compress.export import compact_names, drop_annotations, save_atomic, set_metadata
+from autoarch.compress.runtime import latency_ms, session
 from autoarch.exceptions import ConfigError
 from autoarch.rundir import copy_file
 

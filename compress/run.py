@@ -13,12 +13,11 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
+
 from autoarch.compress.config import CompressConfig
 from autoarch.compress.pipeline import CompressionResult, compress, refuse_recurrent
 from autoarch.compress.pruning import replay_pruning
-from autoarch.search_spaces import get_space
-from torch import nn
-
 from autoarch.data import (
     BUILTIN_DATASETS,
     Dataset,
@@ -33,6 +32,7 @@ from autoarch.exceptions import DataError
 from autoarch.metrics import compute_metrics, default_metric
 from autoarch.model import Model, model_from_state, net_arch, net_input_shape, spec_input_kind
 from autoarch.rundir import Generation, read_outputs
+from autoarch.search_spaces import get_space
 from autoarch.trainer import TrainConfig, predict, resolve_device
 
 __all__ = ["compress_run", "load_run_model", "reload_data", "render_markdown"]

@@ -11,10 +11,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from autoarch.compress.config import CompressConfig
-from autoarch.compress.pruning import PruningHistory, count_macs_params, count_params, prune_to
 from torch import nn
 
+from autoarch.compress.config import CompressConfig
+from autoarch.compress.pruning import PruningHistory, count_macs_params, count_params, prune_to
 from autoarch.data import Dataset
 from autoarch.metrics import compute_metrics
 from autoarch.trainer import TrainConfig, fit, predict

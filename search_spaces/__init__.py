@@ -12,12 +12,11 @@ import importlib
 import inspect
 from typing import Any
 
+from autoarch.exceptions import SpaceError, did_you_mean
 from autoarch.search_spaces._base import ACTIVATIONS, CONNECTIVITY, Architecture, SearchSpace
 from autoarch.search_spaces.cnn import CNNSpace
 from autoarch.search_spaces.mlp import MLPSpace
 from autoarch.search_spaces.rnn import RNNSpace
-
-from autoarch.exceptions import SpaceError, did_you_mean
 
 __all__ = ["ACTIVATIONS", "CONNECTIVITY", "Architecture", "SearchSpace", "MLPSpace", "CNNSpace", "RNNSpace",
            "get_space", "SPACES", "space_ref"]

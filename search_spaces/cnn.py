@@ -5,11 +5,11 @@ from typing import Any
 
 import optuna
 import torch
-from autoarch.search_spaces._base import ACTIVATIONS, CONNECTIVITY, Architecture, SearchSpace, activation
-from autoarch.search_spaces.augment import Augment, augmentation_from_arch
 from torch import nn
 
 from autoarch.exceptions import SpaceError
+from autoarch.search_spaces._base import ACTIVATIONS, CONNECTIVITY, Architecture, SearchSpace, activation
+from autoarch.search_spaces.augment import Augment, augmentation_from_arch
 
 __all__ = ["CNNSpace", "CNN"]
 

@@ -5,10 +5,10 @@ from typing import Any
 
 import optuna
 import torch
-from autoarch.search_spaces._base import ACTIVATIONS, CONNECTIVITY, Architecture, SearchSpace, activation
 from torch import nn
 
 from autoarch.exceptions import SpaceError
+from autoarch.search_spaces._base import ACTIVATIONS, CONNECTIVITY, Architecture, SearchSpace, activation
 
 __all__ = ["MLPSpace", "MLP"]
 

@@ -8,10 +8,10 @@ from typing import Any
 
 import optuna
 import torch
-from autoarch.search_spaces._base import CONNECTIVITY, Architecture, SearchSpace, activation
 from torch import nn
 
 from autoarch.exceptions import SpaceError
+from autoarch.search_spaces._base import CONNECTIVITY, Architecture, SearchSpace, activation
 
 __all__ = ["RNNSpace", "RNNNet", "CELLS", "POOLINGS"]
 

@@ -23,6 +23,8 @@ import numpy as np
 import optuna
 import pytest
 import torch
+
+from autoarch._compat import batch_norm_base
 from autoarch.compress import (
     CompressConfig,
     check_onnx,
@@ -33,11 +35,9 @@ from autoarch.compress import (
     run_onnx,
     session,
 )
-from autoarch.search_spaces import Architecture, SearchSpace
-
-from autoarch._compat import batch_norm_base
 from autoarch.data import from_arrays
 from autoarch.model import Model
+from autoarch.search_spaces import Architecture, SearchSpace
 from autoarch.trainer import TrainConfig
 
 __all__ = ["SearchSpaceContract", "sample_architectures", "N_SAMPLED"]

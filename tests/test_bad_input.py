@@ -33,16 +33,16 @@ import optuna
 import pandas as pd
 import pytest
 import torch
-from autoarch.compress import export_onnx, model_metadata
-from autoarch.compress.export import set_metadata
-from autoarch.search_spaces import MLPSpace
 
 import autoarch
 from autoarch.cli import main
+from autoarch.compress import export_onnx, model_metadata
+from autoarch.compress.export import set_metadata
 from autoarch.data import from_arrays, load_dataset
 from autoarch.evaluate import build_model
 from autoarch.exceptions import AutoArchError
 from autoarch.predict import Predictor, predict_file
+from autoarch.search_spaces import MLPSpace
 
 MLP = {"n_layers": 1, "width_0": 16, "connectivity": "plain", "activation": "relu", "dropout": 0.0,
        "batch_norm": False}

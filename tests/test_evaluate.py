@@ -1,10 +1,10 @@
 from __future__ import annotations
 
 import numpy as np
-from autoarch.search_spaces import MLPSpace
 
 import autoarch.evaluate as ev
 from autoarch.data import from_arrays, load_dataset
+from autoarch.search_spaces import MLPSpace
 from autoarch.trainer import TrainConfig
 
 ARCH = {"n_layers": 1, "width_0": 16, "connectivity": "plain", "activation": "relu", "dropout": 0.0,

@@ -17,6 +17,10 @@ from optuna.trial import TrialState
 from PIL import Image
 
 import autoarch
+import autoarch.budget
+import autoarch.finish
+import autoarch.objective
+import autoarch.rundir
 from autoarch import data as data_module
 from autoarch import runner
 from autoarch.config import (
@@ -87,8 +91,9 @@ def test_a_candidate_at_chance_level_is_stopped_after_two_epochs() -> None:
     ctx = runner._prepare(X, y, None, None, {"space": "mlp", "cv": 3, "trials": 1, "epochs": 8, "patience": 8})
     # a fixed candidate: an unseeded sampler sometimes drew one that diverged before it was at chance for 2 epochs
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
-    study.optimize(runner._make_objective(ctx.space, ctx.train, ctx.cfg, ctx.metric, autoarch.trainer.resolve_device(
-        "cpu")), n_trials=1, catch=(Exception,))
+    objective = autoarch.objective.make_objective(ctx.space, ctx.train, ctx.cfg, ctx.metric,
+                                                  autoarch.trainer.resolve_device("cpu"))
+    study.optimize(objective, n_trials=1, catch=(Exception,))
     trial = study.trials[0]
     assert trial.state == TrialState.PRUNED
     assert trial.user_attrs["pruned_reason"].startswith("at chance level after 2 epochs")
@@ -103,7 +108,7 @@ def test_warm_starts_are_the_first_trials_of_a_cnn_search(tmp_path) -> None:
     for t, (_, arch) in zip(trials, space.warm_starts(), strict=True):
         assert t.user_attrs["architecture"] == arch
         assert t.params["optimizer"] == "adam" and t.params["lr"] == 1e-3
-        assert t.params["batch_size"] == runner.WARM_START_SMALL_BATCH  # 1,437 training images < LARGE_DATA
+        assert t.params["batch_size"] == autoarch.objective.WARM_START_SMALL_BATCH  # 1,437 training images < LARGE_DATA
     board = pd.read_csv(tmp_path / "run" / "leaderboard.csv")
     assert set(board["warm_start"].dropna()) == {"lenet5-like", "vgg-like", "small-resnet"}
     # resuming does not queue them again
@@ -118,26 +123,27 @@ def test_no_warm_start_on_request() -> None:
 
 def test_finish_estimate_scales_the_best_trials_cost_to_the_training_split() -> None:
     study = optuna.create_study(direction="maximize")
-    assert runner.finish_estimate(study, 1000, 4) is None
+    assert autoarch.budget.finish_estimate(study, 1000, 4) is None
     study.add_trial(optuna.trial.create_trial(value=0.9, user_attrs={
         "seconds": 10.0, "epochs_run": [5], "n_fit": 500, "best_epochs": [4]}))
     # 10 s / (5 epochs * 500 samples) = 4 ms per sample-epoch; 1000 samples * (4 retrain + 4 fine-tune) epochs
     # (a fine-tune is counted for a quarter of the retrain's epochs, at least 2: what the finish does when time
     # is short)
-    assert runner.finish_estimate(study, 1000, 4) == pytest.approx(runner.FINISH_OVERHEAD + 0.004 * 1000 * 6)
-    budget = runner._Budget(job_deadline=1000.0, n_train=1000, finetune_epochs=4)
-    assert budget.search_deadline(study) == pytest.approx(1000.0 - runner.FINISH_OVERHEAD - 24.0)
-    assert runner._Budget(None, 1000, 4).search_deadline(study) is None
-    assert runner.finish_estimate(study, 1000, 1) == pytest.approx(runner.FINISH_OVERHEAD + 20.0)
+    overhead = autoarch.budget.FINISH_OVERHEAD
+    assert autoarch.budget.finish_estimate(study, 1000, 4) == pytest.approx(overhead + 0.004 * 1000 * 6)
+    budget = autoarch.budget.Budget(job_deadline=1000.0, n_train=1000, finetune_epochs=4)
+    assert budget.search_deadline(study) == pytest.approx(1000.0 - autoarch.budget.FINISH_OVERHEAD - 24.0)
+    assert autoarch.budget.Budget(None, 1000, 4).search_deadline(study) is None
+    assert autoarch.budget.finish_estimate(study, 1000, 1) == pytest.approx(autoarch.budget.FINISH_OVERHEAD + 20.0)
 
 
 def test_finish_estimate_counts_the_finishs_extra_threads() -> None:
     study = optuna.create_study(direction="maximize")
     study.add_trial(optuna.trial.create_trial(value=0.9, user_attrs={
         "seconds": 10.0, "epochs_run": [5], "n_fit": 500, "best_epochs": [4], "threads": 1}))
-    one = runner.finish_estimate(study, 1000, 0, threads=1) - runner.FINISH_OVERHEAD
-    two = runner.finish_estimate(study, 1000, 0, threads=2) - runner.FINISH_OVERHEAD
-    assert one == pytest.approx(16.0) and two == pytest.approx(16.0 / runner.THREAD_SPEEDUP)
+    one = autoarch.budget.finish_estimate(study, 1000, 0, threads=1) - autoarch.budget.FINISH_OVERHEAD
+    two = autoarch.budget.finish_estimate(study, 1000, 0, threads=2) - autoarch.budget.FINISH_OVERHEAD
+    assert one == pytest.approx(16.0) and two == pytest.approx(16.0 / autoarch.budget.THREAD_SPEEDUP)
 
 
 def test_search_samples_auto_subsamples_only_large_training_splits() -> None:
@@ -179,17 +185,17 @@ def test_a_search_with_search_samples_trains_trials_on_the_subset_and_retrains_o
     retrain = result.report["best"]["retrain"]
     assert retrain["samples"] == result.report["data"]["n_train"] and "skipped" not in retrain
     assert "at most 400 samples" in (tmp_path / "run" / "report.md").read_text()
-    assert not (tmp_path / "run" / runner.KEEP_DIR).exists()
+    assert not (tmp_path / "run" / autoarch.rundir.KEEP_DIR).exists()
 
 
 def test_epoch_cost_is_estimated_from_trials_that_trained() -> None:
     study = optuna.create_study(direction="maximize")
     for seconds, epochs, macs in ((4.0, 2, 1000), (9.0, 3, 1000), (1.0, 1, 500)):
-        assert runner.estimate_epoch_seconds(study, 10_000) is None
+        assert autoarch.budget.estimate_epoch_seconds(study, 10_000) is None
         study.add_trial(optuna.trial.create_trial(value=0.5, user_attrs={
             "seconds": seconds, "epochs_trained": epochs, "macs": macs}))
     # seconds per epoch and MAC: 0.002, 0.003, 0.002 -> median 0.002
-    assert runner.estimate_epoch_seconds(study, 10_000) == pytest.approx(20.0)
+    assert autoarch.budget.estimate_epoch_seconds(study, 10_000) == pytest.approx(20.0)
 
 
 def _write_idx(path, array: np.ndarray, header: bytes) -> None:
@@ -309,8 +315,8 @@ def test_a_candidate_whose_epoch_would_not_fit_the_budget_is_rejected_before_tra
     for _ in range(3):  # earlier trials that cost an hour per epoch and MAC: nothing fits in 100 s
         study.add_trial(optuna.trial.create_trial(value=0.5, user_attrs={
             "seconds": 3600.0, "epochs_trained": 1, "macs": 1}))
-    budget = runner._Budget(job_deadline=time.time() + 100, n_train=len(ctx.train), finetune_epochs=1)
-    objective = runner._make_objective(ctx.space, ctx.train, ctx.cfg, ctx.metric,
+    budget = autoarch.budget.Budget(job_deadline=time.time() + 100, n_train=len(ctx.train), finetune_epochs=1)
+    objective = autoarch.objective.make_objective(ctx.space, ctx.train, ctx.cfg, ctx.metric,
                                        autoarch.trainer.resolve_device("cpu"), search_deadline=budget)
     study.optimize(objective, n_trials=1)
     trial = study.trials[-1]
@@ -320,18 +326,18 @@ def test_a_candidate_whose_epoch_would_not_fit_the_budget_is_rejected_before_tra
 
 
 def test_holdout_search_ships_the_kept_trial_model_when_no_time_is_left(tmp_path, monkeypatch) -> None:
-    finish = runner._finish
+    finish = autoarch.finish.finish_run
 
     def no_time_left(*args, **kwargs):
-        assert list((tmp_path / "run" / runner.KEEP_DIR).glob("trial_*.pt"))  # kept while the search runs
+        assert list((tmp_path / "run" / autoarch.rundir.KEEP_DIR).glob("trial_*.pt"))  # kept while the search runs
         return finish(*args[:-1], time.time())  # the job deadline is now: nothing fits
 
-    monkeypatch.setattr(runner, "_finish", no_time_left)
+    monkeypatch.setattr(runner, "finish_run", no_time_left)
     result = autoarch.search("wine", cv="holdout", out=tmp_path / "run", **{**TINY, "prune": 0.15})
     retrain = result.report["best"]["retrain"]
     assert retrain["epochs"] == 0 and "is shipped" in retrain["skipped"]
     assert retrain["samples"] == result.study.best_trial.user_attrs["n_fit"]
-    assert not (tmp_path / "run" / runner.KEEP_DIR).exists()
+    assert not (tmp_path / "run" / autoarch.rundir.KEEP_DIR).exists()
 
 
 def test_holdout_search_retrains_when_time_allows(tmp_path) -> None:
@@ -374,10 +380,10 @@ def test_the_search_keeps_each_candidates_epoch_of_best_objective_metric(monkeyp
         seen.update(kwargs)
         raise RuntimeError("spied")
 
-    monkeypatch.setattr(runner, "cross_validate", spy)
+    monkeypatch.setattr(autoarch.objective, "cross_validate", spy)
     ctx = runner._prepare(data, None, None, None, {"space": "mlp", "cv": 3, "trials": 1, "metric": metric})
     study = optuna.create_study(direction="maximize")
-    study.optimize(runner._make_objective(ctx.space, ctx.train, ctx.cfg, ctx.metric,
+    study.optimize(autoarch.objective.make_objective(ctx.space, ctx.train, ctx.cfg, ctx.metric,
                                           autoarch.trainer.resolve_device("cpu")), n_trials=1, catch=(Exception,))
     assert seen["monitor"] == monitor
 
@@ -396,32 +402,32 @@ def _costed_study() -> optuna.Study:
 def test_the_finish_retrains_the_best_trial_that_fits_when_the_best_no_longer_does(tmp_path) -> None:
     study = _costed_study()
     complete = study.get_trials()
-    deadline = time.time() + runner.FINISH_OVERHEAD + 8.0  # 8 s left: the runner-up's 1.6 s fits, not the 16 s
-    chosen, note = runner._affordable_best(study, complete, 1000, 0, deadline, None)
+    deadline = time.time() + autoarch.budget.FINISH_OVERHEAD + 8.0  # 8 s left: the runner-up's 1.6 s fits, not the 16 s
+    chosen, note = autoarch.budget.affordable_best(study, complete, 1000, 0, deadline, None)
     assert chosen.number == 1 and "trial 1 (0.8800), which fits, is retrained instead" in note
     assert "best trial 0 (0.9000) needs about 16 s" in note
-    roomy = time.time() + runner.FINISH_OVERHEAD + 60.0
-    assert runner._affordable_best(study, complete, 1000, 0, roomy, None) == (study.best_trial, None)
-    assert runner._affordable_best(study, complete, 1000, 0, None, None) == (study.best_trial, None)
+    roomy = time.time() + autoarch.budget.FINISH_OVERHEAD + 60.0
+    assert autoarch.budget.affordable_best(study, complete, 1000, 0, roomy, None) == (study.best_trial, None)
+    assert autoarch.budget.affordable_best(study, complete, 1000, 0, None, None) == (study.best_trial, None)
     # a best trial whose holdout model was kept is shipped as it is when no retrain fits, never replaced
-    (tmp_path / runner.KEEP_DIR).mkdir()
-    (tmp_path / runner.KEEP_DIR / "trial_0.pt").write_bytes(b"")
-    assert runner._affordable_best(study, complete, 1000, 0, deadline, tmp_path)[0].number == 0
+    (tmp_path / autoarch.rundir.KEEP_DIR).mkdir()
+    (tmp_path / autoarch.rundir.KEEP_DIR / "trial_0.pt").write_bytes(b"")
+    assert autoarch.budget.affordable_best(study, complete, 1000, 0, deadline, tmp_path)[0].number == 0
 
 
 def test_a_short_timeout_reserves_a_share_of_itself_for_the_finish_and_the_whole_fine_tune_when_cheap() -> None:
-    assert runner.finish_overhead(None) == runner.FINISH_OVERHEAD
-    assert runner.finish_overhead(1800) == runner.FINISH_OVERHEAD
-    assert runner.finish_overhead(180) == pytest.approx(9.0) and runner.finish_overhead(20) == 5.0
+    assert autoarch.budget.finish_overhead(None) == autoarch.budget.FINISH_OVERHEAD
+    assert autoarch.budget.finish_overhead(1800) == autoarch.budget.FINISH_OVERHEAD
+    assert autoarch.budget.finish_overhead(180) == pytest.approx(9.0) and autoarch.budget.finish_overhead(20) == 5.0
     study = optuna.create_study(direction="maximize")
     study.add_trial(optuna.trial.create_trial(value=0.9, user_attrs={
         "seconds": 10.0, "epochs_run": [5], "n_fit": 500, "best_epochs": [4]}))
     # 4 ms per sample-epoch, 1000 samples: 20 fine-tune epochs cost 80 s, within 10% of a 1000 s budget
-    full = runner.finish_estimate(study, 1000, 20, timeout=1000)
-    assert full == pytest.approx(runner.finish_overhead(1000) + 4.0 * (4 + 20))
+    full = autoarch.budget.finish_estimate(study, 1000, 20, timeout=1000)
+    assert full == pytest.approx(autoarch.budget.finish_overhead(1000) + 4.0 * (4 + 20))
     # ... but not of a 500 s one: the short fine-tune (a quarter of the retrain's 4 epochs, at least 2)
-    assert runner.finish_estimate(study, 1000, 20, timeout=500) == pytest.approx(runner.finish_overhead(500)
-                                                                                 + 4.0 * (4 + 2))
+    short = autoarch.budget.finish_estimate(study, 1000, 20, timeout=500)
+    assert short == pytest.approx(autoarch.budget.finish_overhead(500) + 4.0 * (4 + 2))
 
 
 @pytest.mark.parametrize("rows, stopped", [(3000, True), (10, False)])
@@ -436,10 +442,11 @@ def test_a_diverging_candidate_is_stopped_unless_an_epoch_is_too_few_batches_to_
     X = rng.normal(size=(rows, 3)).astype(np.float32)
     y = rng.normal(size=rows).astype(np.float32)
     ctx = runner._prepare(X, y, None, None, {"space": "mlp", "cv": 2, "trials": 1, "epochs": 4, "test_size": 0.2})
-    monkeypatch.setattr(runner, "cross_validate", fake_cross_validate)
+    monkeypatch.setattr(autoarch.objective, "cross_validate", fake_cross_validate)
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
-    study.optimize(runner._make_objective(ctx.space, ctx.train, ctx.cfg, ctx.metric, autoarch.trainer.resolve_device(
-        "cpu")), n_trials=1, catch=(Exception,))
+    objective = autoarch.objective.make_objective(ctx.space, ctx.train, ctx.cfg, ctx.metric,
+                                                  autoarch.trainer.resolve_device("cpu"))
+    study.optimize(objective, n_trials=1, catch=(Exception,))
     trial = study.trials[0]
     if stopped:  # 1,200 rows a fold: at least 4 batches of any searched size
         assert trial.state == TrialState.PRUNED

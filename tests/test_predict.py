@@ -11,14 +11,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from autoarch.compress import export_onnx, model_metadata
-from autoarch.search_spaces import CNNSpace, MLPSpace
 
 from autoarch.cli import main
+from autoarch.compress import export_onnx, model_metadata
 from autoarch.data import from_arrays
 from autoarch.evaluate import build_model
 from autoarch.exceptions import DataError
 from autoarch.predict import Predictor, predict_file
+from autoarch.search_spaces import CNNSpace, MLPSpace
 
 MLP = {"n_layers": 1, "width_0": 16, "connectivity": "plain", "activation": "relu", "dropout": 0.0, "batch_norm": False}
 CNN = {"n_stages": 1, "channels_0": 8, "n_convs_0": 1, "kernel_0": 3, "connectivity": "plain", "pooling": "max",

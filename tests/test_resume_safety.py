@@ -18,6 +18,10 @@ import pytest
 from optuna.trial import TrialState
 
 import autoarch
+import autoarch.budget
+import autoarch.finish
+import autoarch.objective
+import autoarch.study
 from autoarch import runner
 from autoarch.config import SearchConfig
 from autoarch.exceptions import AutoArchError, ConfigError
@@ -56,8 +60,8 @@ def test_resume_on_other_data_with_the_same_name_and_length_is_refused(tmp_path)
 def test_data_digest_sees_the_values_not_just_the_shape() -> None:
     data = autoarch.data.load_dataset("iris")
     shuffled = dataclasses.replace(data, y=data.y[::-1].copy())
-    assert runner.data_digest(data) == runner.data_digest(autoarch.data.load_dataset("iris"))
-    assert runner.data_digest(data) != runner.data_digest(shuffled)
+    assert autoarch.study.data_digest(data) == autoarch.study.data_digest(autoarch.data.load_dataset("iris"))
+    assert autoarch.study.data_digest(data) != autoarch.study.data_digest(shuffled)
 
 
 def test_data_digest_of_uint8_pixels_is_that_of_their_float32_values(monkeypatch) -> None:
@@ -71,16 +75,16 @@ def test_data_digest_of_uint8_pixels_is_that_of_their_float32_values(monkeypatch
     for array in (as_float.X, as_float.y):
         old.update(f"{array.dtype.str}{array.shape}".encode())
         old.update(memoryview(array).cast("B"))
-    assert runner.data_digest(as_uint8) == runner.data_digest(as_float) == old.hexdigest()
-    monkeypatch.setattr(runner, "DIGEST_SLICE_VALUES", 50)  # one sample (36 values) per slice: the same digest
-    assert runner.data_digest(as_uint8) == old.hexdigest()
+    assert autoarch.study.data_digest(as_uint8) == autoarch.study.data_digest(as_float) == old.hexdigest()
+    monkeypatch.setattr(autoarch.study, "DIGEST_SLICE_VALUES", 50)  # one sample (36 values) per slice: the same digest
+    assert autoarch.study.data_digest(as_uint8) == old.hexdigest()
     changed = pixels.copy()
     changed[-1, 0, -1, -1] ^= 1
-    assert runner.data_digest(dataclasses.replace(as_float, X=changed)) != old.hexdigest()
+    assert autoarch.study.data_digest(dataclasses.replace(as_float, X=changed)) != old.hexdigest()
 
 
 def test_rejected_candidates_do_not_use_up_the_trials_of_a_run_directory(tmp_path, monkeypatch) -> None:
-    monkeypatch.setattr(runner, "REJECT_STREAK", 12)
+    monkeypatch.setattr(autoarch.budget, "REJECT_STREAK", 12)
     out = tmp_path / "run"
     with pytest.raises(AutoArchError, match=r"rejected before training by --max-params.*loosen it"):
         autoarch.search("iris", out=out, max_params=10, **TINY)
@@ -94,7 +98,7 @@ def test_a_spent_budget_of_failed_trials_names_the_limit_and_the_way_out() -> No
     cfg = SearchConfig(trials=2, trial_timeout=5.0)
     now = optuna.trial.create_trial(state=TrialState.FAIL, user_attrs={
         "fail_reason": "the trial ran past its time limit in epoch 3 (--trial-timeout 5 s); raise the limit"})
-    message = runner._no_trial_completed([now, now], cfg)
+    message = autoarch.finish.no_trial_completed([now, now], cfg)
     assert "2 ran past their time limit (--trial-timeout 5 s): raise it" in message
     assert "used its --trials 2: rerun with a higher --trials, or a new --out" in message
 
@@ -102,19 +106,19 @@ def test_a_spent_budget_of_failed_trials_names_the_limit_and_the_way_out() -> No
 def test_a_timeout_too_short_for_any_trial_says_so(monkeypatch) -> None:
     # The set-up between the deadline and the first trial can take under 1 ms on a fast machine (seen in CI):
     # let it take 20 ms, so that the 1 ms budget has surely run out before the first trial could start.
-    warm_start = runner._warm_start
-    monkeypatch.setattr(runner, "_warm_start", lambda *a, **k: (time.sleep(0.02), warm_start(*a, **k))[1])
+    warm_start = autoarch.objective.queue_warm_starts
+    monkeypatch.setattr(runner, "queue_warm_starts", lambda *a, **k: (time.sleep(0.02), warm_start(*a, **k))[1])
     with pytest.raises(AutoArchError, match=r"no trial started before --timeout \(0.001 s\) ran out; raise --timeout"):
         autoarch.search("iris", timeout=0.001, **TINY)
 
 
 def test_an_interrupted_trial_does_not_stay_running(tmp_path, monkeypatch) -> None:
-    monkeypatch.setattr(runner, "GRACE_PERIOD", 2)
-    monkeypatch.setattr(runner, "HEARTBEAT_INTERVAL", 1)
+    monkeypatch.setattr(autoarch.study, "GRACE_PERIOD", 2)
+    monkeypatch.setattr(autoarch.study, "HEARTBEAT_INTERVAL", 1)
     out = tmp_path / "run"
     autoarch.search("iris", out=out, **TINY)
     # A trial left RUNNING by a killed run, its last heartbeat just now (inside the grace period).
-    storage = runner.open_storage(f"sqlite:///{out / 'study.db'}")
+    storage = autoarch.study.open_storage(f"sqlite:///{out / 'study.db'}")
     study = optuna.load_study(study_name="autoarch", storage=storage)
     trial = study.ask()
     storage.record_heartbeat(trial._trial_id)
@@ -129,8 +133,9 @@ def test_an_interrupted_trial_does_not_stay_running(tmp_path, monkeypatch) -> No
 
 def test_storage_passwords_never_reach_a_file_or_a_log(tmp_path, monkeypatch, caplog) -> None:
     db = tmp_path / "shared.db"
-    real = runner.open_storage
-    monkeypatch.setattr(runner, "open_storage", lambda url, **kw: real(f"sqlite:///{db}", **kw))
+    real = autoarch.study.open_storage
+    for module in (runner, autoarch.study):  # the search opens it, and settles its trials through the study module
+        monkeypatch.setattr(module, "open_storage", lambda url, **kw: real(f"sqlite:///{db}", **kw))
     out = tmp_path / "run"
     caplog.set_level(logging.INFO, logger="autoarch")
     autoarch.search("iris", out=out, storage=f"postgresql://nas:{SECRET}@db-host/nas", **TINY)
@@ -153,10 +158,10 @@ def test_a_storage_error_masks_the_password_and_leaves_no_run_directory(tmp_path
 
 
 def test_redact_masks_only_the_password() -> None:
-    assert runner.redact(f"postgresql://nas:{SECRET}@db-host:5432/nas") == "postgresql://nas:***@db-host:5432/nas"
-    assert runner.redact("sqlite:///runs/x/study.db") == "sqlite:///runs/x/study.db"
-    assert runner.redact("journal:runs/x/study.log") == "journal:runs/x/study.log"
-    assert runner.redact(None) is None
+    assert autoarch.study.redact(f"postgresql://nas:{SECRET}@db-host:5432/nas") == "postgresql://nas:***@db-host:5432/nas"
+    assert autoarch.study.redact("sqlite:///runs/x/study.db") == "sqlite:///runs/x/study.db"
+    assert autoarch.study.redact("journal:runs/x/study.log") == "journal:runs/x/study.log"
+    assert autoarch.study.redact(None) is None
 
 
 def test_a_worker_never_creates_a_database(tmp_path) -> None:
@@ -171,10 +176,10 @@ def test_a_worker_never_creates_a_database(tmp_path) -> None:
 
 def test_stale_wait_is_bounded_by_the_grace_period(tmp_path, monkeypatch) -> None:
     """A trial whose worker still sends heartbeats is left RUNNING, after at most the grace period."""
-    monkeypatch.setattr(runner, "GRACE_PERIOD", 2)
-    monkeypatch.setattr(runner, "HEARTBEAT_INTERVAL", 1)
+    monkeypatch.setattr(autoarch.study, "GRACE_PERIOD", 2)
+    monkeypatch.setattr(autoarch.study, "HEARTBEAT_INTERVAL", 1)
     url = f"sqlite:///{tmp_path / 's.db'}"
-    storage = runner.open_storage(url)
+    storage = autoarch.study.open_storage(url)
     study = optuna.create_study(study_name="autoarch", storage=storage)
     trial = study.ask()
     start = time.time()
@@ -188,7 +193,7 @@ def test_stale_wait_is_bounded_by_the_grace_period(tmp_path, monkeypatch) -> Non
     thread = threading.Thread(target=beat)
     thread.start()
     try:
-        runner._settle_running("autoarch", url)
+        autoarch.study.settle_running("autoarch", url)
     finally:
         stop.set()
         thread.join()
@@ -215,6 +220,6 @@ def test_a_second_search_on_the_same_run_directory_is_refused(tmp_path) -> None:
 @pytest.mark.parametrize("url", ["journal:{d}/s.log", "{d}/s.journal", "sqlite:///{d}/s.db"])
 def test_open_storage_creates_a_search_study_in_a_file(tmp_path, url) -> None:
     url = url.format(d=tmp_path)
-    optuna.create_study(study_name="autoarch", storage=runner.open_storage(url))
+    optuna.create_study(study_name="autoarch", storage=autoarch.study.open_storage(url))
     assert len(list(tmp_path.iterdir())) == 1  # the file behind the URL, where the URL says
-    assert optuna.get_all_study_names(runner.open_storage(url, must_exist=True)) == ["autoarch"]
+    assert optuna.get_all_study_names(autoarch.study.open_storage(url, must_exist=True)) == ["autoarch"]

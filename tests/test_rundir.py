@@ -13,15 +13,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from autoarch.compress import CompressionResult, compress_run
 from torch import nn
 
 import autoarch
 from autoarch import rundir
 from autoarch.cli import main
+from autoarch.compress import CompressionResult, compress_run
 from autoarch.exceptions import DataError
+from autoarch.finish import SearchResult
 from autoarch.predict import Predictor
-from autoarch.runner import SearchResult
 
 TINY = dict(trials=3, cv=2, epochs=2, patience=1, finetune_epochs=1, calibration_samples=32, seed=0)
 OUTPUTS = {"architecture.json", "model.pt", "winner.pt", "model.onnx", "model.int8.onnx", "leaderboard.csv",

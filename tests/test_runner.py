@@ -8,11 +8,11 @@ import optuna
 import pandas as pd
 import pytest
 import torch
-from autoarch.compress import run_onnx, session
-from autoarch.search_spaces import MLPSpace
 
 import autoarch
+from autoarch.compress import run_onnx, session
 from autoarch.exceptions import ConfigError, DataError
+from autoarch.search_spaces import MLPSpace
 
 TINY = dict(trials=3, cv=2, epochs=2, patience=1, finetune_epochs=1, calibration_samples=32, seed=0)
 

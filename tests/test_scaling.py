@@ -13,11 +13,12 @@ from pathlib import Path
 
 import optuna
 import pytest
-from autoarch.search_spaces import MLPSpace
 
 import autoarch
+import autoarch.budget
 from autoarch.exceptions import AutoArchError, ConfigError
-from autoarch.runner import open_storage
+from autoarch.search_spaces import MLPSpace
+from autoarch.study import open_storage
 
 TINY = dict(cv=2, epochs=2, patience=1, finetune_epochs=1, calibration_samples=32, seed=0, prune=0.0)
 CLI_TINY = ["--cv", "2", "--epochs", "2", "--patience", "1", "--finetune-epochs", "1", "--calibration-samples",
@@ -30,9 +31,9 @@ def _cli(*args: str) -> list[str]:
 
 
 def _counted(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    from autoarch.runner import _counts_toward_budget
+    from autoarch.budget import counts_toward_budget
 
-    return [t for t in study.trials if _counts_toward_budget(t)]
+    return [t for t in study.trials if counts_toward_budget(t)]
 
 
 def test_two_local_workers_share_one_study(tmp_path) -> None:
@@ -207,7 +208,7 @@ def test_workers_need_a_shared_study() -> None:
 def test_workers_auto_resolution(monkeypatch, workers, env, shared, device, expected) -> None:
     import torch
 
-    from autoarch.runner import resolve_workers
+    from autoarch.budget import resolve_workers
 
     monkeypatch.setenv("AUTOARCH_WORKERS", env)
     got = resolve_workers(workers, trials=5, shared=shared, device=torch.device(device))
@@ -217,7 +218,7 @@ def test_workers_auto_resolution(monkeypatch, workers, env, shared, device, expe
 def test_workers_auto_defaults_to_the_usable_cores(monkeypatch) -> None:
     import torch
 
-    from autoarch.runner import resolve_workers
+    from autoarch.budget import resolve_workers
 
     monkeypatch.delenv("AUTOARCH_WORKERS")
     expected = min(len(os.sched_getaffinity(0)), 100)
@@ -318,5 +319,5 @@ def test_the_search_does_not_start_a_trial_over_the_budget_when_a_worker_finishe
     monkeypatch.setattr(optuna.storages, "fail_stale_trials", lambda study: None)
     monkeypatch.setattr(runner.time, "sleep", lambda seconds: None)
     alive = iter([True] + [False] * 10)
-    ran = runner._run_until_budget(study, lambda trial: 0.0, 4, None, [], workers_alive=lambda: next(alive))
+    ran = autoarch.budget.run_until_budget(study, lambda trial: 0.0, 4, None, [], workers_alive=lambda: next(alive))
     assert ran == 0 and study.started == 0

@@ -14,20 +14,20 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from autoarch.compress import check_onnx, export_onnx, model_metadata, run_onnx, session
-from autoarch.compress.export import dynamic_steps, save_atomic, set_metadata
-from autoarch.compress.run import reload_data
-from autoarch.search_spaces import RNNSpace, get_space
-from autoarch.search_spaces.testing import sample_architectures
 from onnxruntime.quantization import quantize_dynamic
 
 import autoarch
 from autoarch.cli import main
+from autoarch.compress import check_onnx, export_onnx, model_metadata, run_onnx, session
+from autoarch.compress.export import dynamic_steps, save_atomic, set_metadata
+from autoarch.compress.run import reload_data
 from autoarch.data import from_sequences, load_dataset
 from autoarch.evaluate import build_model
 from autoarch.exceptions import DataError
 from autoarch.model import fit_standardizer
 from autoarch.predict import Predictor
+from autoarch.search_spaces import RNNSpace, get_space
+from autoarch.search_spaces.testing import sample_architectures
 from autoarch.sequences import from_lengths, pad_sequences, read_ts, sequence_lengths
 
 

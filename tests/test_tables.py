@@ -11,15 +11,15 @@ import palmerpenguins
 import pandas as pd
 import pytest
 import torch
-from autoarch.compress import export_onnx, model_metadata
-from autoarch.search_spaces import MLPSpace
 
 import autoarch
 from autoarch.cli import main
+from autoarch.compress import export_onnx, model_metadata
 from autoarch.data import frame_dataset, load_dataset
 from autoarch.evaluate import build_model
 from autoarch.exceptions import DataError
 from autoarch.predict import Predictor, read_inputs
+from autoarch.search_spaces import MLPSpace
 from autoarch.tables import MAX_LEVELS, OTHER, TableEncoder, encode_cells, encode_frame
 
 PENGUINS = Path(palmerpenguins.__file__).parent / "data" / "penguins.csv"

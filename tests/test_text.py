@@ -12,17 +12,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from autoarch.compress import check_onnx, export_onnx, run_onnx, session
-from autoarch.search_spaces import RNNSpace, get_space
-from autoarch.search_spaces.testing import sample_architectures
 
 import autoarch
 from autoarch.cli import main
+from autoarch.compress import check_onnx, export_onnx, run_onnx, session
 from autoarch.data import from_texts, load_dataset
 from autoarch.evaluate import build_model
 from autoarch.exceptions import DataError
 from autoarch.model import TextEncoder
 from autoarch.predict import Predictor
+from autoarch.search_spaces import RNNSpace, get_space
+from autoarch.search_spaces.testing import sample_architectures
 from autoarch.text import encode_texts, ids_from_vocabulary, tokenize
 
 POSITIVE = ["great", "love", "excellent", "happy", "wonderful", "good"]

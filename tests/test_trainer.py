@@ -85,10 +85,9 @@ CNN_ARCH = {"n_stages": 1, "channels_0": 8, "n_convs_0": 1, "kernel_0": 3, "conn
 
 
 def test_build_model_standardizes_uint8_pixels_as_their_float32_values() -> None:
-    from autoarch.search_spaces import CNNSpace
-
     from autoarch.evaluate import build_model
     from autoarch.model import fit_standardizer
+    from autoarch.search_spaces import CNNSpace
 
     as_uint8, as_float = _pixel_data()
     for a, b in zip(fit_standardizer(as_uint8.X), fit_standardizer(as_float.X), strict=True):
@@ -99,10 +98,9 @@ def test_build_model_standardizes_uint8_pixels_as_their_float32_values() -> None
 
 
 def test_fit_on_uint8_images_gives_the_weights_of_float32_images() -> None:
+    from autoarch.evaluate import build_model
     from autoarch.search_spaces import CNNSpace
     from autoarch.search_spaces.augment import Augment
-
-    from autoarch.evaluate import build_model
 
     (train8, train32), (val8, val32) = _pixel_data(), _pixel_data(24, seed=1)
     seen: list[torch.dtype] = []

@@ -10,9 +10,10 @@ import stat
 import numpy as np
 import onnx
 import pytest
+from onnx import TensorProto, helper, numpy_helper
+
 from autoarch.compress.export import save_atomic
 from autoarch.compress.quantize import choose_int8
-from onnx import TensorProto, helper, numpy_helper
 
 
 def _linear_model() -> onnx.ModelProto:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
 from autoarch.compress import (
     check_onnx,
     compact_names,
@@ -16,11 +17,10 @@ from autoarch.compress import (
     run_onnx,
     session,
 )
-from autoarch.search_spaces import CNNSpace
-
 from autoarch.data import load_dataset, train_test_split
 from autoarch.evaluate import build_model
 from autoarch.exceptions import ConfigError
+from autoarch.search_spaces import CNNSpace
 from autoarch.trainer import TrainConfig, fit
 
 ARCH = {"n_stages": 2, "channels_0": 32, "n_convs_0": 2, "kernel_0": 3, "channels_1": 64, "n_convs_1": 1,

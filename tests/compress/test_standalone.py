@@ -10,6 +10,9 @@ import onnx
 import pandas as pd
 import pytest
 import torch
+
+import autoarch
+from autoarch.cli import main
 from autoarch.compress import (
     CompressConfig,
     compress,
@@ -22,13 +25,10 @@ from autoarch.compress import (
     replay_pruning,
 )
 from autoarch.compress.pruning import count_params
-from autoarch.search_spaces import CNNSpace, MLPSpace
-
-import autoarch
-from autoarch.cli import main
 from autoarch.data import from_arrays, train_test_split
 from autoarch.evaluate import build_model
 from autoarch.exceptions import ConfigError, DataError
+from autoarch.search_spaces import CNNSpace, MLPSpace
 from autoarch.trainer import TrainConfig, fit
 
 MLP_ARCH = {"n_layers": 2, "width_0": 64, "width_1": 32, "connectivity": "residual", "activation": "relu",

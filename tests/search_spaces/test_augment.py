@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from autoarch.search_spaces.augment import AUGMENT_KEYS, Augment, augmentation_from_arch
 
 

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from autoarch.search_spaces import ACTIVATIONS, CNNSpace, MLPSpace, get_space
-from autoarch.search_spaces.testing import SearchSpaceContract
 
 from autoarch.exceptions import SpaceError
+from autoarch.search_spaces import ACTIVATIONS, CNNSpace, MLPSpace, get_space
+from autoarch.search_spaces.testing import SearchSpaceContract
 
 
 def _mlp(n_layers: int, width: int, connectivity: str, **kw: object) -> dict:

@@ -3,11 +3,12 @@ from __future__ import annotations
 import optuna
 import pytest
 import torch
+from optuna.distributions import CategoricalDistribution
+from torch import nn
+
 from autoarch.search_spaces import cnn
 from autoarch.search_spaces.augment import AUGMENT_KEYS, Augment
 from autoarch.search_spaces.cnn import CNN, CNNSpace
-from optuna.distributions import CategoricalDistribution
-from torch import nn
 
 _OLD_ARCH = {"n_stages": 2, "channels_0": 8, "n_convs_0": 1, "kernel_0": 3, "channels_1": 32, "n_convs_1": 1,
              "kernel_1": 3, "connectivity": "plain", "pooling": "max", "activation": "relu", "dropout": 0.0,

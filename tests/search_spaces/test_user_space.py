@@ -10,12 +10,12 @@ import textwrap
 import numpy as np
 import pytest
 import torch
-from autoarch.search_spaces import get_space, space_ref
 
 import autoarch
 from autoarch.cli import main
 from autoarch.exceptions import SpaceError
 from autoarch.predict import Predictor
+from autoarch.search_spaces import get_space, space_ref
 
 MODULE = textwrap.dedent('''
     from autoarch.search_spaces import MLPSpace

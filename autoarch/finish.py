@@ -1,0 +1,380 @@
+"""Finishing a search: the winner chosen within the budget, retrained, compressed, exported and reported, the
+run directory's files written; :func:`load` and :func:`rebuild_report` read a finished run back."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import pandas as pd
+import torch
+from optuna.trial import TrialState
+from torch import nn
+
+from autoarch import __version__
+from autoarch.budget import (
+    affordable_best,
+    epoch_bar,
+    epochs_per_sample_second,
+    finish_overhead,
+    n_done_of,
+    retrain_epochs,
+    short_finetune,
+)
+from autoarch.compress import CompressionResult, compress_model, replay_pruning
+from autoarch.compress.pipeline import has_recurrent
+from autoarch.config import (
+    SearchConfig,
+)
+from autoarch.data import (
+    Dataset,
+)
+from autoarch.evaluate import build_model, describe_cv, retrain
+from autoarch.exceptions import DataError, SearchFailedError
+from autoarch.metrics import compute_metrics
+from autoarch.model import Model, model_from_state, net_arch, net_input_shape, spec_input_kind
+from autoarch.objective import leaderboard
+from autoarch.rundir import KEEP_DIR, Generation, copy_file, crash_point, read_outputs
+from autoarch.search_spaces import SearchSpace, get_space, space_ref
+from autoarch.study import STUDY_NAME, open_storage, redact, run_storage_url
+from autoarch.tables import TableEncoder, table_schema
+from autoarch.trainer import TrainConfig, predict
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class SearchResult:
+    """The outcome of :func:`search`.
+
+    Attributes:
+        architecture: the winner's architecture (plain values).
+        training: the winner's training hyperparameters.
+        cv_scores: ``{metric: (mean, std)}`` over the folds of the winning trial.
+        test_scores: every metric of the retrained winner (before pruning) on the held-out split.
+        model: the final (pruned, fine-tuned) torch model; its input is raw features.
+        leaderboard: one row per trial, best first.
+        compression: the compression stages, verification and files.
+        out_dir: the run directory.
+        study: the optuna study.
+    """
+
+    architecture: dict[str, Any]
+    training: dict[str, Any]
+    cv_scores: dict[str, tuple[float, float]]
+    test_scores: dict[str, float]
+    model: nn.Module
+    leaderboard: pd.DataFrame
+    compression: CompressionResult
+    out_dir: Path
+    study: optuna.Study
+    report: dict[str, Any] = field(default_factory=dict)
+
+    def export(self, path: str | Path, int8: bool = False) -> Path:
+        """Copy the verified ONNX model (fp32, or int8 with ``int8=True``) to ``path``."""
+        source = self.compression.int8_path if int8 else self.compression.onnx_path
+        assert source is not None
+        return copy_file(source, path)
+
+
+def no_trial_completed(trials: list[optuna.trial.FrozenTrial], cfg: SearchConfig) -> str:
+    """Why a search ended without a completed trial, and what to change (one line)."""
+    trials = [t for t in trials if t.state != TrialState.WAITING]  # queued (warm starts, retries), never started
+    reasons = [t.user_attrs["fail_reason"] for t in trials if t.user_attrs.get("fail_reason")]
+    stopped = sum("stopped_reason" in t.user_attrs for t in trials)
+    rejected = [t.user_attrs.get("pruned_reason", "") for t in trials if t.user_attrs.get("rejected")]
+    pruned = sum(t.state == TrialState.PRUNED and not t.user_attrs.get("rejected") for t in trials)
+    timeout = f"--timeout ({cfg.timeout:g} s)" if cfg.timeout is not None else "the deadline"
+    if not trials:
+        return (f"no trial started before {timeout} ran out; raise --timeout (the search needs at least one "
+                "trial's training, and a reserve for the retrain and export).")
+    if stopped and not reasons and not rejected:
+        return f"no trial completed: {timeout} stopped {stopped} still training. Raise --timeout, or lower --epochs."
+    parts = []
+    timed_out = [r for r in reasons if "--trial-timeout" in r]
+    if timed_out:
+        parts.append(f"{len(timed_out)} ran past their time limit (--trial-timeout {cfg.trial_timeout:g} s): "
+                     "raise it")
+    if len(reasons) > len(timed_out):
+        other = next(r for r in reasons if "--trial-timeout" not in r)
+        parts.append(f"{len(reasons) - len(timed_out)} failed (the first: {other})")
+    if rejected:
+        limits = "--max-params / --max-macs" if any("--max-" in r for r in rejected) else "their estimated cost"
+        parts.append(f"{len(rejected)} were rejected before training by {limits} (the first: {rejected[0]}): "
+                     "loosen it")
+    if pruned:
+        parts.append(f"{pruned} were stopped early (--early-stop {cfg.early_stop}, chance level or divergence)")
+    if stopped:
+        parts.append(f"{stopped} were stopped still training by {timeout}")
+    spent = n_done_of(trials) >= cfg.trials
+    more = (f"; this study has used its --trials {cfg.trials}: rerun with a higher --trials, or a new --out"
+            if spent else "")
+    return f"none of the {len(trials)} trials completed: " + "; ".join(parts) + more + "."
+
+
+def finish_run(study: optuna.Study, space: SearchSpace, dataset: Dataset, train: Dataset, test: Dataset,
+            cfg: SearchConfig, metric: str, device: torch.device, out_dir: Path | None, search_seconds: float,
+            job_deadline: float | None = None, progress: bool = False) -> SearchResult:
+    trials = study.get_trials(deepcopy=False)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    if not complete:
+        raise SearchFailedError(no_trial_completed(trials, cfg))
+    finetune_epochs = cfg.finetune_epochs if cfg.prune > 0 else 0
+    best, substitute = affordable_best(study, complete, len(train), finetune_epochs, job_deadline, out_dir,
+                                        cfg.timeout)
+    arch = dict(best.user_attrs["architecture"])
+    tcfg = TrainConfig(**best.user_attrs["training"])
+    epochs = retrain_epochs(best)
+    per = epochs_per_sample_second(best, torch.get_num_threads())
+    kept = None if out_dir is None else out_dir / KEEP_DIR / f"trial_{best.number}.pt"
+    kept = kept if kept is not None and kept.is_file() else None
+    retrained: dict[str, Any] = {"epochs": epochs, "samples": len(train)}
+    if substitute:
+        retrained["substituted"] = substitute
+    model = None
+    if job_deadline is not None and per is not None:
+        fit_epochs = int((job_deadline - time.time() - finish_overhead(cfg.timeout)) / (per * len(train)))
+        short = short_finetune(finetune_epochs, epochs) if finetune_epochs else 0
+        if kept is not None and epochs + short > fit_epochs:
+            # No time to retrain: ship the holdout model the trial trained (on its fit part only).
+            finetune_epochs = min(finetune_epochs, max(short, fit_epochs)) if finetune_epochs else 0
+            model = build_model(space, arch, train)
+            model.load_state_dict(torch.load(kept, map_location="cpu", weights_only=True))
+            model = model.eval()
+            retrained = {"epochs": 0, "samples": best.user_attrs.get("n_fit"),
+                         "skipped": f"{epochs} retrain epochs did not fit in what is left of --timeout; the model "
+                                    f"trial {best.number} trained on its holdout fit part is shipped"}
+            logger.info("budget: %s", retrained["skipped"])
+        elif epochs + finetune_epochs > fit_epochs:
+            planned = (epochs, finetune_epochs)
+            finetune_epochs = min(finetune_epochs, max(short, fit_epochs - epochs)) if finetune_epochs else 0
+            epochs = max(1, min(epochs, fit_epochs - finetune_epochs))
+            retrained["epochs"] = epochs
+            logger.info("budget: %d retrain and %d fine-tune epochs fit in what is left of --timeout (planned %d "
+                        "and %d)", epochs, finetune_epochs, *planned)
+    if model is None:
+        crash_point("retrain")
+        logger.info("retraining trial %d on the whole training split (%d samples, %d epochs)", best.number,
+                    len(train), epochs)
+        with epoch_bar("retrain", epochs, progress) as on_epoch:
+            model = retrain(space, arch, tcfg, train, epochs, seed=cfg.seed, device=device, on_epoch=on_epoch)
+    test_scores = compute_metrics(test.task, test.y, predict(model, test.X), test.n_outputs)
+
+    files_dir = out_dir if out_dir is not None else Path(tempfile.mkdtemp(prefix="autoarch-"))
+    description = _describe(space, arch, dataset, metric)
+    metadata = {"autoarch_version": __version__, "task": dataset.task, "classes": json.dumps(dataset.classes),
+                "input_shape": json.dumps(list(dataset.input_shape)),
+                # without a text model's token table: the metadata's 'text' has the kept vocabulary
+                "architecture": json.dumps({k: v for k, v in description.items() if k != "text"}),
+                "metric": metric}
+    # Every output is staged and put in place at once (rundir.Generation): a kill while a finished run
+    # directory is rewritten never leaves new files beside old ones unnoticed.
+    gen = Generation(files_dir, writer="search")
+    try:
+        pruned = cfg.prune > 0 and not has_recurrent(model)  # recurrent layers are exported unpruned
+        with epoch_bar("fine-tune", max(1, finetune_epochs) if pruned else 0, progress and pruned) as on_epoch:
+            comp = compress_model(model, train, test, gen.staging, train_config=tcfg, prune_ratio=cfg.prune,
+                                  finetune_epochs=max(1, finetune_epochs),
+                                  calibration_samples=cfg.calibration_samples, seed=cfg.seed, device=device,
+                                  metadata=metadata, on_stage=_on_stage, on_epoch=on_epoch)
+    except BaseException:
+        gen.discard()
+        raise
+    description["pruning_history"] = comp.pruning_history
+    shipped = comp.int8_path if comp.int8_path is not None else comp.onnx_path
+    board = leaderboard(study, space)
+    cv_scores = {k[3:-5]: (best.user_attrs[k], best.user_attrs[k[:-5] + "_std"])
+                 for k in best.user_attrs if k.startswith("cv_") and k.endswith("_mean")}
+    counts = {s.name: sum(t.state == s for t in trials) for s in TrialState}
+    report = {
+        "autoarch_version": __version__,
+        "data": {"name": dataset.name, "task": dataset.task, "input_shape": list(dataset.input_shape),
+                 "n_samples": len(dataset), "n_train": len(train), "n_test": len(test), "classes": dataset.classes,
+                 # How `autoarch compress` reloads the data: a built-in name or an absolute file path.
+                 "source": (study.user_attrs.get("spec") or {}).get("data"),
+                 **({"encoding": TableEncoder(dataset.columns).describe()} if dataset.columns else {})},
+        "search": {"space": space.name, "controller": cfg.controller, "metric": metric, "cv": cfg.cv,
+                   "validation": describe_cv(cfg.cv), "early_stop": cfg.early_stop,
+                   "augment": cfg.augment, "held_out": cfg.test,
+                   "trials_requested": cfg.trials, "trial_states": {k: v for k, v in counts.items() if v},
+                   "fidelity": _fidelity_counts(trials), "search_samples": cfg.search_samples,
+                   "seconds_this_run": search_seconds, "seed": cfg.seed, "device": str(device)},
+        "best": {"trial": best.number, "warm_start": best.user_attrs.get("warm_start"), "architecture": arch,
+                 "summary": space.describe(arch),
+                 "training": tcfg.to_dict(), "retrain_epochs": retrained["epochs"], "retrain": retrained,
+                 "retrain_schedule": "cosine",
+                 "cv": cv_scores},
+        "test": test_scores,
+        "test_detail": _guarded_test_detail(test, shipped),
+        "compression": {"prune_ratio": cfg.prune, "finetune_epochs": finetune_epochs,
+                        "stages": comp.stages, "verification": comp.verification},
+        "config": {**asdict(cfg), "space": space_ref(space), "storage": redact(cfg.storage)},
+    }
+    with gen:
+        if out_dir is not None:
+            from autoarch.html_report import render_html
+            from autoarch.report import render_markdown
+
+            gen.write_json("architecture.json", description)
+            gen.save_state_dict("model.pt", comp.model)
+            gen.save_state_dict("winner.pt", model)  # before pruning: what `autoarch compress` starts from
+            gen.write_text("leaderboard.csv", board.to_csv(index=False))
+            gen.write_json("report.json", report, default=_json_default)
+            gen.write_text("report.md", render_markdown(report, board))
+            try:
+                page = render_html(report, study)
+            except Exception as exc:  # a chart must never cost the run its outputs
+                logger.warning("report.html was not written (%s: %s); `autoarch report %s` retries it",
+                               type(exc).__name__, exc, out_dir)
+            else:
+                gen.write_text("report.html", page)
+        gen.commit()
+    comp.onnx_path = files_dir / "model.onnx"
+    comp.int8_path = None if comp.int8_path is None else files_dir / comp.int8_path.name
+    if out_dir is not None:
+        shutil.rmtree(out_dir / KEEP_DIR, ignore_errors=True)  # the trial models served the finish only
+    return SearchResult(architecture=arch, training=tcfg.to_dict(), cv_scores=cv_scores, test_scores=test_scores,
+                        model=comp.model, leaderboard=board, compression=comp, out_dir=files_dir, study=study,
+                        report=report)
+
+
+def rebuild_report(run_dir: str | os.PathLike[str], storage: str | None = None) -> Path:
+    """Write ``report.html`` of a finished run again from its ``report.json`` and its study (the run directory's
+    SQLite file, or ``storage`` for a study kept elsewhere), e.g. after more trials or with a newer autoarch.
+
+    Raises:
+        DataError: ``run_dir`` is not a finished run, or its study cannot be found.
+    """
+    from autoarch.html_report import render_html
+
+    run = Path(run_dir)
+    outputs = read_outputs(run, ["report.json"]) if run.is_dir() else {}
+    if "report.json" not in outputs:
+        raise DataError(f"{run} holds no finished run (no report.json); give the --out directory of a search that "
+                        "finished.")
+    report = json.loads(outputs["report.json"])
+    study_name = (report.get("config") or {}).get("study_name", STUDY_NAME)
+    backend = open_storage(run_storage_url(run, storage), must_exist=True, retry=False)
+    try:
+        study = optuna.load_study(study_name=study_name, storage=backend)
+    except KeyError:
+        raise DataError(f"the storage holds no study named {study_name!r}; give the --storage the search "
+                        "used.") from None
+    with Generation(run, writer="report") as gen:
+        gen.write_text("report.html", render_html(report, study))
+        gen.commit()
+    return run / "report.html"
+
+
+RESIDUAL_POINTS = 2000
+"""At most this many held-out (true, predicted) pairs are kept in ``report.json`` for the residual plot."""
+
+
+def test_detail(test: Dataset, model_path: Path) -> dict[str, Any]:
+    """What the shipped ONNX model predicts on the held-out split, for the report's charts: the confusion matrix and
+    per-class precision, recall, F1 and support (classification), or a sample of (true, predicted) pairs."""
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+    from autoarch.compress.runtime import run_onnx, session
+
+    out = run_onnx(session(model_path), test.X)
+    detail: dict[str, Any] = {"model": model_path.name}
+    if test.task == "classification":
+        labels = list(range(test.n_outputs))
+        pred = out.argmax(axis=1)
+        precision, recall, f1, support = precision_recall_fscore_support(test.y, pred, labels=labels, zero_division=0)
+        detail.update(labels=[str(c) for c in test.classes],
+                      confusion_matrix=confusion_matrix(test.y, pred, labels=labels).tolist(),
+                      per_class={str(c): {"precision": float(p), "recall": float(r), "f1": float(f),
+                                          "support": int(n)}
+                                 for c, p, r, f, n in zip(test.classes, precision, recall, f1, support, strict=True)})
+    else:
+        keep = np.random.default_rng(0).permutation(len(test))[:RESIDUAL_POINTS]
+        detail.update(y_true=[float(v) for v in np.asarray(test.y, dtype=float)[keep]],
+                      y_pred=[float(v) for v in out.reshape(len(test), -1)[keep, 0]])
+    return detail
+
+
+def _guarded_test_detail(test: Dataset, shipped: Path | None) -> dict[str, Any] | None:
+    if shipped is None:
+        return None
+    try:
+        return test_detail(test, shipped)
+    except Exception as exc:  # the report's charts must never cost the run its outputs
+        logger.warning("the held-out confusion matrix / residuals were not computed (%s: %s)", type(exc).__name__, exc)
+        return None
+
+
+def _on_stage(stage: str) -> None:
+    crash_point(stage)
+    logger.info("compression: %s", stage)
+
+
+def _fidelity_counts(trials: list[optuna.trial.FrozenTrial]) -> dict[str, int]:
+    """How many trials ended after how many training epochs (all folds), e.g. ``{"1": 12, "3": 4, "20": 1}``."""
+    counts: dict[int, int] = {}
+    for t in trials:
+        if t.state in (TrialState.COMPLETE, TrialState.PRUNED) and "epochs_trained" in t.user_attrs:
+            counts[int(t.user_attrs["epochs_trained"])] = counts.get(int(t.user_attrs["epochs_trained"]), 0) + 1
+    return {str(k): counts[k] for k in sorted(counts)}
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _describe(space: SearchSpace, arch: Mapping[str, Any], dataset: Dataset, metric: str) -> dict[str, Any]:
+    return {"autoarch_version": __version__, "space": space_ref(space), "architecture": dict(arch),
+            "input_shape": list(dataset.input_shape), "n_outputs": dataset.n_outputs, "task": dataset.task,
+            "classes": dataset.classes, "feature_names": dataset.feature_names, "metric": metric,
+            "input_kind": dataset.input_kind, **table_schema(dataset), **_text_schema(dataset, arch)}
+
+
+def _text_schema(dataset: Dataset, arch: Mapping[str, Any]) -> dict[str, Any]:
+    """``architecture.json``'s ``text`` entry (the token table, the vocabulary size and the length) for text."""
+    if dataset.input_kind != "text" or dataset.tokens is None:
+        return {}
+    return {"text": {"table": list(dataset.tokens), "vocab_size": int(arch.get("vocab_size", 10000)),
+                     "max_length": int(dataset.X.shape[1])}}
+
+
+def load(run_dir: str | os.PathLike[str]) -> Model:
+    """Rebuild the final model of a run directory from ``architecture.json`` and ``model.pt``.
+
+    The pruning history in ``architecture.json`` is replayed on the freshly built network before the weights
+    (loaded with ``weights_only=True``) are put in.
+
+    Both files are checked against the run's ``manifest.json`` (when it has one) and parsed from the bytes
+    checked, so that they come from one generation of the run's outputs.
+
+    Raises:
+        DataError: the directory lacks ``architecture.json`` or ``model.pt``, or they are not the files its
+            manifest names (an interrupted write).
+    """
+    run = Path(run_dir)
+    files = read_outputs(run, ("architecture.json", "model.pt"))
+    for name in ("architecture.json", "model.pt"):
+        if name not in files:
+            raise DataError(f"{run / name} is missing; give the --out directory of a finished search.")
+    spec = json.loads(files["architecture.json"])
+    space = get_space(spec["space"], spec_input_kind(spec))
+    net = space.build(net_arch(spec), net_input_shape(spec), spec["n_outputs"])
+    state = torch.load(io.BytesIO(files["model.pt"]), map_location="cpu", weights_only=True)
+    model = model_from_state(net, state, spec.get("columns"), spec.get("text"))
+    example = torch.zeros(2, *spec["input_shape"])
+    replay_pruning(model, example, spec.get("pruning_history") or [])
+    model.load_state_dict(state)
+    return model.eval()

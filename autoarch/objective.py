@@ -1,0 +1,231 @@
+"""The trial objective: one candidate suggested, checked against its limits, cross-validated with per-epoch
+pruning (early stopping, chance level, divergence), its fidelity recorded; the warm-start candidates; the
+leaderboard of the trials."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pandas as pd
+import torch
+from optuna.trial import TrialState
+
+from autoarch.budget import EPOCH_SHARE, Budget, estimate_epoch_seconds
+from autoarch.compress import count_macs_params
+from autoarch.config import (
+    LARGE_DATA,
+    SearchConfig,
+)
+from autoarch.data import (
+    Dataset,
+)
+from autoarch.evaluate import build_model, cross_validate
+from autoarch.exceptions import TimeLimitError
+from autoarch.metrics import objective_value
+from autoarch.rundir import crash_point, save_state_dict
+from autoarch.search_spaces import SearchSpace
+from autoarch.trainer import suggest_training
+
+logger = logging.getLogger(__name__)
+CHANCE_EPOCHS = 2
+"""A classifier whose accuracy on its early-stopping data is still within :data:`CHANCE_MARGIN` of the majority
+class after this many epochs (a space's ``chance_epochs`` where it sets one: recurrent nets start slower) is
+stopped (a sigmoid/SGD candidate of a Fashion-MNIST search trained 921 s at 10%)."""
+CHANCE_MARGIN = 0.02
+DIVERGENCE = 3.0
+"""A candidate whose epoch training loss exceeds this multiple of its first epoch's is stopped as diverging."""
+DIVERGENCE_BATCHES = 4
+"""The divergence rule applies only when an epoch has at least this many batches of the fold's training part: a
+first epoch of one or two batches is no reference (on 4 training rows a candidate whose loss went 0.18 -> 2.9 in
+epoch 2 finished with the best CV score of its search), and data that small is cheap to train to the end anyway."""
+WARM_START_TRAINING = {"optimizer": "adam", "lr": 1e-3, "weight_decay": 1e-4, "l1": 1e-8, "batch_size": 128,
+                       "schedule": "cosine"}
+"""The training of the warm-start candidates: Adam at its usual rate, light L2, cosine schedule; batches of 128
+from :data:`~autoarch.config.LARGE_DATA` training samples on, of :data:`WARM_START_SMALL_BATCH` below."""
+WARM_START_SMALL_BATCH = 32
+"""On 958 digits per fold, batches of 128 are 8 steps an epoch: 3-fold CV of the LeNet-5-like network 0.946 with
+128, 0.959 with 32; of the small ResNet 0.962 and 0.983 (20 epochs, Adam 1e-3)."""
+
+
+def make_objective(space: SearchSpace, train: Dataset, cfg: SearchConfig, metric: str,
+                    device: torch.device, search_deadline: float | None | Budget = None,
+                    keep_dir: Path | None = None) -> Callable[[optuna.Trial], float]:
+    """The trial function. ``search_deadline`` (``time.time()``, or the ``--timeout`` budget) also stops a trial
+    still training when it passes: the trial is marked FAIL with a ``stopped_reason`` and does not count toward
+    the budget (a resumed run starts another), so ``--timeout`` bounds the search, not just when trials start.
+
+    After every epoch the objective metric on the fold's early-stopping part is reported to optuna (step
+    ``fold * epochs + epoch``) so that the pruner of ``--early-stop`` can stop the candidate; a classifier still
+    at chance level after :data:`CHANCE_EPOCHS` epochs, or a diverging one, is stopped too. Every trial records
+    its fidelity: ``epochs_trained`` (all folds) and the folds it finished. The warm-start candidates are never
+    pruned by ``--early-stop`` (they are the references), only by the chance and divergence checks.
+
+    With holdout validation, ``--timeout`` ends a candidate still training as early stopping would: it is scored
+    with its best epoch so far (``fidelity_note`` says so). With ``keep_dir``, the holdout model of a candidate
+    that beats every completed one is saved there (``trial_<n>.pt``), so that the finish can ship it when the
+    budget leaves no time to retrain it."""
+    example = torch.as_tensor(train.X[:2], dtype=torch.float32)
+    plain = metric[4:] if metric.startswith("neg_") else metric
+
+    def objective(trial: optuna.Trial) -> float:
+        by_search = False  # whether --timeout (not --trial-timeout) is the limit that can stop this trial
+        started = time.perf_counter()
+        try:
+            arch = space.suggest(trial)
+            tcfg = suggest_training(trial, cfg.epochs, cfg.patience)
+            trial.set_user_attr("architecture", arch)
+            trial.set_user_attr("training", tcfg.to_dict())
+            trial.set_user_attr("threads", torch.get_num_threads())
+            macs, params = count_macs_params(build_model(space, arch, train), example)
+            trial.set_user_attr("params", params)
+            trial.set_user_attr("macs", macs)
+            over = [f"{name} {value:,} > --max-{name} {limit:,}" for name, value, limit in
+                    (("params", params, cfg.max_params), ("macs", macs, cfg.max_macs))
+                    if limit is not None and value > limit]
+            if over:  # rejected before any training
+                trial.set_user_attr("pruned_reason", "; ".join(over))
+                trial.set_user_attr("rejected", True)
+                raise optuna.TrialPruned(over[0])
+            ends = (search_deadline.search_deadline(trial.study) if isinstance(search_deadline, Budget)
+                    else search_deadline)
+            epoch_cost = estimate_epoch_seconds(trial.study, macs)
+            if ends is not None and epoch_cost is not None and epoch_cost > EPOCH_SHARE * (ends - time.time()):
+                trial.set_user_attr("pruned_reason", f"one epoch would take about {epoch_cost:.0f} s (measured on "
+                                                     f"earlier trials), more than {EPOCH_SHARE:.0%} of the "
+                                                     f"{max(0.0, ends - time.time()):.0f} s left to the search")
+                trial.set_user_attr("rejected", True)
+                raise optuna.TrialPruned()
+            first_loss: list[float] = []
+            trained = [0]
+            rows = fold_rows(len(train), cfg.cv, cfg.search_samples)
+            watch_divergence = rows >= DIVERGENCE_BATCHES * tcfg.batch_size
+
+            def on_epoch(fold: int, epoch: int, record: dict[str, float]) -> None:
+                trained[0] += 1
+                trial.set_user_attr("epochs_trained", trained[0])
+                crash_point("epoch")  # the crash tests' kill in the middle of a trial
+                if fold == 0 and epoch == 1:
+                    first_loss.append(record["train_loss"])
+                elif watch_divergence and first_loss and record["train_loss"] > DIVERGENCE * first_loss[0]:
+                    trial.set_user_attr("pruned_reason", f"diverging: training loss {record['train_loss']:.3g} in "
+                                                         f"epoch {epoch}, {first_loss[0]:.3g} in the first")
+                    raise optuna.TrialPruned()
+                if f"val_{plain}" not in record:
+                    return
+                majority = record.get("val_majority")
+                if (majority is not None and fold == 0 and epoch == getattr(space, "chance_epochs", CHANCE_EPOCHS)
+                        and record["val_accuracy"] <= majority + CHANCE_MARGIN):
+                    trial.set_user_attr("pruned_reason", f"at chance level after {epoch} epochs (accuracy "
+                                                         f"{record['val_accuracy']:.3f}, majority class "
+                                                         f"{majority:.3f})")
+                    raise optuna.TrialPruned()
+                trial.report(objective_value(metric, {k[4:]: v for k, v in record.items() if k.startswith("val_")}),
+                             fold * cfg.epochs + epoch)
+                if trial.should_prune() and "warm_start" not in trial.user_attrs:
+                    trial.set_user_attr("pruned_reason", f"--early-stop {cfg.early_stop} after {trained[0]} "
+                                                         f"epoch(s) (fold {fold + 1}, epoch {epoch})")
+                    raise optuna.TrialPruned()
+
+            trial_limit = None if cfg.trial_timeout is None else time.monotonic() + cfg.trial_timeout
+            search_limit = None if ends is None else time.monotonic() + (ends - time.time())
+            by_search = search_limit is not None and (trial_limit is None or search_limit <= trial_limit)
+            soft = by_search and isinstance(cfg.cv, float)  # holdout: score what the deadline leaves
+            result = cross_validate(space, arch, tcfg, train, cv=cfg.cv, seed=cfg.seed, device=device,
+                                    on_epoch=on_epoch, monitor=None if metric.startswith("neg_") else plain,
+                                    deadline=trial_limit if soft or not by_search else search_limit,
+                                    stop_at=search_limit if soft else None, max_fit=cfg.search_samples)
+        except optuna.TrialPruned:
+            if "epochs_trained" in trial.user_attrs:  # it trained: what it cost informs the budget planner
+                trial.set_user_attr("seconds", time.perf_counter() - started)
+            raise
+        except TimeLimitError as exc:
+            if by_search:
+                trial.set_user_attr("stopped_reason", f"{exc} and was stopped at --timeout "
+                                                      f"({cfg.timeout:g} s); it does not count as a trial")
+            else:
+                trial.set_user_attr("fail_reason", f"{exc} (--trial-timeout {cfg.trial_timeout:g} s); raise the "
+                                                   "limit or search smaller networks")
+            raise
+        except Exception as exc:  # MemoryError and CUDA out-of-memory included: the trial fails, the search goes on
+            trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}".splitlines()[0][:500])
+            raise
+        mean, std = result.mean(), result.std()
+        for name in mean:
+            trial.set_user_attr(f"cv_{name}_mean", mean[name])
+            trial.set_user_attr(f"cv_{name}_std", std[name])
+        trial.set_user_attr("best_epochs", result.best_epochs)
+        trial.set_user_attr("fold_scores", [objective_value(metric, f) for f in result.fold_scores])
+        trial.set_user_attr("epochs_run", result.epochs_run)
+        trial.set_user_attr("n_fit", result.n_fit)
+        trial.set_user_attr("seconds", result.seconds)
+        if result.stopped_at_deadline:
+            trial.set_user_attr("fidelity_note", f"--timeout reached: scored with its best of "
+                                                 f"{result.epochs_run[-1]} epoch(s)")
+        value = objective_value(metric, mean)
+        if not math.isfinite(value):
+            trial.set_user_attr("fail_reason", f"the {metric} score is {value} (undefined on these folds)")
+            return float("nan")
+        if keep_dir is not None and result.model is not None and isinstance(cfg.cv, float):
+            done = [t.value for t in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+            if not done or value > max(done):
+                keep_dir.mkdir(exist_ok=True)
+                save_state_dict(result.model.cpu(), keep_dir / f"trial_{trial.number}.pt")
+        return value
+
+    return objective
+
+
+def leaderboard(study: optuna.Study, space: SearchSpace | None = None) -> pd.DataFrame:
+    """One row per trial: state, objective, CV metrics (mean and std), size, time, architecture, and why a trial
+    failed or was pruned; best first."""
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        arch = t.user_attrs.get("architecture")
+        row: dict[str, Any] = {"trial": t.number, "state": t.state.name, "value": t.value}
+        row.update({k: v for k, v in t.user_attrs.items() if k.startswith("cv_")})
+        row["params"] = t.user_attrs.get("params")
+        row["macs"] = t.user_attrs.get("macs")
+        row["seconds"] = t.user_attrs.get("seconds")
+        row["epochs_trained"] = t.user_attrs.get("epochs_trained")
+        row["warm_start"] = t.user_attrs.get("warm_start", "")
+        row["architecture"] = (space.describe(arch) if space is not None and arch else json.dumps(arch))
+        row["training"] = json.dumps(t.user_attrs.get("training"))
+        row["reason"] = (t.user_attrs.get("fail_reason") or t.user_attrs.get("pruned_reason")
+                         or t.user_attrs.get("stopped_reason") or ("interrupted" if t.state == TrialState.FAIL else "")
+                         or t.user_attrs.get("fidelity_note", ""))
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame
+    return frame.sort_values(["value", "trial"], ascending=[False, True], na_position="last").reset_index(drop=True)
+
+
+def queue_warm_starts(study: optuna.Study, space: SearchSpace, cfg: SearchConfig, n_train: int) -> None:
+    """Queue the space's textbook networks (with :data:`WARM_START_TRAINING`) as the first trials of a new study,
+    so that a search never ships worse than the reference it could have started from."""
+    if not cfg.warm_start or cfg.controller == "grid" or study.user_attrs.get("warm_started"):
+        return
+    study.set_user_attr("warm_started", True)
+    if study.get_trials(deepcopy=False):
+        return  # a study made before warm starts existed
+    training = dict(WARM_START_TRAINING)
+    if n_train < LARGE_DATA:
+        training["batch_size"] = WARM_START_SMALL_BATCH
+    for name, arch in space.warm_starts()[:cfg.trials]:
+        # a space's warm start may carry its own training values (the rnn space's LSTM its learning rate)
+        study.enqueue_trial({**training, **arch}, user_attrs={"warm_start": name})
+        logger.info("warm start: trial %s is the %s network", len(study.get_trials(deepcopy=False)) - 1, name)
+
+
+def fold_rows(n: int, cv: int | float, search_samples: int | None) -> int:
+    """About how many rows a candidate trains on in one fold: the training part of a k-fold split or a holdout
+    split, at most ``--search-samples``."""
+    rows = n - math.ceil(n / cv) if isinstance(cv, int) else int(n * (1.0 - cv))
+    return rows if search_samples is None else min(rows, search_samples)
