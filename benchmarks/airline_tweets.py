@@ -40,7 +40,7 @@ from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import GridSearchCV, train_test_split
 from sklearn.pipeline import Pipeline
 
-from autoarch.data import _split_index, from_texts
+from autoarch.data import from_texts, split_index
 from autoarch.evaluate import build_model
 from autoarch.predict import Predictor
 from autoarch.search_spaces import RNNSpace
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         keep, _ = train_test_split(np.arange(len(texts)), train_size=1500, random_state=0, stratify=labels)
         texts, labels = [texts[i] for i in sorted(keep)], [labels[i] for i in sorted(keep)]
     data = from_texts(texts, labels, name="airline-tweets")
-    train_idx, test_idx = (np.sort(i) for i in _split_index(data, test_size=0.2, seed=0))
+    train_idx, test_idx = (np.sort(i) for i in split_index(data, test_size=0.2, seed=0))
     train, test = data.subset(train_idx), data.subset(test_idx)
     text_train = [texts[i] for i in train_idx]
     text_test = [texts[i] for i in test_idx]
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     space = RNNSpace()
     arch = space.warm_starts()[0][1]
-    fit_part, val_part = (np.sort(i) for i in _split_index(train, test_size=0.1, seed=0))
+    fit_part, val_part = (np.sort(i) for i in split_index(train, test_size=0.1, seed=0))
     model = build_model(space, arch, train.subset(fit_part))
     cfg = TrainConfig(optimizer="adam", lr=arch["lr"], batch_size=32, max_epochs=2 if args.smoke else 10, patience=3)
     fit(model, train.X[fit_part], train.y[fit_part], train.task, cfg, X_val=train.X[val_part], y_val=train.y[val_part])

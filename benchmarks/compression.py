@@ -35,8 +35,9 @@ import autoarch
 from autoarch.compress import compress_run, count_macs_params, export_onnx, latency_ms, run_onnx, session
 from autoarch.compress.export import model_metadata
 from autoarch.compress.run import load_run_model, reload_data
-from autoarch.data import load_dataset, train_test_split
+from autoarch.data import train_test_split
 from autoarch.evaluate import build_model
+from autoarch.loaders import load_dataset
 from autoarch.metrics import compute_metrics
 from autoarch.search_spaces import CNNSpace
 from autoarch.trainer import TrainConfig, fit, predict

@@ -66,7 +66,7 @@ def _load_test() -> tuple[np.ndarray, np.ndarray]:
 
 def _load_train() -> tuple[np.ndarray, np.ndarray]:
     """The 60,000 training images through the library's loader (uint8 raw pixels, int64 labels)."""
-    from autoarch.data import load_dataset
+    from autoarch.loaders import load_dataset
 
     data = load_dataset("fashion-mnist")
     return data.X, data.y

@@ -26,8 +26,9 @@ from _runs import seed_runs  # benchmarks/_runs.py (the script's own folder is o
 from torch.optim.swa_utils import AveragedModel, update_bn
 
 from autoarch.compress import load_run_model, prune
-from autoarch.data import Dataset, load_dataset, train_test_split
+from autoarch.data import Dataset, train_test_split
 from autoarch.evaluate import retrain
+from autoarch.loaders import load_dataset
 from autoarch.search_spaces import get_space
 from autoarch.trainer import TrainConfig, fit, predict
 

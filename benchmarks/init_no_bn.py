@@ -20,9 +20,10 @@ import optuna
 import torch
 from _runs import seed_runs  # benchmarks/_runs.py (the script's own folder is on sys.path)
 
-from autoarch.data import load_dataset, train_test_split
+from autoarch.data import train_test_split
 from autoarch.evaluate import build_model
 from autoarch.exceptions import TrainingError
+from autoarch.loaders import load_dataset
 from autoarch.search_spaces import get_space
 from autoarch.trainer import TrainConfig, fit, predict
 

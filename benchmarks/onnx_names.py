@@ -20,7 +20,7 @@ import torch
 from _runs import seed_runs  # benchmarks/_runs.py (the script's own folder is on sys.path)
 
 from autoarch.compress import export_onnx, load_run_model, quantize_int8, run_onnx, session
-from autoarch.data import load_dataset
+from autoarch.loaders import load_dataset
 
 
 def main() -> None:

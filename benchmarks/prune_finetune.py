@@ -24,7 +24,8 @@ import torch.nn.functional as F
 from _runs import seed_runs  # benchmarks/_runs.py (the script's own folder is on sys.path)
 
 from autoarch.compress import load_run_model, prune
-from autoarch.data import load_dataset, train_test_split
+from autoarch.data import train_test_split
+from autoarch.loaders import load_dataset
 from autoarch.trainer import TrainConfig, _optimizer, fit, predict
 
 

@@ -28,8 +28,9 @@ from _runs import seed_runs  # benchmarks/_runs.py (the script's own folder is o
 
 from autoarch.compress import load_run_model, read_metadata
 from autoarch.compress.pipeline import compress_model
-from autoarch.data import load_dataset, train_test_split
+from autoarch.data import train_test_split
 from autoarch.evaluate import retrain
+from autoarch.loaders import load_dataset
 from autoarch.search_spaces import get_space
 from autoarch.trainer import TrainConfig
 

@@ -19,8 +19,9 @@ import numpy as np
 import optuna
 import torch
 
-from autoarch.data import load_dataset, train_test_split
+from autoarch.data import train_test_split
 from autoarch.evaluate import build_model
+from autoarch.loaders import load_dataset
 from autoarch.search_spaces import get_space
 from autoarch.trainer import TrainConfig, fit, predict
 

@@ -28,7 +28,8 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
 import autoarch
-from autoarch.data import load_dataset, train_test_split
+from autoarch.data import train_test_split
+from autoarch.loaders import load_dataset
 
 SVC_GRID = {"C": [0.3, 1, 3, 10, 30], "gamma": ["scale", 0.0003, 0.001, 0.003]}
 """What a user would tune an RBF SVC over on these 64 pixels (20 configurations, 3-fold CV on the training part)."""

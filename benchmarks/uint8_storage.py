@@ -29,8 +29,8 @@ def _rss_mb() -> float:
 
 def main() -> None:
     torch.set_num_threads(1)
-    from autoarch.data import load_dataset
     from autoarch.evaluate import build_model
+    from autoarch.loaders import load_dataset
     from autoarch.search_spaces import get_space
     from autoarch.trainer import TrainConfig, fit
 

@@ -18,17 +18,10 @@ from torch import nn
 from autoarch.compress.config import CompressConfig
 from autoarch.compress.pipeline import CompressionResult, compress, refuse_recurrent
 from autoarch.compress.pruning import replay_pruning
-from autoarch.data import (
-    BUILTIN_DATASETS,
-    Dataset,
-    from_arrays,
-    load_dataset,
-    load_test,
-    official_test,
-    train_test_split,
-)
+from autoarch.data import Dataset, from_arrays, train_test_split
 from autoarch.evaluate import retrain
 from autoarch.exceptions import DataError
+from autoarch.loaders import BUILTIN_DATASETS, load_dataset, load_test, official_test
 from autoarch.metrics import compute_metrics, default_metric
 from autoarch.model import Model, model_from_state, net_arch, net_input_shape, spec_input_kind
 from autoarch.rundir import Generation, read_outputs

@@ -15,7 +15,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 import autoarch
-from autoarch.data import load_dataset, train_test_split
+from autoarch.data import train_test_split
+from autoarch.loaders import load_dataset
 from autoarch.predict import Predictor
 
 

@@ -17,7 +17,7 @@ import argparse
 import numpy as np
 
 import autoarch
-from autoarch.data import official_test
+from autoarch.loaders import official_test
 from autoarch.predict import Predictor
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 
 import autoarch
-from autoarch.data import load_dataset
+from autoarch.loaders import load_dataset
 from autoarch.predict import Predictor
 
 

@@ -38,9 +38,10 @@ import autoarch
 from autoarch.cli import main
 from autoarch.compress import export_onnx, model_metadata
 from autoarch.compress.export import set_metadata
-from autoarch.data import from_arrays, load_dataset
+from autoarch.data import from_arrays
 from autoarch.evaluate import build_model
 from autoarch.exceptions import AutoArchError
+from autoarch.loaders import load_dataset
 from autoarch.predict import Predictor, predict_file
 from autoarch.search_spaces import MLPSpace
 

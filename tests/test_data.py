@@ -3,16 +3,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from autoarch.data import (
-    BUILTIN_DATASETS,
-    FASHION_MNIST_DIR,
-    from_arrays,
-    infer_task,
-    load_dataset,
-    official_test,
-    train_test_split,
-)
+from autoarch.data import from_arrays, infer_task, train_test_split
 from autoarch.exceptions import DataError
+from autoarch.loaders import BUILTIN_DATASETS, FASHION_MNIST_DIR, load_dataset, official_test
 
 
 @pytest.mark.parametrize("name,task,shape,n_classes", [
@@ -29,7 +22,7 @@ def test_builtin_data_sets(name: str, task: str, shape: tuple, n_classes: int) -
 
 
 def test_fashion_mnist_missing_names_the_install_command(monkeypatch, tmp_path) -> None:
-    monkeypatch.setattr("autoarch.data.FASHION_MNIST_DIR", tmp_path)
+    monkeypatch.setattr("autoarch.loaders.FASHION_MNIST_DIR", tmp_path)
     with pytest.raises(DataError, match="apt-get install -y dataset-fashion-mnist"):
         load_dataset("fashion-mnist")
 
@@ -42,7 +35,7 @@ def test_fashion_mnist_reads_idx_files(monkeypatch, tmp_path) -> None:
         fh.write(b"\0" * 16 + images.tobytes())
     with gzip.open(tmp_path / "train-labels-idx1-ubyte.gz", "wb") as fh:
         fh.write(b"\0" * 8 + bytes([0, 9, 9, 1, 0, 1]))
-    monkeypatch.setattr("autoarch.data.FASHION_MNIST_DIR", tmp_path)
+    monkeypatch.setattr("autoarch.loaders.FASHION_MNIST_DIR", tmp_path)
     data = load_dataset("fashion-mnist")
     assert data.X.shape == (6, 1, 28, 28) and np.array_equal(data.X[1, 0], images[1])
     assert data.X.dtype == np.uint8 and data.X.flags.writeable  # 8-bit pixels stay 8-bit; torch needs writable

@@ -3,7 +3,8 @@ from __future__ import annotations
 import numpy as np
 
 import autoarch.evaluate as ev
-from autoarch.data import from_arrays, load_dataset
+from autoarch.data import from_arrays
+from autoarch.loaders import load_dataset
 from autoarch.search_spaces import MLPSpace
 from autoarch.trainer import TrainConfig
 

@@ -64,8 +64,8 @@ def test_breast_cancer_example_compares_with_a_tuned_logistic_regression(tmp_pat
 
 
 def test_fashion_mnist_example_scores_the_official_test_images(tmp_path: Path) -> None:
-    from autoarch.data import official_test
     from autoarch.exceptions import DataError
+    from autoarch.loaders import official_test
 
     try:
         official_test("fashion-mnist")

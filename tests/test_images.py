@@ -204,7 +204,7 @@ def test_given_classes_fix_the_label_order_and_must_match(tmp_path) -> None:
 
 
 def test_a_test_folder_is_uint8_and_matched_to_the_training_channels(tmp_path) -> None:
-    from autoarch.data import load_dataset, load_test
+    from autoarch.loaders import load_dataset, load_test
 
     gray = load_dataset(str(_make_folder(tmp_path / "gray")))
     rgb = load_dataset(str(_make_folder(tmp_path / "rgb", mode="RGB")))

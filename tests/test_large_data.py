@@ -21,8 +21,7 @@ import autoarch.budget
 import autoarch.finish
 import autoarch.objective
 import autoarch.rundir
-from autoarch import data as data_module
-from autoarch import runner
+from autoarch import loaders, runner
 from autoarch.config import (
     AUGMENT_MIN_SIDE,
     HOLDOUT,
@@ -156,7 +155,7 @@ def test_search_samples_auto_subsamples_only_large_training_splits() -> None:
 def test_cross_validate_trains_on_a_stratified_subset_and_validates_on_the_whole_fold(monkeypatch) -> None:
     from autoarch import evaluate
 
-    data = data_module.load_dataset("digits")
+    data = loaders.load_dataset("digits")
     space = autoarch.search_spaces.get_space("mlp", data.input_kind)
     arch = {"n_layers": 1, "width_0": 16, "activation": "relu", "dropout": 0.0, "batch_norm": False,
             "connectivity": "plain"}
@@ -213,13 +212,13 @@ def fake_fashion(tmp_path, monkeypatch):
         X[np.arange(n), y * 2, :] = 255  # a bright row per class
         _write_idx(tmp_path / f"{prefix}-images-idx3-ubyte.gz", X, b"\0" * 16)
         _write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte.gz", y, b"\0" * 8)
-    monkeypatch.setattr(data_module, "FASHION_MNIST_DIR", tmp_path)
+    monkeypatch.setattr(loaders, "FASHION_MNIST_DIR", tmp_path)
     return tmp_path
 
 
 def test_fashion_mnist_is_held_out_on_its_official_test_split(fake_fashion) -> None:
-    test = data_module.official_test("fashion-mnist")
-    assert len(test) == 20 and test.input_shape == (1, 28, 28) and test.classes == data_module.FASHION_MNIST_LABELS
+    test = loaders.official_test("fashion-mnist")
+    assert len(test) == 20 and test.input_shape == (1, 28, 28) and test.classes == loaders.FASHION_MNIST_LABELS
     result = autoarch.search("fashion-mnist", cv=2, warm_start=False, **{**TINY, "trials": 1, "epochs": 1})
     assert result.report["data"]["n_train"] == 60 and result.report["data"]["n_test"] == 20
     assert result.report["search"]["held_out"] == "official"

@@ -20,6 +20,7 @@ from optuna.trial import TrialState
 import autoarch
 import autoarch.budget
 import autoarch.finish
+import autoarch.loaders
 import autoarch.objective
 import autoarch.study
 from autoarch import runner
@@ -32,7 +33,7 @@ SECRET = "hunter2-not-a-real-password"
 
 def _iris_csv(path, shuffle: bool = False):
     path.parent.mkdir(parents=True, exist_ok=True)
-    X, y = autoarch.data.load_dataset("iris").X, autoarch.data.load_dataset("iris").y
+    X, y = autoarch.loaders.load_dataset("iris").X, autoarch.loaders.load_dataset("iris").y
     frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
     frame["label"] = np.random.default_rng(1).permutation(y) if shuffle else y
     frame.to_csv(path, index=False)
@@ -58,9 +59,9 @@ def test_resume_on_other_data_with_the_same_name_and_length_is_refused(tmp_path)
 
 
 def test_data_digest_sees_the_values_not_just_the_shape() -> None:
-    data = autoarch.data.load_dataset("iris")
+    data = autoarch.loaders.load_dataset("iris")
     shuffled = dataclasses.replace(data, y=data.y[::-1].copy())
-    assert autoarch.study.data_digest(data) == autoarch.study.data_digest(autoarch.data.load_dataset("iris"))
+    assert autoarch.study.data_digest(data) == autoarch.study.data_digest(autoarch.loaders.load_dataset("iris"))
     assert autoarch.study.data_digest(data) != autoarch.study.data_digest(shuffled)
 
 

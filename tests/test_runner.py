@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import autoarch
+import autoarch.loaders
 from autoarch.compress import run_onnx, session
 from autoarch.exceptions import ConfigError, DataError
 from autoarch.search_spaces import MLPSpace
@@ -54,7 +55,7 @@ def test_every_metric_mean_and_std_is_stored_on_trials(iris_run) -> None:
 def test_load_rebuilds_the_pruned_model_and_onnx_agrees(iris_run) -> None:
     result, out = iris_run
     model = autoarch.load(out)
-    X = autoarch.data.load_dataset("iris").X
+    X = autoarch.loaders.load_dataset("iris").X
     expected = result.model.eval()(torch.as_tensor(X)).detach().numpy()
     np.testing.assert_allclose(model(torch.as_tensor(X)).detach().numpy(), expected, atol=1e-6)
     np.testing.assert_allclose(run_onnx(session(out / "model.onnx"), X), expected, atol=1e-4)

@@ -21,9 +21,10 @@ from autoarch.cli import main
 from autoarch.compress import check_onnx, export_onnx, model_metadata, run_onnx, session
 from autoarch.compress.export import dynamic_steps, save_atomic, set_metadata
 from autoarch.compress.run import reload_data
-from autoarch.data import from_sequences, load_dataset
+from autoarch.data import from_sequences
 from autoarch.evaluate import build_model
 from autoarch.exceptions import DataError
+from autoarch.loaders import load_dataset
 from autoarch.model import fit_standardizer
 from autoarch.predict import Predictor
 from autoarch.search_spaces import RNNSpace, get_space
@@ -296,7 +297,7 @@ def test_a_plain_rnn_is_exported_at_a_fixed_length_and_refuses_a_longer_sequence
 @pytest.mark.skipif(importlib.util.find_spec("sktime") is None and not os.environ.get("CI"),
                     reason="the JapaneseVowels files come with `pip install --no-deps sktime==1.2.0`")
 def test_japanese_vowels_loads_its_official_train_and_test_files():
-    from autoarch.data import official_test
+    from autoarch.loaders import official_test
 
     data = load_dataset("japanese-vowels")
     test = official_test("japanese-vowels")

@@ -15,10 +15,12 @@ import torch
 import autoarch
 from autoarch.cli import main
 from autoarch.compress import export_onnx, model_metadata
-from autoarch.data import frame_dataset, load_dataset
+from autoarch.data import frame_dataset
 from autoarch.evaluate import build_model
 from autoarch.exceptions import DataError
-from autoarch.predict import Predictor, read_inputs
+from autoarch.loaders import load_dataset
+from autoarch.predict import Predictor
+from autoarch.predict_inputs import read_inputs
 from autoarch.search_spaces import MLPSpace
 from autoarch.tables import MAX_LEVELS, OTHER, TableEncoder, encode_cells, encode_frame
 

@@ -16,9 +16,10 @@ import torch
 import autoarch
 from autoarch.cli import main
 from autoarch.compress import check_onnx, export_onnx, run_onnx, session
-from autoarch.data import from_texts, load_dataset
+from autoarch.data import from_texts
 from autoarch.evaluate import build_model
 from autoarch.exceptions import DataError
+from autoarch.loaders import load_dataset
 from autoarch.model import TextEncoder
 from autoarch.predict import Predictor
 from autoarch.search_spaces import RNNSpace, get_space

@@ -17,9 +17,10 @@ from autoarch.compress import (
     run_onnx,
     session,
 )
-from autoarch.data import load_dataset, train_test_split
+from autoarch.data import train_test_split
 from autoarch.evaluate import build_model
 from autoarch.exceptions import ConfigError
+from autoarch.loaders import load_dataset
 from autoarch.search_spaces import CNNSpace
 from autoarch.trainer import TrainConfig, fit
 
