@@ -22,6 +22,7 @@ from autoarch.exceptions import ConfigError
 from autoarch.rundir import KEEP_DIR
 
 logger = logging.getLogger(__name__)
+
 FINISH_OVERHEAD = 20.0
 """Seconds reserved under --timeout for export, int8 quantization and verification, besides retrain and fine-tune
 (at most: see :func:`finish_overhead`)."""

@@ -69,8 +69,8 @@ def _parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
 
 def build_parser() -> argparse.ArgumentParser:
     from autoarch import __version__
-    from autoarch.config import CONTROLLERS, EARLY_STOP, OBJECTIVES, SearchConfig
-    from autoarch.data import BUILTIN_DATASETS
+    from autoarch.config import SearchConfig
+    from autoarch.loaders import BUILTIN_DATASETS
 
     d = SearchConfig()
     parser = _Parser(prog="autoarch", description="Neural architecture search for small, accurate edge models.",
@@ -90,95 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", help="the CSV column to predict; string class labels are kept in every output")
     p.add_argument("--task", choices=["classification", "regression"],
                    help="override the task inferred from the target")
-    p.add_argument("--space", default=d.space, metavar="{auto,mlp,cnn,rnn,MODULE:CLASS}",
-                   help="search space; auto = cnn for images, rnn for text and sequences, mlp otherwise; or "
-                        "the import path of your own SearchSpace subclass, e.g. mypkg.spaces:MySpace "
-                        "(default: %(default)s)")
-    p.add_argument("--controller", default=d.controller, choices=CONTROLLERS,
-                   help="evolution = regularized (aging) evolution, reinforce = REINFORCE policy gradient; random, "
-                        "tpe (Bayesian), nsga2 and grid are optuna's samplers (default: %(default)s)")
-    metrics = sorted({m for names in OBJECTIVES.values() for m in names})
-    p.add_argument("--metric", choices=metrics, metavar="METRIC",
-                   help=f"objective, one of {', '.join(metrics)} (default: accuracy for classification, "
-                        "neg_rmse for regression)")
-    p.add_argument("--cv", type=_cv, default=d.cv, metavar="K|holdout|SHARE|auto",
-                   help="validation of each candidate: K-fold (stratified) CV with K >= 2, holdout = one stratified "
-                        "split validating on 10%% of the training split, a share in (0, 1) for another holdout "
-                        "size; auto = holdout from 10,000 training samples on, else 5-fold (default: %(default)s)")
-    p.add_argument("--trials", type=int, default=d.trials,
-                   help="number of candidates to evaluate; a resumed run counts the trials already done "
-                        "(default: %(default)s)")
-    p.add_argument("--timeout", type=float, help="end the search after this many seconds: no trial starts after "
-                   "it and a trial still training is stopped (not counted); the winner's retrain and compression "
-                   "follow")
-    p.add_argument("--seed", type=int, default=d.seed, help="seed of splits, controller and training "
-                                                             "(default: %(default)s)")
-    p.add_argument("--epochs", type=int, default=d.epochs,
-                   help="maximum training epochs per fold; early stopping on 10%% of the fold's training part "
-                        "picks the epoch (default: %(default)s)")
-    p.add_argument("--patience", type=int, default=d.patience,
-                   help="epochs without improvement before early stopping (default: %(default)s)")
-    p.add_argument("--test-size", type=float, default=d.test_size,
-                   help="share of the data held out before the search, stratified (default: %(default)s)")
-    p.add_argument("--test", metavar="FILE|FOLDER|split",
-                   help="the held-out test set: a file or image folder of the same kind and classes as the data "
-                        "(the search then uses all of DATA), or 'split' to hold out --test-size of DATA; default: "
-                        "a built-in data set's official test split (fashion-mnist: its 10,000 test images), else "
-                        "split")
-    p.add_argument("--image-size", type=int, metavar="N",
-                   help="resize the images of a folder to N x N (needed when their sizes differ)")
-    p.add_argument("--on-bad-image", default=d.on_bad_image, choices=["fail", "skip"],
-                   help="an unreadable or non-image file in an image folder ends the run (fail) or is skipped with "
-                        "a count (default: %(default)s)")
-    p.add_argument("--text-column", metavar="COLUMN",
-                   help="the column of texts of a CSV file: a text classification search (the rnn space); the "
-                        "vocabulary is fitted inside each fold's training part")
-    p.add_argument("--max-length", type=int, metavar="N",
-                   help="texts are cut after N tokens (default: 64)")
-    p.add_argument("--augment", default=d.augment, choices=["auto", "search", "off"],
-                   help="search the training augmentation of image candidates (flips, shifts, rotations, colour): "
-                        "search, off, or auto = search for images of 16+ pixels a side (default: %(default)s)")
-    p.add_argument("--no-warm-start", action="store_true",
-                   help="do not evaluate the space's textbook networks (LeNet-5-like, small ResNet) first")
-    p.add_argument("--prune", type=float, default=d.prune, metavar="RATIO",
-                   help="structural pruning of the winner: the share of channels (conv) or units (linear) removed "
-                        "from every hidden layer, coupled layers together, output layer untouched, kept counts "
-                        "rounded to the nearest multiple of 8 (layers of <= 8 left alone); 0.15 keeps 56 of 64, 24 "
-                        "of 32 and 16 of 16 channels, 0.3 keeps 48, 24 and 8; 0 disables (default: %(default)s)")
-    p.add_argument("--finetune-epochs", type=int, default=d.finetune_epochs,
-                   help="fine-tuning epochs after pruning (default: %(default)s)")
-    p.add_argument("--calibration-samples", type=int, default=d.calibration_samples,
-                   help="training samples used to calibrate int8 activation ranges (default: %(default)s)")
-    p.add_argument("--max-samples", type=int, help="use a stratified random subset of at most this many samples")
-    p.add_argument("--device", default=d.device, choices=["auto", "cpu", "cuda"],
-                   help="training device (default: %(default)s)")
     p.add_argument("--out", help="run directory (default: runs/<data name>)")
     p.add_argument("--config", metavar="FILE",
                    help="options from a TOML or JSON file (keys are the option names with underscores, e.g. "
                         "trials = 40, max_params = 100000), or a finished run's report.json to repeat it; flags "
                         "given on the command line win")
-    p.add_argument("--workers", type=_workers, default=d.workers, metavar="N|auto",
-                   help="local worker processes on one study, one torch thread each (a single worker keeps "
-                        "torch's threads); auto = one per usable CPU core ($AUTOARCH_WORKERS overrides), 1 on a "
-                        "GPU; give 1 for a reproducible run (default: %(default)s)")
-    p.add_argument("--early-stop", default=d.early_stop, choices=EARLY_STOP,
-                   help="multi-fidelity: stop poor candidates after an epoch with optuna's median, successive-halving "
-                        "(a third promoted at 1, 3, 9, ... epochs) or hyperband pruner; auto = halving with holdout "
-                        "validation, median with k-fold (default: %(default)s)")
-    p.add_argument("--search-samples", type=_search_samples, default=d.search_samples, metavar="N|all|auto",
-                   help="multi-fidelity over data: during the search each candidate trains on a stratified subset of "
-                        "at most N samples of its fold's training part (validated on the whole validation part); "
-                        "the winner is retrained on the whole training split; auto = 20,000 when the training "
-                        "split is larger, else all (default: %(default)s)")
-    p.add_argument("--trial-timeout", type=float, metavar="SECONDS",
-                   help="fail a candidate whose cross-validation runs longer than this")
-    p.add_argument("--max-params", type=int, help="reject candidates with more parameters, before any training")
-    p.add_argument("--max-macs", type=int, help="reject candidates with more multiply-accumulates per sample, "
-                                                 "before any training")
-    p.add_argument("--storage", metavar="URL",
-                   help="optuna storage shared by workers on many machines: postgresql://user:pw@host/db, "
-                        "mysql+pymysql://..., sqlite:///file.db or journal:FILE (default: sqlite file in --out)")
-    p.add_argument("--study", default=d.study_name, help="study name in the storage (default: %(default)s)")
+    add_config_arguments(p, SearchConfig)
     _common(p)
 
     w = sub.add_parser(
@@ -219,60 +136,40 @@ def _run_dir_arguments(p: argparse.ArgumentParser) -> None:
                                                     "(default: the run directory's study.db)")
 
 
-def _cv(value: str) -> int | float | str:
-    if value in ("auto", "holdout"):
-        return value
-    try:
-        number = float(value)
-    except ValueError:
-        number = -1.0
-    if number >= 2 and number == int(number):
-        return int(number)
-    if 0 < number < 1:
-        return number
-    raise argparse.ArgumentTypeError(f"must be an int >= 2 (k-fold), a share in (0, 1), 'holdout' or 'auto', "
-                                     f"not {value!r}")
+def add_config_arguments(parser: argparse.ArgumentParser, config: type) -> None:
+    """One flag per field of the dataclass ``config``, from the field's :func:`~autoarch.config.option` metadata
+    (help, section, flag, choices, metavar, parser), its default and its annotation (``int`` / ``float``). The
+    flag stores under the field's name, so ``{f.name: getattr(args, f.name)}`` are the options."""
+    import dataclasses
 
-
-def _word_or_int(value: str, words: tuple[str, ...], minimum: int, rule: str) -> int | str:
-    """``value`` when it is one of ``words``, else an int of at least ``minimum`` (argparse's error otherwise)."""
-    if value in words:
-        return value
-    try:
-        n = int(value)
-    except ValueError:
-        n = minimum - 1
-    if n < minimum:
-        raise argparse.ArgumentTypeError(f"must be {rule}, not {value!r}")
-    return n
-
-
-def _search_samples(value: str) -> int | str:
-    return _word_or_int(value, ("auto", "all"), 10, "'auto', 'all' or an integer >= 10")
-
-
-def _workers(value: str) -> int | str:
-    return _word_or_int(value, ("auto",), 1, "'auto' or a positive integer")
+    groups: dict[str, Any] = {}
+    for f in dataclasses.fields(config):
+        meta = f.metadata
+        if meta["group"] not in groups:
+            groups[meta["group"]] = parser.add_argument_group(f"{meta['group']} options")
+        group = groups[meta["group"]]
+        if meta["exclusive"]:
+            key = f"{meta['group']}/{meta['exclusive']}"
+            if key not in groups:
+                groups[key] = group.add_mutually_exclusive_group()
+            group = groups[key]
+        default = f.default if meta["cli_default"] is ... else meta["cli_default"]
+        if isinstance(f.default, bool):
+            flag = meta["flag"] or ("--no-" if f.default else "--") + f.name.replace("_", "-")
+            group.add_argument(flag, dest=f.name, action="store_false" if f.default else "store_true",
+                               help=meta["help"])
+            continue
+        kinds = [part.strip() for part in str(f.type).split("|")]
+        parse = meta["parse"] or (int if "int" in kinds else float if "float" in kinds else None)
+        extra = {k: v for k, v in (("type", parse), ("metavar", meta["metavar"]), ("choices", meta["choices"]))
+                 if v is not None}
+        group.add_argument(meta["flag"] or "--" + f.name.replace("_", "-"), dest=f.name, default=default,
+                           help=meta["help"], **extra)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar or log lines")
     p.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
-
-
-def _summary(result: Any) -> str:
-    rep = result.report
-    metric = rep["search"]["metric"]
-    plain = metric[4:] if metric.startswith("neg_") else metric
-    mean, std = result.cv_scores[plain]
-    lines = [f"best: {rep['best']['summary']}",
-             f"CV {plain}: {mean:.4f} ± {std:.4f}   held-out {plain}: {result.test_scores[plain]:.4f}"]
-    for row in rep["compression"]["stages"]:
-        lat = f"  b64 {row['latency_b64_ms']:.2f} ms" if "latency_b64_ms" in row else ""
-        lines.append(f"  {row['stage']:<20} {row['params']:>9,} params  {row['bytes'] / 1024:>8.1f} KiB  "
-                     f"{plain} {row[plain]:.4f}{lat}")
-    lines.append(f"run directory: {result.out_dir}  (report.md, model.onnx, model.int8.onnx)")
-    return "\n".join(lines)
 
 
 COMPRESS_EPILOG = """examples:
@@ -291,9 +188,8 @@ PREDICT_EPILOG = """examples:
 
 
 def _add_compress_parser(sub: Any) -> None:
-    from autoarch.compress.config import IMPORTANCES, INT8_MODES, CompressConfig
+    from autoarch.compress.config import CompressConfig
 
-    d = CompressConfig()
     p = sub.add_parser(
         "compress", help="prune a search's winner within an accuracy budget, export it to ONNX and int8",
         description="Compress the winner of a search run directory on its own: prune it in steps toward a "
@@ -304,87 +200,29 @@ def _add_compress_parser(sub: Any) -> None:
         epilog=COMPRESS_EPILOG, formatter_class=_Formatter)
     p.add_argument("run_dir", help="a search's --out directory (architecture.json + winner.pt or model.pt)")
     p.add_argument("--out", help="where to write the compressed model (default: RUN_DIR/compressed)")
-    target = p.add_mutually_exclusive_group()
-    target.add_argument("--target-params", type=float, metavar="SHARE",
-                        help="keep this share of the parameters, e.g. 0.3")
-    target.add_argument("--target-macs", type=float, metavar="SHARE",
-                        help="keep this share of the multiply-accumulates per sample, e.g. 0.25 (the default "
-                             "target is --target-macs 0.25)")
-    target.add_argument("--target-latency", type=float, metavar="SHARE",
-                        help="keep this share of the ONNX Runtime fp32 latency at batch 64 (1 thread, measured "
-                             "after every step), e.g. 0.4")
-    p.add_argument("--max-drop", type=float, default=d.max_drop, metavar="POINTS",
-                   help="largest allowed loss of the validation metric, in points (0.5: accuracy 0.960 -> 0.955); "
-                        "for error metrics, in percent of the unpruned error (default: %(default)s)")
-    p.add_argument("--importance", default=d.importance, choices=IMPORTANCES,
-                   help="channel ranking: l1/l2 weight magnitude, bn_scale (batch-norm scale; needs batch norm) "
-                        "or taylor (|weight x gradient| on training data) (default: %(default)s)")
-    p.add_argument("--global-pruning", action="store_true",
-                   help="rank channels across all layers (layers shrink unevenly) instead of removing the same "
-                        "share from every layer")
-    p.add_argument("--round-to", type=int, default=d.round_to,
-                   help="keep channel counts multiples of this; 1 = exact (default: %(default)s)")
-    p.add_argument("--steps", type=int, default=d.steps,
-                   help="pruning steps toward the target, each fine-tuned and validated (default: %(default)s)")
-    p.add_argument("--finetune-epochs", type=int, default=d.finetune_epochs,
-                   help="fine-tuning epochs after every step (default: %(default)s)")
-    p.add_argument("--val-size", type=float, default=d.val_size,
-                   help="share of the training split held back as validation data (default: %(default)s)")
-    p.add_argument("--calibration-samples", type=int, default=d.calibration_samples,
-                   help="training samples that calibrate int8 activation ranges (default: %(default)s)")
-    p.add_argument("--no-retrain", action="store_true",
-                   help="prune winner.pt itself instead of its architecture retrained without the validation part "
-                        "(the winner has seen that part, which makes the budget overly cautious)")
-    p.add_argument("--int8", default=d.int8, choices=INT8_MODES,
-                   help="static QDQ, dynamic, auto (static for CNNs; for Linear-only models both are timed at "
-                        "batch 64 and the faster kept) or none (default: %(default)s)")
     p.add_argument("--start", default="auto", choices=["auto", "winner", "model"],
                    help="start from winner.pt (unpruned) or model.pt (the search's pruned model); auto = winner.pt "
                         "when present (default: %(default)s)")
     p.add_argument("--data", help="the data, when report.json cannot locate it: a built-in name or a .csv/.npz "
                                   "file (split with the run's seed and test size)")
     p.add_argument("--target", help="the target column of a --data CSV file")
-    p.add_argument("--seed", type=int, help="seed of the validation split, fine-tuning and calibration (default: "
-                                            "the run's seed)")
-    p.add_argument("--device", default=d.device, choices=["auto", "cpu", "cuda"],
-                   help="fine-tuning device (default: %(default)s)")
+    add_config_arguments(p, CompressConfig)
     p.add_argument("--quiet", action="store_true", help="no log lines")
     p.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
 
 
 def _compress_command(args: argparse.Namespace) -> str:
-    from autoarch.compress import compress_run
+    from dataclasses import fields
 
-    options: dict[str, Any] = {
-        "target_params": args.target_params, "target_macs": args.target_macs, "target_latency": args.target_latency,
-        "max_drop": args.max_drop, "importance": args.importance, "global_pruning": args.global_pruning,
-        "round_to": args.round_to, "steps": args.steps, "finetune_epochs": args.finetune_epochs,
-        "val_size": args.val_size, "calibration_samples": args.calibration_samples, "int8": args.int8,
-        "retrain": not args.no_retrain,
-        "device": args.device,
-    }
-    if args.seed is not None:
-        options["seed"] = args.seed
+    from autoarch.compress import compress_run
+    from autoarch.compress.config import CompressConfig
+
+    # an option left at None is filled in by compress_run (--seed: the run's seed)
+    options = {f.name: getattr(args, f.name) for f in fields(CompressConfig)
+               if not (getattr(args, f.name) is None and f.metadata["cli_default"] is None)}
     result = compress_run(args.run_dir, out=args.out, data=args.data, target=args.target, start=args.start,
                           on_stage=lambda s: logging.getLogger("autoarch").info("compression: %s", s), **options)
-    pr = result.pruning
-    plain = pr["metric"][4:] if pr["metric"].startswith("neg_") else pr["metric"]
-    lines = [f"pruning: {pr['stop_reason']}; kept step {pr['kept_step']} "
-             f"(target keep {pr['target']['keep']:g} of {pr['target']['kind']}: "
-             f"{'reached' if pr['target_reached'] else 'NOT reached'})"]
-    for s in result.steps:
-        lines.append(f"  step {s['step']}: {s['params']:>9,} params {s['macs']:>12,} MACs  val {plain} "
-                     f"{s[f'val_{plain}']:.4f}  drop {s['drop']:.2f}{'' if s['within_budget'] else '  over budget'}")
-    for row in result.stages:
-        lat = (f"  b1 {row['latency_b1_ms']:.3f} ms  b64 {row['latency_b64_ms']:.3f} ms"
-               if "latency_b64_ms" in row else "")
-        lines.append(f"  {row['stage']:<20} {row['params']:>9,} params  {row['bytes'] / 1024:>8.1f} KiB  "
-                     f"held-out {plain} {row[plain]:.4f}{lat}")
-    if result.verification.get("warnings"):
-        lines.append(f"{len(result.verification['warnings'])} warning(s) above; see compression.md")
-    out_dir = result.onnx_path.parent if result.onnx_path is not None else args.out
-    lines.append(f"written to {out_dir}  (compression.md, model.onnx, model.int8.onnx, model.pt)")
-    return "\n".join(lines)
+    return result.summary(fallback_dir=args.out)
 
 
 def _add_predict_parser(sub: Any) -> None:
@@ -450,20 +288,15 @@ def _quiet_broken_pipe() -> int:
     return EXIT_BROKEN_PIPE
 
 
-CONFIG_DESTS = {"study_name": "study", "warm_start": "no_warm_start"}
-"""SearchConfig fields whose command-line flag stores under another name (``--no-warm-start`` inverted)."""
-
-
 def _with_config_file(parser: argparse.ArgumentParser, argv: Sequence[str] | None, args: argparse.Namespace
                       ) -> argparse.Namespace:
     """``args`` again, with the options of ``--config FILE`` as the defaults of ``autoarch search`` (so that a flag
     on the command line wins)."""
     from autoarch.config import load_config_file
 
-    values = load_config_file(args.config)
-    defaults = {CONFIG_DESTS.get(k, k): (not v if k == "warm_start" else v) for k, v in values.items()}
+    values = load_config_file(args.config)  # field names: the flags store under them
     search = next(p for p in _parsers(parser) if p.prog.split()[-1] == "search")
-    search.set_defaults(**defaults)
+    search.set_defaults(**values)
     return parser.parse_args(argv)
 
 
@@ -493,19 +326,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             from pathlib import Path
 
             out = args.out or str(Path("runs") / Path(args.data).stem)
-            result = autoarch.search(
-                args.data, target=args.target, task=args.task, out=out, progress=not args.quiet,
-                space=args.space, controller=args.controller, metric=args.metric, cv=args.cv, trials=args.trials,
-                timeout=args.timeout, seed=args.seed, epochs=args.epochs, patience=args.patience,
-                test_size=args.test_size, prune=args.prune, finetune_epochs=args.finetune_epochs,
-                calibration_samples=args.calibration_samples, max_samples=args.max_samples, device=args.device,
-                workers=args.workers, early_stop=args.early_stop, trial_timeout=args.trial_timeout,
-                max_params=args.max_params, max_macs=args.max_macs, storage=args.storage, study_name=args.study,
-                test=args.test, image_size=args.image_size, on_bad_image=args.on_bad_image,
-                text_column=args.text_column, max_length=args.max_length,
-                warm_start=not args.no_warm_start, augment=args.augment, search_samples=args.search_samples,
-            )
-            print(_summary(result))
+            from dataclasses import fields
+
+            from autoarch.config import SearchConfig
+
+            options = {f.name: getattr(args, f.name) for f in fields(SearchConfig)}
+            result = autoarch.search(args.data, target=args.target, task=args.task, out=out,
+                                     progress=not args.quiet, **options)
+            print(result.summary())
         elif args.command == "compress":
             print(_compress_command(args))
         elif args.command == "predict":

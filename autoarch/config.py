@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import argparse
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from autoarch.exceptions import ConfigError, did_you_mean
@@ -45,40 +47,160 @@ AUGMENT_MIN_SIDE = 16
 8x8 digits the small-ResNet warm start scored 0.775 3-fold CV with flips and shifts, 0.962 without."""
 
 
+def _cv(value: str) -> int | float | str:
+    """``--cv`` from the command line: ``auto``, ``holdout``, an int >= 2 or a share in (0, 1)."""
+    if value in ("auto", "holdout"):
+        return value
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if number >= 2 and number == int(number):
+        return int(number)
+    if 0 < number < 1:
+        return number
+    raise argparse.ArgumentTypeError(f"must be an int >= 2 (k-fold), a share in (0, 1), 'holdout' or 'auto', "
+                                     f"not {value!r}")
+
+
+def _word_or_int(value: str, words: tuple[str, ...], minimum: int, rule: str) -> int | str:
+    """``value`` when it is one of ``words``, else an int of at least ``minimum`` (argparse's error otherwise)."""
+    if value in words:
+        return value
+    try:
+        n = int(value)
+    except ValueError:
+        n = minimum - 1
+    if n < minimum:
+        raise argparse.ArgumentTypeError(f"must be {rule}, not {value!r}")
+    return n
+
+
+def _search_samples(value: str) -> int | str:
+    return _word_or_int(value, ("auto", "all"), 10, "'auto', 'all' or an integer >= 10")
+
+
+def _workers(value: str) -> int | str:
+    return _word_or_int(value, ("auto",), 1, "'auto' or a positive integer")
+
+
+def option(default: Any, help: str, *, group: str, flag: str | None = None, metavar: str | None = None,
+           choices: Sequence[str] | None = None, parse: Callable[[str], Any] | None = None,
+           exclusive: str | None = None, cli_default: Any = ...) -> Any:
+    """A configuration field and its command-line flag, declared once (``cli.add_config_arguments`` makes the
+    flag): ``help`` (argparse's text, with ``%(default)s``), the ``--help`` section ``group`` (sections appear in
+    the order of their first field), the flag (default: the name with dashes; a bool field whose default is True
+    gets ``--no-NAME``), ``parse`` for a value that is not just the field's ``int`` / ``float`` / ``str``,
+    ``exclusive`` to make flags of the same name mutually exclusive, and ``cli_default`` where the flag's default
+    differs from the field's (None: the command fills the field in, e.g. ``compress --seed`` from the run)."""
+    return field(default=default, metadata={"help": help, "group": group, "flag": flag, "metavar": metavar,
+                                            "choices": tuple(choices) if choices is not None else None,
+                                            "parse": parse, "exclusive": exclusive, "cli_default": cli_default})
+
+
+_METRICS = tuple(sorted({m for names in OBJECTIVES.values() for m in names}))
+
+
 @dataclass(frozen=True)
 class SearchConfig:
-    """Every option of a search, validated by :meth:`validate` (the CLI flags map one to one)."""
+    """Every option of a search, declared once: the fields are the keyword options of :func:`autoarch.search`,
+    the keys of a ``--config`` file and of ``report.json``'s ``config`` block, and (through :func:`option`'s
+    metadata: help, flag, section) the flags of ``autoarch search``. :meth:`validate` checks them."""
 
-    space: str | SearchSpace = "auto"
-    controller: str = "evolution"
-    metric: str | None = None
-    cv: int | float | str = "auto"
-    trials: int = 30
-    timeout: float | None = None
-    seed: int = 0
-    epochs: int = 20
-    patience: int = 5
-    test_size: float = 0.2
-    prune: float = 0.15
-    finetune_epochs: int = 20
-    calibration_samples: int = 256
-    max_samples: int | None = None
-    device: str = "auto"
-    workers: int | str = "auto"
-    early_stop: str = "auto"
-    trial_timeout: float | None = None
-    max_params: int | None = None
-    max_macs: int | None = None
-    storage: str | None = None
-    study_name: str = "autoarch"
-    test: str | None = None
-    image_size: int | None = None
-    on_bad_image: str = "fail"
-    text_column: str | None = None
-    max_length: int | None = None
-    warm_start: bool = True
-    augment: str = "auto"
-    search_samples: int | str | None = "auto"
+    space: str | SearchSpace = option(
+        "auto", "search space; auto = cnn for images, rnn for text and sequences, mlp otherwise; or the import path "
+        "of your own SearchSpace subclass, e.g. mypkg.spaces:MySpace (default: %(default)s)",
+        group="search", metavar="{auto,mlp,cnn,rnn,MODULE:CLASS}")
+    controller: str = option(
+        "evolution", "evolution = regularized (aging) evolution, reinforce = REINFORCE policy gradient; random, "
+        "tpe (Bayesian), nsga2 and grid are optuna's samplers (default: %(default)s)",
+        group="search", choices=CONTROLLERS)
+    metric: str | None = option(
+        None, f"objective, one of {', '.join(_METRICS)} (default: accuracy for classification, neg_rmse for "
+        "regression)", group="search", choices=_METRICS, metavar="METRIC")
+    cv: int | float | str = option(
+        "auto", "validation of each candidate: K-fold (stratified) CV with K >= 2, holdout = one stratified split "
+        "validating on 10%% of the training split, a share in (0, 1) for another holdout size; auto = holdout "
+        "from 10,000 training samples on, else 5-fold (default: %(default)s)",
+        group="validation and budget", metavar="K|holdout|SHARE|auto", parse=_cv)
+    trials: int = option(
+        30, "number of candidates to evaluate; a resumed run counts the trials already done (default: %(default)s)",
+        group="search")
+    timeout: float | None = option(
+        None, "end the search after this many seconds: no trial starts after it and a trial still training is "
+        "stopped (not counted); the winner's retrain and compression follow", group="validation and budget",
+        metavar="SECONDS")
+    seed: int = option(0, "seed of splits, controller and training (default: %(default)s)", group="search")
+    epochs: int = option(
+        20, "maximum training epochs per fold; early stopping on 10%% of the fold's training part picks the epoch "
+        "(default: %(default)s)", group="training")
+    patience: int = option(5, "epochs without improvement before early stopping (default: %(default)s)",
+                           group="training")
+    test_size: float = option(
+        0.2, "share of the data held out before the search, stratified (default: %(default)s)", group="data")
+    prune: float = option(
+        0.15, "structural pruning of the winner: the share of channels (conv) or units (linear) removed from every "
+        "hidden layer, coupled layers together, output layer untouched, kept counts rounded to the nearest "
+        "multiple of 8 (layers of <= 8 left alone); 0.15 keeps 56 of 64, 24 of 32 and 16 of 16 channels, 0.3 "
+        "keeps 48, 24 and 8; 0 disables (default: %(default)s)", group="compression", metavar="RATIO")
+    finetune_epochs: int = option(20, "fine-tuning epochs after pruning (default: %(default)s)",
+                                  group="compression")
+    calibration_samples: int = option(
+        256, "training samples used to calibrate int8 activation ranges (default: %(default)s)",
+        group="compression")
+    max_samples: int | None = option(None, "use a stratified random subset of at most this many samples",
+                                     group="data")
+    device: str = option("auto", "training device (default: %(default)s)", group="training",
+                         choices=("auto", "cpu", "cuda"))
+    workers: int | str = option(
+        "auto", "local worker processes on one study, one torch thread each (a single worker keeps torch's "
+        "threads); auto = one per usable CPU core ($AUTOARCH_WORKERS overrides), 1 on a GPU; give 1 for a "
+        "reproducible run (default: %(default)s)", group="workers and storage", metavar="N|auto", parse=_workers)
+    early_stop: str = option(
+        "auto", "multi-fidelity: stop poor candidates after an epoch with optuna's median, successive-halving (a "
+        "third promoted at 1, 3, 9, ... epochs) or hyperband pruner; auto = halving with holdout validation, "
+        "median with k-fold (default: %(default)s)", group="validation and budget", choices=EARLY_STOP)
+    trial_timeout: float | None = option(
+        None, "fail a candidate whose cross-validation runs longer than this", group="validation and budget",
+        metavar="SECONDS")
+    max_params: int | None = option(None, "reject candidates with more parameters, before any training",
+                                    group="search")
+    max_macs: int | None = option(
+        None, "reject candidates with more multiply-accumulates per sample, before any training", group="search")
+    storage: str | None = option(
+        None, "optuna storage shared by workers on many machines: postgresql://user:pw@host/db, "
+        "mysql+pymysql://..., sqlite:///file.db or journal:FILE (default: sqlite file in --out)",
+        group="workers and storage", metavar="URL")
+    study_name: str = option("autoarch", "study name in the storage (default: %(default)s)",
+                             group="workers and storage", flag="--study")
+    test: str | None = option(
+        None, "the held-out test set: a file or image folder of the same kind and classes as the data (the search "
+        "then uses all of DATA), or 'split' to hold out --test-size of DATA; default: a built-in data set's "
+        "official test split (fashion-mnist: its 10,000 test images), else split", group="data",
+        metavar="FILE|FOLDER|split")
+    image_size: int | None = option(
+        None, "resize the images of a folder to N x N (needed when their sizes differ)", group="data",
+        metavar="N")
+    on_bad_image: str = option(
+        "fail", "an unreadable or non-image file in an image folder ends the run (fail) or is skipped with a count "
+        "(default: %(default)s)", group="data", choices=BAD_IMAGE)
+    text_column: str | None = option(
+        None, "the column of texts of a CSV file: a text classification search (the rnn space); the vocabulary is "
+        "fitted inside each fold's training part", group="data", metavar="COLUMN")
+    max_length: int | None = option(None, "texts are cut after N tokens (default: 64)", group="data",
+                                    metavar="N")
+    warm_start: bool = option(
+        True, "do not evaluate the space's textbook networks (LeNet-5-like, small ResNet) first",
+        group="search")
+    augment: str = option(
+        "auto", "search the training augmentation of image candidates (flips, shifts, rotations, colour): search, "
+        "off, or auto = search for images of 16+ pixels a side (default: %(default)s)", group="training",
+        choices=AUGMENT)
+    search_samples: int | str | None = option(
+        "auto", "multi-fidelity over data: during the search each candidate trains on a stratified subset of at "
+        "most N samples of its fold's training part (validated on the whole validation part); the winner is "
+        "retrained on the whole training split; auto = 20,000 when the training split is larger, else all "
+        "(default: %(default)s)", group="validation and budget", metavar="N|all|auto", parse=_search_samples)
 
     def validate(self) -> None:
         def need(ok: bool, name: str, rule: str, value: Any) -> None:
@@ -153,18 +275,15 @@ def resolve_augment(augment: str, input_shape: tuple[int, ...]) -> str:
     return "search" if len(input_shape) == 3 and min(input_shape[1:]) >= AUGMENT_MIN_SIDE else "off"
 
 
+_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,), "None": (type(None),)}
+
+
 def _expected_type(name: str) -> tuple[type, ...]:
-    """The value types a config file may give for field ``name`` (ints are accepted where floats are)."""
-    spec = {"cv": (int, float, str), "timeout": (int, float, type(None)), "trial_timeout": (int, float, type(None)),
-            "test_size": (int, float), "prune": (int, float), "workers": (int, str),
-            "search_samples": (int, str, type(None)), "metric": (str, type(None)), "space": (str,),
-            "max_samples": (int, type(None)), "max_params": (int, type(None)), "max_macs": (int, type(None)),
-            "storage": (str, type(None)), "test": (str, type(None)), "image_size": (int, type(None)),
-            "warm_start": (bool,), "text_column": (str, type(None)), "max_length": (int, type(None))}
-    if name in spec:
-        return spec[name]
-    default = SearchConfig.__dataclass_fields__[name].default
-    return (type(default),)
+    """The value types a config file may give for field ``name``: its annotation's (ints are accepted where floats
+    are; a :class:`~autoarch.search_spaces.SearchSpace` object is given by its import path, a string)."""
+    annotation = SearchConfig.__dataclass_fields__[name].type
+    types = [t for part in str(annotation).split("|") for t in _TYPES.get(part.strip(), ())]
+    return tuple(dict.fromkeys(types))
 
 
 def load_config_file(path: str) -> dict[str, Any]:

@@ -295,16 +295,3 @@ def train_test_split(data: Dataset, test_size: float = 0.2, seed: int = 0) -> tu
             test_size = len(data.classes) / len(data)
     train_idx, test_idx = split_index(data, test_size=test_size, seed=seed)
     return data.subset(np.sort(train_idx)), data.subset(np.sort(test_idx))
-
-
-_MOVED = ("BUILTIN_DATASETS", "load_dataset", "load_test", "official_test")
-
-
-def __getattr__(name: str) -> Any:
-    """The loaders' public names, still read from here by modules not yet importing them from
-    :mod:`autoarch.loaders`; imported on first use, so that the two modules do not import each other."""
-    if name in _MOVED:
-        from autoarch import loaders
-
-        return getattr(loaders, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -34,22 +34,19 @@ from autoarch.budget import (
 )
 from autoarch.compress import CompressionResult, compress_model, replay_pruning
 from autoarch.compress.pipeline import has_recurrent
-from autoarch.config import (
-    SearchConfig,
-)
-from autoarch.data import (
-    Dataset,
-)
+from autoarch.config import SearchConfig
+from autoarch.data import Dataset
 from autoarch.evaluate import build_model, describe_cv, retrain
 from autoarch.exceptions import DataError, SearchFailedError
 from autoarch.metrics import compute_metrics
 from autoarch.model import Model, model_from_state, net_arch, net_input_shape, spec_input_kind
-from autoarch.objective import leaderboard
+from autoarch.objectives import Objective, resolve_objectives
 from autoarch.rundir import KEEP_DIR, Generation, copy_file, crash_point, read_outputs
 from autoarch.search_spaces import SearchSpace, get_space, space_ref
 from autoarch.study import STUDY_NAME, open_storage, redact, run_storage_url
 from autoarch.tables import TableEncoder, table_schema
 from autoarch.trainer import TrainConfig, predict
+from autoarch.trials import leaderboard
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +83,22 @@ class SearchResult:
         source = self.compression.int8_path if int8 else self.compression.onnx_path
         assert source is not None
         return copy_file(source, path)
+
+    def summary(self) -> str:
+        """What ``autoarch search`` prints at the end: the winner, its CV and held-out scores, one line per
+        compression stage and the run directory."""
+        rep = self.report
+        metric = rep["search"]["metric"]
+        plain = Objective(metric).metric
+        mean, std = self.cv_scores[plain]
+        lines = [f"best: {rep['best']['summary']}",
+                 f"CV {plain}: {mean:.4f} ± {std:.4f}   held-out {plain}: {self.test_scores[plain]:.4f}"]
+        for row in rep["compression"]["stages"]:
+            lat = f"  b64 {row['latency_b64_ms']:.2f} ms" if "latency_b64_ms" in row else ""
+            lines.append(f"  {row['stage']:<20} {row['params']:>9,} params  {row['bytes'] / 1024:>8.1f} KiB  "
+                         f"{plain} {row[plain]:.4f}{lat}")
+        lines.append(f"run directory: {self.out_dir}  (report.md, model.onnx, model.int8.onnx)")
+        return "\n".join(lines)
 
 
 def no_trial_completed(trials: list[optuna.trial.FrozenTrial], cfg: SearchConfig) -> str:
@@ -204,7 +217,8 @@ def finish_run(study: optuna.Study, space: SearchSpace, dataset: Dataset, train:
                  # How `autoarch compress` reloads the data: a built-in name or an absolute file path.
                  "source": (study.user_attrs.get("spec") or {}).get("data"),
                  **({"encoding": TableEncoder(dataset.columns).describe()} if dataset.columns else {})},
-        "search": {"space": space.name, "controller": cfg.controller, "metric": metric, "cv": cfg.cv,
+        "search": {"space": space.name, "controller": cfg.controller, "metric": metric,
+                   "objectives": [o.to_dict() for o in resolve_objectives(metric)], "cv": cfg.cv,
                    "validation": describe_cv(cfg.cv), "early_stop": cfg.early_stop,
                    "augment": cfg.augment, "held_out": cfg.test,
                    "trials_requested": cfg.trials, "trial_states": {k: v for k, v in counts.items() if v},

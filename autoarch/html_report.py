@@ -15,6 +15,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from autoarch.objectives import Objective
+
 __all__ = ["render_html"]
 
 logger = logging.getLogger(__name__)
@@ -197,7 +199,7 @@ def render_html(report: Mapping[str, Any], study: Any) -> str:
 
     data, srch, best, comp = report["data"], report["search"], report["best"], report["compression"]
     metric = srch["metric"]
-    plain = metric[4:] if metric.startswith("neg_") else metric
+    plain = Objective(metric).metric
     trials = study.get_trials(deepcopy=False)
     parts: list[str] = []
     charts = 0

@@ -14,6 +14,7 @@ from sklearn import metrics as skm
 
 from autoarch.config import OBJECTIVES as _OBJECTIVES
 from autoarch.exceptions import ConfigError, did_you_mean
+from autoarch.objectives import Objective
 
 __all__ = ["CLASSIFICATION_METRICS", "REGRESSION_METRICS", "OBJECTIVES", "compute_metrics", "objective_value",
            "check_metric", "default_metric"]
@@ -38,7 +39,7 @@ def check_metric(metric: str, task: str) -> None:
 
 def objective_value(metric: str, scores: dict[str, float]) -> float:
     """The value to maximise: ``scores[metric]``, or ``-scores[name]`` for ``neg_name``."""
-    return -scores[metric[4:]] if metric.startswith("neg_") else scores[metric]
+    return Objective(metric).value(scores)
 
 
 def compute_metrics(task: str, y_true: np.ndarray, output: np.ndarray, n_classes: int = 0) -> dict[str, float]:

@@ -7,6 +7,8 @@ from typing import Any
 
 import pandas as pd
 
+from autoarch.objectives import Objective
+
 __all__ = ["render_markdown"]
 
 
@@ -31,7 +33,7 @@ def _size(n_bytes: int) -> str:
 def render_markdown(report: dict[str, Any], board: pd.DataFrame) -> str:
     data, srch, best, comp = report["data"], report["search"], report["best"], report["compression"]
     metric = srch["metric"]
-    plain = metric[4:] if metric.startswith("neg_") else metric
+    plain = Objective(metric).metric
     states = ", ".join(f"{n} {k.lower()}" for k, n in srch["trial_states"].items())
     out = [
         f"# autoarch report: {data['name']}",

@@ -23,28 +23,14 @@ import pandas as pd
 import torch
 
 from autoarch.budget import Budget, Progress, n_done, resolve_workers, run_until_budget
-from autoarch.config import (
-    AUGMENT_MIN_SIDE,
-    SearchConfig,
-    resolve_augment,
-    resolve_cv,
-    resolve_search_samples,
-)
+from autoarch.config import AUGMENT_MIN_SIDE, SearchConfig, resolve_augment, resolve_cv, resolve_search_samples
 from autoarch.controllers import make_sampler
-from autoarch.data import (
-    BUILTIN_DATASETS,
-    Dataset,
-    frame_dataset,
-    from_arrays,
-    load_dataset,
-    load_test,
-    official_test,
-    train_test_split,
-)
+from autoarch.data import Dataset, frame_dataset, from_arrays, train_test_split
 from autoarch.exceptions import AutoArchError, ConfigError, DataError, did_you_mean
 from autoarch.finish import SearchResult, finish_run, load
+from autoarch.loaders import BUILTIN_DATASETS, load_dataset, load_test, official_test
 from autoarch.metrics import check_metric, default_metric
-from autoarch.objective import leaderboard, make_objective, queue_warm_starts
+from autoarch.objectives import resolve_objectives
 from autoarch.rundir import KEEP_DIR, crash_point, prepare_out, run_dir_lock
 from autoarch.search_spaces import SearchSpace, get_space, space_ref
 from autoarch.study import (
@@ -60,11 +46,13 @@ from autoarch.study import (
     settle_running,
 )
 from autoarch.trainer import resolve_device, training_grid
+from autoarch.trials import leaderboard, make_objective, queue_warm_starts
 
 __all__ = ["SearchConfig", "SearchResult", "search", "run_worker", "load", "leaderboard", "open_storage",
            "make_pruner"]
 
 logger = logging.getLogger(__name__)
+
 # Options that change what a trial means: a study can only be resumed with the same values.
 _FINGERPRINT_KEYS = ("space", "metric", "cv", "seed", "epochs", "patience", "test_size", "max_samples", "test",
                      "image_size", "augment", "search_samples")
@@ -254,10 +242,9 @@ def search(
             the study. None keeps the study in memory (unless ``storage`` is given) and the files in a
             temporary directory.
         progress: show a progress bar on stderr.
-        **options: the fields of :class:`~autoarch.config.SearchConfig` (``space``, ``controller``, ``metric``,
-            ``cv``, ``trials``, ``timeout``, ``seed``, ``epochs``, ``patience``, ``test_size``, ``prune``,
-            ``finetune_epochs``, ``calibration_samples``, ``max_samples``, ``device``, ``workers``,
-            ``early_stop``, ``trial_timeout``, ``max_params``, ``max_macs``, ``storage``, ``study_name``).
+        **options: the fields of :class:`~autoarch.config.SearchConfig` (``space``, ``controller``, ``trials``,
+            ``timeout``, ...): each is declared once there, with its default and the help that ``autoarch search
+            --help`` shows.
 
     Raises:
         DataError, ConfigError, SpaceError: bad data or options (checked before any training).
@@ -294,7 +281,8 @@ def search(
         # The study is created here, before any worker starts (two processes creating one SQLite study race).
         try:
             study = open_study(storage, cfg.study_name, ctx.fingerprint, spec, _sampler(ctx, 0, 0),
-                                make_pruner(cfg.early_stop, cfg.cv, cfg.epochs), str(out_dir or redact(url)))
+                                make_pruner(cfg.early_stop, cfg.cv, cfg.epochs), str(out_dir or redact(url)),
+                                resolve_objectives(ctx.metric))
         except AutoArchError:
             if new_out and out_dir is not None and not any(out_dir.iterdir()):
                 out_dir.rmdir()

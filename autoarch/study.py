@@ -10,6 +10,7 @@ import os
 import re
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +19,10 @@ import optuna
 from optuna.trial import TrialState
 
 from autoarch._compat import fail_trial, heartbeat_enabled
-from autoarch.data import (
-    Dataset,
-)
+from autoarch.data import Dataset
 from autoarch.evaluate import n_folds
 from autoarch.exceptions import ConfigError, DataError
+from autoarch.objectives import Objective, directions
 
 logger = logging.getLogger(__name__)
 
@@ -125,8 +125,10 @@ def has_heartbeat(study: optuna.Study) -> bool:
 
 def open_study(storage: optuna.storages.BaseStorage, name: str, fingerprint: dict[str, Any],
                 spec: dict[str, Any], sampler: optuna.samplers.BaseSampler, pruner: optuna.pruners.BasePruner,
-                where: str) -> optuna.Study:
-    study = optuna.create_study(study_name=name, storage=storage, sampler=sampler, direction="maximize",
+                where: str, objectives: Sequence[Objective] = (Objective("accuracy"),)) -> optuna.Study:
+    """Create or resume the study ``name``: one direction per objective; a resumed study must have been made on
+    the same data (``data_sha256``) and settings (``fingerprint``)."""
+    study = optuna.create_study(study_name=name, storage=storage, sampler=sampler, directions=directions(objectives),
                                 pruner=pruner, load_if_exists=True)
     saved = study.user_attrs.get("config")
     if saved is None:

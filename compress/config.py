@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
+from autoarch.config import option
 from autoarch.exceptions import ConfigError, did_you_mean
 
 __all__ = ["CompressConfig", "IMPORTANCES", "INT8_MODES", "TARGET_KINDS"]
@@ -25,6 +26,9 @@ class CompressConfig:
             (1 thread, measured). At most one; with none, ``target_macs=0.25``.
         max_drop: the largest allowed loss of the validation metric, in points: ``0.5`` lets accuracy fall from
             0.960 to 0.955. For error metrics (``neg_rmse``, ...) it is a percentage of the unpruned error.
+        confidence: a step is over the budget only when its drop exceeds ``max_drop`` by more than the validation
+            part can tell from noise: the one-sided bound at this level of a paired bootstrap of the drop
+            (:func:`~autoarch.compress.schedule.drop_margin`); ``0.5`` or None: the drop itself decides.
         importance: how channels are ranked: ``l1`` / ``l2`` weight magnitude, ``bn_scale`` (batch-norm
             scale; needs batch norm) or ``taylor`` (first-order loss change, from gradients on training data).
         global_pruning: rank channels across all layers (layers shrink unevenly) instead of removing the same
@@ -51,22 +55,49 @@ class CompressConfig:
         device: fine-tuning device (``auto``, ``cpu``, ``cuda``).
     """
 
-    target_params: float | None = None
-    target_macs: float | None = None
-    target_latency: float | None = None
-    max_drop: float = 1.0
-    importance: str = "l2"
-    global_pruning: bool = False
-    round_to: int = 8
-    steps: int = 4
-    finetune_epochs: int = 2
-    val_size: float = 0.15
-    calibration_samples: int = 256
-    retrain: bool = True
-    final_finetune: bool = True
-    int8: str = "auto"
-    seed: int = 0
-    device: str = "auto"
+    target_params: float | None = option(None, "keep this share of the parameters, e.g. 0.3", group="target",
+                                         exclusive="target", metavar="SHARE")
+    target_macs: float | None = option(
+        None, "keep this share of the multiply-accumulates per sample, e.g. 0.25 (the default target is "
+        "--target-macs 0.25)", group="target", exclusive="target", metavar="SHARE")
+    target_latency: float | None = option(
+        None, "keep this share of the ONNX Runtime fp32 latency at batch 64 (1 thread, measured after every step), "
+        "e.g. 0.4", group="target", exclusive="target", metavar="SHARE")
+    max_drop: float = option(
+        1.0, "largest allowed loss of the validation metric, in points (0.5: accuracy 0.960 -> 0.955); for error "
+        "metrics, in percent of the unpruned error (default: %(default)s)", group="target", metavar="POINTS")
+    confidence: float | None = option(
+        0.95, "a step is over the budget only when its drop exceeds --max-drop by more than the validation "
+        "noise: this one-sided bound of a paired bootstrap of the drop over the validation samples (0.95; 0.5 = "
+        "the drop itself) (default: %(default)s)", group="target", metavar="LEVEL")
+    importance: str = option(
+        "l2", "channel ranking: l1/l2 weight magnitude, bn_scale (batch-norm scale; needs batch norm) or taylor "
+        "(|weight x gradient| on training data) (default: %(default)s)", group="pruning", choices=IMPORTANCES)
+    global_pruning: bool = option(
+        False, "rank channels across all layers (layers shrink unevenly) instead of removing the same share from "
+        "every layer", group="pruning")
+    round_to: int = option(8, "keep channel counts multiples of this; 1 = exact (default: %(default)s)",
+                           group="pruning")
+    steps: int = option(4, "pruning steps toward the target, each fine-tuned and validated (default: %(default)s)",
+                        group="pruning")
+    finetune_epochs: int = option(2, "fine-tuning epochs after every step (default: %(default)s)", group="pruning")
+    val_size: float = option(
+        0.15, "share of the training split held back as validation data (default: %(default)s)", group="pruning")
+    calibration_samples: int = option(
+        256, "training samples that calibrate int8 activation ranges (default: %(default)s)", group="int8")
+    retrain: bool = option(
+        True, "prune winner.pt itself instead of its architecture retrained without the validation part (the "
+        "winner has seen that part, which makes the budget overly cautious)", group="pruning")
+    final_finetune: bool = option(
+        True, "do not fine-tune the kept step again on the whole training split (validation part included)",
+        group="pruning")
+    int8: str = option(
+        "auto", "static QDQ, dynamic, auto (static for CNNs; for Linear-only models both are timed at batch 64 and "
+        "the faster kept) or none (default: %(default)s)", group="int8", choices=INT8_MODES)
+    seed: int = option(0, "seed of the validation split, fine-tuning and calibration (default: the run's seed)",
+                       group="pruning", cli_default=None)
+    device: str = option("auto", "fine-tuning device (default: %(default)s)", group="pruning",
+                         choices=("auto", "cpu", "cuda"))
 
     @property
     def target(self) -> tuple[str, float]:
@@ -94,6 +125,8 @@ class CompressConfig:
                  "the share to keep, a float in (0, 1) (0.25 keeps 25%)", value)
         need(isinstance(self.max_drop, (int, float)) and self.max_drop >= 0, "max_drop", "a number of points >= 0",
              self.max_drop)
+        need(self.confidence is None or (isinstance(self.confidence, (int, float)) and 0.5 <= self.confidence < 1),
+             "confidence", "None or a level in [0.5, 1)", self.confidence)
         if self.importance not in IMPORTANCES:
             raise ConfigError(f"The 'importance' parameter of compress must be one of {list(IMPORTANCES)}. Got "
                               f"{self.importance!r} instead.{did_you_mean(self.importance, IMPORTANCES)}")

@@ -29,6 +29,7 @@ from autoarch.compress.schedule import prune_iteratively
 from autoarch.data import Dataset, train_test_split
 from autoarch.exceptions import ConfigError
 from autoarch.metrics import check_metric, compute_metrics, default_metric
+from autoarch.objectives import Objective
 from autoarch.trainer import TrainConfig, fit, predict, resolve_device
 
 __all__ = ["CompressionResult", "compress_model", "compress"]
@@ -60,6 +61,29 @@ class CompressionResult:
     int8_path: Path | None = None
     steps: list[dict[str, Any]] = field(default_factory=list)
     pruning: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self, fallback_dir: str | Path | None = None) -> str:
+        """What ``autoarch compress`` prints: the schedule's stop reason and kept step, one line per pruning step
+        and per stage, and where the files are (``fallback_dir`` when no ONNX file was written)."""
+        pr = self.pruning
+        plain = Objective(pr["metric"]).metric
+        lines = [f"pruning: {pr['stop_reason']}; kept step {pr['kept_step']} "
+                 f"(target keep {pr['target']['keep']:g} of {pr['target']['kind']}: "
+                 f"{'reached' if pr['target_reached'] else 'NOT reached'})"]
+        for s in self.steps:
+            over = "" if s["within_budget"] else "  over budget"
+            lines.append(f"  step {s['step']}: {s['params']:>9,} params {s['macs']:>12,} MACs  val {plain} "
+                         f"{s[f'val_{plain}']:.4f}  drop {s['drop']:.2f}{over}")
+        for row in self.stages:
+            lat = (f"  b1 {row['latency_b1_ms']:.3f} ms  b64 {row['latency_b64_ms']:.3f} ms"
+                   if "latency_b64_ms" in row else "")
+            lines.append(f"  {row['stage']:<20} {row['params']:>9,} params  {row['bytes'] / 1024:>8.1f} KiB  "
+                         f"held-out {plain} {row[plain]:.4f}{lat}")
+        if self.verification.get("warnings"):
+            lines.append(f"{len(self.verification['warnings'])} warning(s) above; see compression.md")
+        out_dir = self.onnx_path.parent if self.onnx_path is not None else fallback_dir
+        lines.append(f"written to {out_dir}  (compression.md, model.onnx, model.int8.onnx, model.pt)")
+        return "\n".join(lines)
 
 
 def _scores(data: Dataset, output: np.ndarray) -> dict[str, float]:
@@ -117,7 +141,7 @@ def _export_stages(
     measure_memory: bool, notify: Callable[[str], None],
 ) -> tuple[list[dict[str, Any]], dict[str, Any], Path, Path | None]:
     """Torch rows, then ONNX fp32 (unpruned when pruned, final) and int8, each verified; files in ``out_dir``."""
-    plain = metric[4:] if metric.startswith("neg_") else metric
+    plain = Objective(metric).metric
     example = torch.as_tensor(calibration_pool.X[:2], dtype=torch.float32)
     bench_X = test.X[:64]
     stages = [_torch_row("torch fp32", unpruned, example, test)]
@@ -349,10 +373,10 @@ def compress(
         int8=config.int8,
         calibration_samples=config.calibration_samples, seed=config.seed, measure_memory=measure_memory,
         notify=notify)
-    plain = metric[4:] if metric.startswith("neg_") else metric
+    plain = Objective(metric).metric
     pruning = {"target": {"kind": kind, "keep": share}, "target_reached": pr.target_reached,
-               "max_drop": config.max_drop, "drop_unit": "% of the error" if metric.startswith("neg_") else "points",
-               "metric": metric, "n_fit": len(fit_data), "n_val": len(val_data),
+               "max_drop": config.max_drop, "drop_unit": Objective(metric).drop_unit,
+               "confidence": config.confidence, "metric": metric, "n_fit": len(fit_data), "n_val": len(val_data),
                "validation": f"{len(val_data)} samples held back from the training split "
                                                f"(val_size={config.val_size}, seed={config.seed})",
                "importance": config.importance, "scope": "global" if config.global_pruning else "uniform",

@@ -24,6 +24,7 @@ from autoarch.exceptions import DataError
 from autoarch.loaders import BUILTIN_DATASETS, load_dataset, load_test, official_test
 from autoarch.metrics import compute_metrics, default_metric
 from autoarch.model import Model, model_from_state, net_arch, net_input_shape, spec_input_kind
+from autoarch.objectives import Objective
 from autoarch.rundir import Generation, read_outputs
 from autoarch.search_spaces import get_space
 from autoarch.trainer import TrainConfig, predict, resolve_device
@@ -176,7 +177,7 @@ def _check_same_data(report: dict[str, Any], model: nn.Module, train: Dataset, t
     if None not in expected and expected != (len(train), len(test)):
         raise DataError(f"the reloaded data gives {len(train)} training / {len(test)} held-out samples, but the run "
                         f"had {expected[0]} / {expected[1]}; pass the data the search used with --data.")
-    plain = metric[4:] if metric.startswith("neg_") else metric
+    plain = Objective(metric).metric
     recorded = report.get("test", {}).get(plain)
     if compare_scores and recorded is not None:
         again = compute_metrics(test.task, test.y, predict(model, test.X), test.n_outputs)[plain]
@@ -339,12 +340,13 @@ def render_markdown(summary: dict[str, Any]) -> str:
     """``compression.md``: the schedule step by step, every stage side by side, the checks and warnings."""
     pr = summary["pruning"]
     metric = pr["metric"]
-    plain = metric[4:] if metric.startswith("neg_") else metric
+    plain = Objective(metric).metric
     target = pr["target"]
     lines = [f"# autoarch compression: {summary.get('data') or summary['run_dir']}", "",
              f"- Started from {summary['started_from']} (run `{summary['run_dir']}`).",
              f"- Target: keep {target['keep']:g} of the {target['kind']}; budget: at most {pr['max_drop']} "
-             f"{pr['drop_unit']} of validation {metric} lost; validation = {pr['validation']}.",
+             f"{pr['drop_unit']} of validation {metric} lost beyond the noise margin (the one-sided "
+             f"{pr.get('confidence')} bound of a paired bootstrap of the drop); validation = {pr['validation']}.",
              f"- Importance `{pr['importance']}`, {pr['scope']} pruning, {pr['steps_planned']} planned steps, "
              f"{pr['finetune_epochs']} fine-tuning epochs per step"
              + (f"; final fine-tune of the kept step: {pr['final_finetune']}." if pr.get("final_finetune") else "."),
@@ -356,10 +358,10 @@ def render_markdown(summary: dict[str, Any]) -> str:
              ""]
     lat = any("latency_b64_ms" in s for s in summary["steps"])
     header = ["step", "channel ratio", "params", "MACs"] + (["ORT b64 ms"] if lat else []) + \
-        [f"val {plain}", "drop", "within budget", "seconds"]
+        [f"val {plain}", "drop", "noise margin", "within budget", "seconds"]
     lines.append(_table(header, [[s["step"], s["channel_ratio"], s["params"], s["macs"]]
                                  + ([s.get("latency_b64_ms")] if lat else [])
-                                 + [s[f"val_{plain}"], s["drop"], s["within_budget"], s["seconds"]]
+                                 + [s[f"val_{plain}"], s["drop"], s.get("margin"), s["within_budget"], s["seconds"]]
                                  for s in summary["steps"]]))
     lines += ["", "## Stages (held-out split, reported only)", "",
               _table(["stage", "params", "MACs", "bytes", "b1 ms", "b64 ms", "peak MB", "checker", "opset",

@@ -154,3 +154,95 @@ def test_an_interrupted_search_exits_1_with_one_line(tmp_path, capsys, monkeypat
     code = _exit_code(["search", "iris", "--out", str(tmp_path / "run"), "--quiet"])
     err = capsys.readouterr().err.strip()
     assert code == 1 and err == "autoarch: interrupted; run the same command again to resume."
+
+
+# A value other than the default for every option of a search, as given on the command line and as search() gets it.
+EVERY_OPTION = {
+    "space": (["--space", "mlp"], "mlp"), "controller": (["--controller", "tpe"], "tpe"),
+    "metric": (["--metric", "f1_macro"], "f1_macro"), "cv": (["--cv", "0.25"], 0.25), "trials": (["--trials", "7"], 7),
+    "timeout": (["--timeout", "90"], 90.0), "seed": (["--seed", "3"], 3), "epochs": (["--epochs", "4"], 4),
+    "patience": (["--patience", "2"], 2), "test_size": (["--test-size", "0.3"], 0.3),
+    "prune": (["--prune", "0.2"], 0.2), "finetune_epochs": (["--finetune-epochs", "3"], 3),
+    "calibration_samples": (["--calibration-samples", "64"], 64), "max_samples": (["--max-samples", "100"], 100),
+    "device": (["--device", "cpu"], "cpu"), "workers": (["--workers", "2"], 2),
+    "early_stop": (["--early-stop", "hyperband"], "hyperband"), "trial_timeout": (["--trial-timeout", "30"], 30.0),
+    "max_params": (["--max-params", "5000"], 5000), "max_macs": (["--max-macs", "9000"], 9000),
+    "storage": (["--storage", "sqlite:///x.db"], "sqlite:///x.db"), "study_name": (["--study", "s1"], "s1"),
+    "test": (["--test", "split"], "split"), "image_size": (["--image-size", "12"], 12),
+    "on_bad_image": (["--on-bad-image", "skip"], "skip"), "text_column": (["--text-column", "review"], "review"),
+    "max_length": (["--max-length", "32"], 32), "warm_start": (["--no-warm-start"], False),
+    "augment": (["--augment", "off"], "off"), "search_samples": (["--search-samples", "all"], "all"),
+}
+
+
+def _options_search_gets(monkeypatch, argv: list[str]) -> dict:
+    import autoarch.runner
+    from autoarch.exceptions import SearchFailedError
+
+    seen: dict = {}
+
+    def fake_search(data, **kwargs):
+        seen.update(kwargs)
+        raise SearchFailedError("stopped by the test")
+
+    monkeypatch.setattr(autoarch.runner, "search", fake_search)
+    assert main(["search", "iris", "--quiet", *argv]) == 1
+    return {k: v for k, v in seen.items() if k not in ("target", "task", "out", "progress")}
+
+
+def test_every_search_option_is_one_flag_that_reaches_search(monkeypatch) -> None:
+    from dataclasses import asdict, fields
+
+    from autoarch.config import SearchConfig
+
+    assert set(EVERY_OPTION) == {f.name for f in fields(SearchConfig)}  # a new option needs its flag tested here
+    assert _options_search_gets(monkeypatch, []) == asdict(SearchConfig())  # the flags' defaults are the fields'
+    argv = [arg for args, _ in EVERY_OPTION.values() for arg in args]
+    assert _options_search_gets(monkeypatch, argv) == {name: value for name, (_, value) in EVERY_OPTION.items()}
+
+
+def test_a_config_file_sets_every_option(tmp_path, monkeypatch) -> None:
+    config = tmp_path / "all.json"
+    config.write_text(json.dumps({name: value for name, (_, value) in EVERY_OPTION.items()}))
+    got = _options_search_gets(monkeypatch, ["--config", str(config)])
+    assert got == {name: value for name, (_, value) in EVERY_OPTION.items()}
+
+
+EVERY_COMPRESS_OPTION = {
+    "target_params": (["--target-params", "0.3"], 0.3), "target_macs": None, "target_latency": None,
+    "max_drop": (["--max-drop", "0.5"], 0.5), "confidence": (["--confidence", "0.9"], 0.9),
+    "importance": (["--importance", "taylor"], "taylor"),
+    "global_pruning": (["--global-pruning"], True), "round_to": (["--round-to", "4"], 4),
+    "steps": (["--steps", "2"], 2), "finetune_epochs": (["--finetune-epochs", "1"], 1),
+    "val_size": (["--val-size", "0.2"], 0.2), "calibration_samples": (["--calibration-samples", "64"], 64),
+    "retrain": (["--no-retrain"], False), "final_finetune": (["--no-final-finetune"], False),
+    "int8": (["--int8", "dynamic"], "dynamic"), "seed": (["--seed", "5"], 5), "device": (["--device", "cpu"], "cpu"),
+}
+
+
+def test_every_compress_option_is_one_flag_that_reaches_compress_run(monkeypatch, capsys) -> None:
+    from dataclasses import fields
+
+    import autoarch.compress
+    from autoarch.compress.config import CompressConfig
+    from autoarch.exceptions import SearchFailedError
+
+    assert set(EVERY_COMPRESS_OPTION) == {f.name for f in fields(CompressConfig)}
+    seen: dict = {}
+
+    def fake_compress_run(run_dir, **kwargs):
+        seen.clear()
+        seen.update({k: v for k, v in kwargs.items() if k not in ("out", "data", "target", "start", "on_stage")})
+        raise SearchFailedError("stopped by the test")
+
+    monkeypatch.setattr(autoarch.compress, "compress_run", fake_compress_run)
+    assert main(["compress", "runs/x", "--quiet"]) == 1
+    defaults = {f.name: f.default for f in fields(CompressConfig) if f.name != "seed"}
+    assert seen == defaults  # no --seed: compress_run takes the run's
+    argv = [arg for given in EVERY_COMPRESS_OPTION.values() if given for arg in given[0]]
+    assert main(["compress", "runs/x", "--quiet", *argv]) == 1
+    expected = {name: given[1] if given else None for name, given in EVERY_COMPRESS_OPTION.items()}
+    assert seen == expected
+    # the targets are mutually exclusive on the command line
+    assert _exit_code(["compress", "runs/x", "--target-params", "0.3", "--target-macs", "0.2"]) == 2
+    assert "not allowed with argument" in capsys.readouterr().err

@@ -19,8 +19,8 @@ from PIL import Image
 import autoarch
 import autoarch.budget
 import autoarch.finish
-import autoarch.objective
 import autoarch.rundir
+import autoarch.trials
 from autoarch import loaders, runner
 from autoarch.config import (
     AUGMENT_MIN_SIDE,
@@ -90,7 +90,7 @@ def test_a_candidate_at_chance_level_is_stopped_after_two_epochs() -> None:
     ctx = runner._prepare(X, y, None, None, {"space": "mlp", "cv": 3, "trials": 1, "epochs": 8, "patience": 8})
     # a fixed candidate: an unseeded sampler sometimes drew one that diverged before it was at chance for 2 epochs
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
-    objective = autoarch.objective.make_objective(ctx.space, ctx.train, ctx.cfg, ctx.metric,
+    objective = autoarch.trials.make_objective(ctx.space, ctx.train, ctx.cfg, ctx.metric,
                                                   autoarch.trainer.resolve_device("cpu"))
     study.optimize(objective, n_trials=1, catch=(Exception,))
     trial = study.trials[0]
@@ -107,7 +107,7 @@ def test_warm_starts_are_the_first_trials_of_a_cnn_search(tmp_path) -> None:
     for t, (_, arch) in zip(trials, space.warm_starts(), strict=True):
         assert t.user_attrs["architecture"] == arch
         assert t.params["optimizer"] == "adam" and t.params["lr"] == 1e-3
-        assert t.params["batch_size"] == autoarch.objective.WARM_START_SMALL_BATCH  # 1,437 training images < LARGE_DATA
+        assert t.params["batch_size"] == autoarch.trials.WARM_START_SMALL_BATCH  # 1,437 training images < LARGE_DATA
     board = pd.read_csv(tmp_path / "run" / "leaderboard.csv")
     assert set(board["warm_start"].dropna()) == {"lenet5-like", "vgg-like", "small-resnet"}
     # resuming does not queue them again
@@ -315,7 +315,7 @@ def test_a_candidate_whose_epoch_would_not_fit_the_budget_is_rejected_before_tra
         study.add_trial(optuna.trial.create_trial(value=0.5, user_attrs={
             "seconds": 3600.0, "epochs_trained": 1, "macs": 1}))
     budget = autoarch.budget.Budget(job_deadline=time.time() + 100, n_train=len(ctx.train), finetune_epochs=1)
-    objective = autoarch.objective.make_objective(ctx.space, ctx.train, ctx.cfg, ctx.metric,
+    objective = autoarch.trials.make_objective(ctx.space, ctx.train, ctx.cfg, ctx.metric,
                                        autoarch.trainer.resolve_device("cpu"), search_deadline=budget)
     study.optimize(objective, n_trials=1)
     trial = study.trials[-1]
@@ -379,10 +379,10 @@ def test_the_search_keeps_each_candidates_epoch_of_best_objective_metric(monkeyp
         seen.update(kwargs)
         raise RuntimeError("spied")
 
-    monkeypatch.setattr(autoarch.objective, "cross_validate", spy)
+    monkeypatch.setattr(autoarch.trials, "cross_validate", spy)
     ctx = runner._prepare(data, None, None, None, {"space": "mlp", "cv": 3, "trials": 1, "metric": metric})
     study = optuna.create_study(direction="maximize")
-    study.optimize(autoarch.objective.make_objective(ctx.space, ctx.train, ctx.cfg, ctx.metric,
+    study.optimize(autoarch.trials.make_objective(ctx.space, ctx.train, ctx.cfg, ctx.metric,
                                           autoarch.trainer.resolve_device("cpu")), n_trials=1, catch=(Exception,))
     assert seen["monitor"] == monitor
 
@@ -441,9 +441,9 @@ def test_a_diverging_candidate_is_stopped_unless_an_epoch_is_too_few_batches_to_
     X = rng.normal(size=(rows, 3)).astype(np.float32)
     y = rng.normal(size=rows).astype(np.float32)
     ctx = runner._prepare(X, y, None, None, {"space": "mlp", "cv": 2, "trials": 1, "epochs": 4, "test_size": 0.2})
-    monkeypatch.setattr(autoarch.objective, "cross_validate", fake_cross_validate)
+    monkeypatch.setattr(autoarch.trials, "cross_validate", fake_cross_validate)
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
-    objective = autoarch.objective.make_objective(ctx.space, ctx.train, ctx.cfg, ctx.metric,
+    objective = autoarch.trials.make_objective(ctx.space, ctx.train, ctx.cfg, ctx.metric,
                                                   autoarch.trainer.resolve_device("cpu"))
     study.optimize(objective, n_trials=1, catch=(Exception,))
     trial = study.trials[0]

@@ -21,8 +21,8 @@ import autoarch
 import autoarch.budget
 import autoarch.finish
 import autoarch.loaders
-import autoarch.objective
 import autoarch.study
+import autoarch.trials
 from autoarch import runner
 from autoarch.config import SearchConfig
 from autoarch.exceptions import AutoArchError, ConfigError
@@ -107,7 +107,7 @@ def test_a_spent_budget_of_failed_trials_names_the_limit_and_the_way_out() -> No
 def test_a_timeout_too_short_for_any_trial_says_so(monkeypatch) -> None:
     # The set-up between the deadline and the first trial can take under 1 ms on a fast machine (seen in CI):
     # let it take 20 ms, so that the 1 ms budget has surely run out before the first trial could start.
-    warm_start = autoarch.objective.queue_warm_starts
+    warm_start = autoarch.trials.queue_warm_starts
     monkeypatch.setattr(runner, "queue_warm_starts", lambda *a, **k: (time.sleep(0.02), warm_start(*a, **k))[1])
     with pytest.raises(AutoArchError, match=r"no trial started before --timeout \(0.001 s\) ran out; raise --timeout"):
         autoarch.search("iris", timeout=0.001, **TINY)

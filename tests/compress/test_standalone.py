@@ -366,3 +366,29 @@ def test_a_csv_run_reloads_its_file_and_predicts_with_its_labels(tmp_path) -> No
     # The CSV still has its target column: predict matches the model's feature names and ignores it.
     got = predict_file(run / "compressed" / "model.onnx", tmp_path / "blobs.csv")
     assert set(got["prediction"]) <= {"cat", "dog", "eel"} and len(got) == 90
+
+
+def _three_more_wrong(n: int, lost: int) -> tuple:
+    """Outputs of a reference right on every sample and a step wrong on ``lost`` of them (2 classes)."""
+    y = np.arange(n) % 2
+    reference = np.eye(2)[y].astype(np.float32)
+    step = reference.copy()
+    step[:lost] = np.eye(2)[1 - y[:lost]]
+    return from_arrays(np.zeros((n, 1), np.float32), y, task="classification"), reference, step
+
+
+def test_the_accuracy_budget_does_not_decide_on_the_noise_of_a_small_validation_part() -> None:
+    from autoarch.compress.schedule import drop_margin, metric_drop
+
+    # issue #12: 216 validation images, 3 more wrong = 1.39 points, over a 1-point budget by the drop alone
+    data, reference, step = _three_more_wrong(216, 3)
+    drop = metric_drop("accuracy", 1.0, 1 - 3 / 216)
+    margin = drop_margin("accuracy", data, reference, step, 0.95)
+    assert drop == pytest.approx(1.389, abs=1e-3) and 0.9 < margin < 1.8  # 1.645 x sqrt(3) / 216 x 100 = 1.32
+    assert drop <= 1.0 + margin and drop_margin("accuracy", data, reference, step, None) == 0.0
+    # the same share lost on 9,000 samples is no noise: the margin shrinks with the validation part
+    big, big_reference, big_step = _three_more_wrong(9000, 125)
+    assert drop_margin("accuracy", big, big_reference, big_step, 0.95) < 0.25
+    # the bootstrap path of any other metric agrees with the accuracy shortcut's scale
+    f1 = drop_margin("f1_macro", data, reference, step, 0.95)
+    assert 0.5 * margin < f1 < 2 * margin

@@ -8,7 +8,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,21 +19,18 @@ from optuna.trial import TrialState
 
 from autoarch.budget import EPOCH_SHARE, Budget, estimate_epoch_seconds
 from autoarch.compress import count_macs_params
-from autoarch.config import (
-    LARGE_DATA,
-    SearchConfig,
-)
-from autoarch.data import (
-    Dataset,
-)
+from autoarch.config import LARGE_DATA, SearchConfig
+from autoarch.data import Dataset
 from autoarch.evaluate import build_model, cross_validate
 from autoarch.exceptions import TimeLimitError
 from autoarch.metrics import objective_value
+from autoarch.objectives import Objective
 from autoarch.rundir import crash_point, save_state_dict
 from autoarch.search_spaces import SearchSpace
 from autoarch.trainer import suggest_training
 
 logger = logging.getLogger(__name__)
+
 CHANCE_EPOCHS = 2
 """A classifier whose accuracy on its early-stopping data is still within :data:`CHANCE_MARGIN` of the majority
 class after this many epochs (a space's ``chance_epochs`` where it sets one: recurrent nets start slower) is
@@ -72,7 +69,7 @@ def make_objective(space: SearchSpace, train: Dataset, cfg: SearchConfig, metric
     that beats every completed one is saved there (``trial_<n>.pt``), so that the finish can ship it when the
     budget leaves no time to retrain it."""
     example = torch.as_tensor(train.X[:2], dtype=torch.float32)
-    plain = metric[4:] if metric.startswith("neg_") else metric
+    plain = Objective(metric).metric
 
     def objective(trial: optuna.Trial) -> float:
         by_search = False  # whether --timeout (not --trial-timeout) is the limit that can stop this trial
@@ -138,7 +135,7 @@ def make_objective(space: SearchSpace, train: Dataset, cfg: SearchConfig, metric
             by_search = search_limit is not None and (trial_limit is None or search_limit <= trial_limit)
             soft = by_search and isinstance(cfg.cv, float)  # holdout: score what the deadline leaves
             result = cross_validate(space, arch, tcfg, train, cv=cfg.cv, seed=cfg.seed, device=device,
-                                    on_epoch=on_epoch, monitor=None if metric.startswith("neg_") else plain,
+                                    on_epoch=on_epoch, monitor=None if Objective(metric).lower_is_better else plain,
                                     deadline=trial_limit if soft or not by_search else search_limit,
                                     stop_at=search_limit if soft else None, max_fit=cfg.search_samples)
         except optuna.TrialPruned:
@@ -182,13 +179,21 @@ def make_objective(space: SearchSpace, train: Dataset, cfg: SearchConfig, metric
     return objective
 
 
-def leaderboard(study: optuna.Study, space: SearchSpace | None = None) -> pd.DataFrame:
+def leaderboard(study: optuna.Study, space: SearchSpace | None = None,
+                objectives: Sequence[Objective] | None = None) -> pd.DataFrame:
     """One row per trial: state, objective, CV metrics (mean and std), size, time, architecture, and why a trial
-    failed or was pruned; best first."""
+    failed or was pruned; best first (by the first objective, in its direction). A study of several objectives
+    also gets one ``value_<name>`` column per objective (``objectives`` names them; else ``value_0``, ...);
+    ``value`` is the first."""
+    n = len(study.directions)
+    names = [o.name for o in objectives] if objectives else [str(i) for i in range(n)]
     rows = []
     for t in study.get_trials(deepcopy=False):
         arch = t.user_attrs.get("architecture")
-        row: dict[str, Any] = {"trial": t.number, "state": t.state.name, "value": t.value}
+        values = t.values or [None] * n
+        row: dict[str, Any] = {"trial": t.number, "state": t.state.name, "value": values[0]}
+        if n > 1:
+            row.update({f"value_{name}": v for name, v in zip(names, values, strict=True)})
         row.update({k: v for k, v in t.user_attrs.items() if k.startswith("cv_")})
         row["params"] = t.user_attrs.get("params")
         row["macs"] = t.user_attrs.get("macs")
@@ -204,7 +209,9 @@ def leaderboard(study: optuna.Study, space: SearchSpace | None = None) -> pd.Dat
     frame = pd.DataFrame(rows)
     if frame.empty:
         return frame
-    return frame.sort_values(["value", "trial"], ascending=[False, True], na_position="last").reset_index(drop=True)
+    descending = study.directions[0] == optuna.study.StudyDirection.MAXIMIZE
+    return frame.sort_values(["value", "trial"], ascending=[not descending, True],
+                             na_position="last").reset_index(drop=True)
 
 
 def queue_warm_starts(study: optuna.Study, space: SearchSpace, cfg: SearchConfig, n_train: int) -> None:
