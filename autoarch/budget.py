@@ -195,6 +195,11 @@ def affordable_best(study: optuna.Study, complete: list[optuna.trial.FrozenTrial
 REJECT_STREAK = 200
 """A worker whose last this many candidates were all rejected before training (by --max-params / --max-macs or
 their estimated epoch cost) stops: the limits leave nothing to train."""
+REJECT_SECONDS = 120.0
+"""... or whose rejections in a row have taken this long, once there are :data:`MIN_REJECT_STREAK` of them: a
+device limit (--max-latency-ms / --max-size-kb) measures each candidate's int8 model first, about 2 s each, so
+200 rejections of an impossible limit would take minutes."""
+MIN_REJECT_STREAK = 20
 
 
 def counts_toward_budget(trial: optuna.trial.FrozenTrial) -> bool:
@@ -231,9 +236,13 @@ def run_until_budget(study: optuna.Study, objective: Callable[[optuna.Trial], fl
     """
     ran = 0
     streak = [0]  # candidates rejected before training in a row, by this worker
+    streak_started = [time.monotonic()]
 
     def count_rejections(_: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        streak[0] = streak[0] + 1 if trial.user_attrs.get("rejected") else 0
+        if not trial.user_attrs.get("rejected"):
+            streak[0], streak_started[0] = 0, time.monotonic()
+        else:
+            streak[0] += 1
 
     def ends() -> float | None:
         return deadline.search_deadline(study) if isinstance(deadline, Budget) else deadline
@@ -256,9 +265,10 @@ def run_until_budget(study: optuna.Study, objective: Callable[[optuna.Trial], fl
             if alive:
                 time.sleep(0.5)  # the search: its workers are finishing the last trials
                 continue
-        if streak[0] >= REJECT_STREAK:
+        if streak[0] >= REJECT_STREAK or (streak[0] >= MIN_REJECT_STREAK
+                                          and time.monotonic() - streak_started[0] >= REJECT_SECONDS):
             logger.warning("the last %d candidates were all rejected before training (the last: %s); the search "
-                           "stops: loosen --max-params / --max-macs, or raise --timeout", streak[0],
+                           "stops: loosen the --max-* limits, or raise --timeout", streak[0],
                            trials[-1].user_attrs.get("pruned_reason") if trials else "?")
             break
         study.optimize(objective, n_trials=1, catch=(Exception,), callbacks=[*callbacks, count_rejections],

@@ -167,6 +167,15 @@ class SearchConfig:
                                     group="search")
     max_macs: int | None = option(
         None, "reject candidates with more multiply-accumulates per sample, before any training", group="search")
+    max_latency_ms: float | None = option(
+        None, "reject candidates whose int8 model takes longer than this per inference at --latency-batch, "
+        "measured before any training: the candidate exported to ONNX, quantized as it would ship, timed with "
+        "onnxruntime on this machine (1 thread)", group="search", metavar="MS")
+    max_size_kb: float | None = option(
+        None, "reject candidates whose int8 ONNX file is larger than this many KB (1 KB = 1024 bytes), measured "
+        "before any training", group="search", metavar="KB")
+    latency_batch: int = option(1, "the batch size --max-latency-ms is measured at (default: %(default)s)",
+                                group="search", metavar="N")
     storage: str | None = option(
         None, "optuna storage shared by workers on many machines: postgresql://user:pw@host/db, "
         "mysql+pymysql://..., sqlite:///file.db or journal:FILE (default: sqlite file in --out)",
@@ -229,6 +238,11 @@ class SearchConfig:
              self.trial_timeout)
         need(self.max_params is None or self.max_params >= 1, "max_params", "None or an int >= 1", self.max_params)
         need(self.max_macs is None or self.max_macs >= 1, "max_macs", "None or an int >= 1", self.max_macs)
+        need(self.max_latency_ms is None or self.max_latency_ms > 0, "max_latency_ms", "None or > 0 ms",
+             self.max_latency_ms)
+        need(self.max_size_kb is None or self.max_size_kb > 0, "max_size_kb", "None or > 0 KB", self.max_size_kb)
+        need(isinstance(self.latency_batch, int) and not isinstance(self.latency_batch, bool)
+             and self.latency_batch >= 1, "latency_batch", "an int >= 1", self.latency_batch)
         need(bool(self.study_name), "study_name", "a non-empty string", self.study_name)
         need(self.image_size is None or (isinstance(self.image_size, int) and self.image_size >= 4), "image_size",
              "None or an int >= 4", self.image_size)

@@ -3,10 +3,10 @@ run directory's files written; :func:`load` and :func:`rebuild_report` read a fi
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -32,17 +32,18 @@ from autoarch.budget import (
     retrain_epochs,
     short_finetune,
 )
-from autoarch.compress import CompressionResult, compress_model, replay_pruning
+from autoarch.compress import CompressionResult, compress_model
 from autoarch.compress.pipeline import has_recurrent
 from autoarch.config import SearchConfig
 from autoarch.data import Dataset
 from autoarch.evaluate import build_model, describe_cv, retrain
 from autoarch.exceptions import DataError, SearchFailedError
 from autoarch.metrics import compute_metrics
-from autoarch.model import Model, model_from_state, net_arch, net_input_shape, spec_input_kind
+from autoarch.model import Model
 from autoarch.objectives import Objective, resolve_objectives
-from autoarch.rundir import KEEP_DIR, Generation, copy_file, crash_point, read_outputs
-from autoarch.search_spaces import SearchSpace, get_space, space_ref
+from autoarch.rundir import KEEP_DIR, Generation, copy_file, crash_point
+from autoarch.runfiles import SCHEMA_VERSION, ArchitectureSpec, read_model, read_report
+from autoarch.search_spaces import SearchSpace, space_ref
 from autoarch.study import STUDY_NAME, open_storage, redact, run_storage_url
 from autoarch.tables import TableEncoder, table_schema
 from autoarch.trainer import TrainConfig, predict
@@ -97,6 +98,11 @@ class SearchResult:
             lat = f"  b64 {row['latency_b64_ms']:.2f} ms" if "latency_b64_ms" in row else ""
             lines.append(f"  {row['stage']:<20} {row['params']:>9,} params  {row['bytes'] / 1024:>8.1f} KiB  "
                          f"{plain} {row[plain]:.4f}{lat}")
+        predicted = rep["best"].get("int8_cost_before_training")
+        shipped = next((r for r in rep["compression"]["stages"] if "int8" in r["stage"]), None)
+        if predicted and shipped and "latency_b1_ms" in shipped:
+            lines.append(f"int8 before training: {predicted['int8_kb']:.1f} KB, {predicted['latency_b1_ms']:.4f} ms "
+                         f"at batch 1; shipped: {shipped['bytes'] / 1024:.1f} KB, {shipped['latency_b1_ms']:.4f} ms")
         lines.append(f"run directory: {self.out_dir}  (report.md, model.onnx, model.int8.onnx)")
         return "\n".join(lines)
 
@@ -123,7 +129,8 @@ def no_trial_completed(trials: list[optuna.trial.FrozenTrial], cfg: SearchConfig
         other = next(r for r in reasons if "--trial-timeout" not in r)
         parts.append(f"{len(reasons) - len(timed_out)} failed (the first: {other})")
     if rejected:
-        limits = "--max-params / --max-macs" if any("--max-" in r for r in rejected) else "their estimated cost"
+        flags = sorted({flag for r in rejected for flag in re.findall(r"--max-[a-z-]+", r)})
+        limits = " / ".join(flags) if flags else "their estimated cost"
         parts.append(f"{len(rejected)} were rejected before training by {limits} (the first: {rejected[0]}): "
                      "loosen it")
     if pruned:
@@ -211,6 +218,7 @@ def finish_run(study: optuna.Study, space: SearchSpace, dataset: Dataset, train:
                  for k in best.user_attrs if k.startswith("cv_") and k.endswith("_mean")}
     counts = {s.name: sum(t.state == s for t in trials) for s in TrialState}
     report = {
+        "schema_version": SCHEMA_VERSION,
         "autoarch_version": __version__,
         "data": {"name": dataset.name, "task": dataset.task, "input_shape": list(dataset.input_shape),
                  "n_samples": len(dataset), "n_train": len(train), "n_test": len(test), "classes": dataset.classes,
@@ -228,7 +236,8 @@ def finish_run(study: optuna.Study, space: SearchSpace, dataset: Dataset, train:
                  "summary": space.describe(arch),
                  "training": tcfg.to_dict(), "retrain_epochs": retrained["epochs"], "retrain": retrained,
                  "retrain_schedule": "cosine",
-                 "cv": cv_scores},
+                 "cv": cv_scores, **({"int8_cost_before_training": best.user_attrs["int8_cost"]}
+                                     if "int8_cost" in best.user_attrs else {})},
         "test": test_scores,
         "test_detail": _guarded_test_detail(test, shipped),
         "compression": {"prune_ratio": cfg.prune, "finetune_epochs": finetune_epochs,
@@ -273,11 +282,10 @@ def rebuild_report(run_dir: str | os.PathLike[str], storage: str | None = None) 
     from autoarch.html_report import render_html
 
     run = Path(run_dir)
-    outputs = read_outputs(run, ["report.json"]) if run.is_dir() else {}
-    if "report.json" not in outputs:
+    report = read_report(run)
+    if report is None:
         raise DataError(f"{run} holds no finished run (no report.json); give the --out directory of a search that "
                         "finished.")
-    report = json.loads(outputs["report.json"])
     study_name = (report.get("config") or {}).get("study_name", STUDY_NAME)
     backend = open_storage(run_storage_url(run, storage), must_exist=True, retry=False)
     try:
@@ -351,10 +359,13 @@ def _json_default(value: Any) -> Any:
 
 
 def _describe(space: SearchSpace, arch: Mapping[str, Any], dataset: Dataset, metric: str) -> dict[str, Any]:
-    return {"autoarch_version": __version__, "space": space_ref(space), "architecture": dict(arch),
-            "input_shape": list(dataset.input_shape), "n_outputs": dataset.n_outputs, "task": dataset.task,
-            "classes": dataset.classes, "feature_names": dataset.feature_names, "metric": metric,
-            "input_kind": dataset.input_kind, **table_schema(dataset), **_text_schema(dataset, arch)}
+    """``architecture.json`` of the winner (its pruning history is added once compressed)."""
+    spec = ArchitectureSpec(space=space_ref(space), architecture=dict(arch), input_shape=list(dataset.input_shape),
+                            n_outputs=dataset.n_outputs, task=dataset.task, input_kind=dataset.input_kind,
+                            classes=dataset.classes, feature_names=dataset.feature_names, metric=metric,
+                            extra={"autoarch_version": __version__}, **table_schema(dataset),
+                            **_text_schema(dataset, arch))
+    return spec.to_dict()
 
 
 def _text_schema(dataset: Dataset, arch: Mapping[str, Any]) -> dict[str, Any]:
@@ -366,29 +377,13 @@ def _text_schema(dataset: Dataset, arch: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def load(run_dir: str | os.PathLike[str]) -> Model:
-    """Rebuild the final model of a run directory from ``architecture.json`` and ``model.pt``.
-
-    The pruning history in ``architecture.json`` is replayed on the freshly built network before the weights
-    (loaded with ``weights_only=True``) are put in.
-
-    Both files are checked against the run's ``manifest.json`` (when it has one) and parsed from the bytes
-    checked, so that they come from one generation of the run's outputs.
+    """Rebuild the final model of a run directory from ``architecture.json`` and ``model.pt``
+    (:func:`autoarch.runfiles.read_model`): the pruning history is replayed on the freshly built network before
+    the weights (loaded with ``weights_only=True``) are put in; both files are checked against the run's
+    ``manifest.json``, so that they come from one generation of the run's outputs.
 
     Raises:
         DataError: the directory lacks ``architecture.json`` or ``model.pt``, or they are not the files its
-            manifest names (an interrupted write).
+            manifest names (an interrupted write), or do not fit each other.
     """
-    run = Path(run_dir)
-    files = read_outputs(run, ("architecture.json", "model.pt"))
-    for name in ("architecture.json", "model.pt"):
-        if name not in files:
-            raise DataError(f"{run / name} is missing; give the --out directory of a finished search.")
-    spec = json.loads(files["architecture.json"])
-    space = get_space(spec["space"], spec_input_kind(spec))
-    net = space.build(net_arch(spec), net_input_shape(spec), spec["n_outputs"])
-    state = torch.load(io.BytesIO(files["model.pt"]), map_location="cpu", weights_only=True)
-    model = model_from_state(net, state, spec.get("columns"), spec.get("text"))
-    example = torch.zeros(2, *spec["input_shape"])
-    replay_pruning(model, example, spec.get("pruning_history") or [])
-    model.load_state_dict(state)
-    return model.eval()
+    return read_model(run_dir, "model.pt")[0]

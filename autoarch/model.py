@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["Model", "TextEncoder", "fit_standardizer", "model_from_state", "net_input_shape", "spec_input_kind",
+__all__ = ["Model", "TextEncoder", "fit_standardizer", "model_from_state", "net_input_shape",
            "net_arch", "text_arch"]
 
 
@@ -140,12 +140,6 @@ def net_arch(spec: dict) -> dict:
     text)."""
     text = spec.get("text")
     return text_arch(spec["architecture"], len(text["table"])) if text else dict(spec["architecture"])
-
-
-def spec_input_kind(spec: dict) -> str:
-    """The input kind of ``architecture.json``'s ``spec``: as recorded, or (runs written before it was) from the
-    input shape."""
-    return str(spec.get("input_kind") or ("image" if len(spec["input_shape"]) == 3 else "tabular"))
 
 
 def model_from_state(net: nn.Module, state: dict[str, torch.Tensor], columns: list | None = None,

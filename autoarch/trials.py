@@ -80,12 +80,15 @@ def make_objective(space: SearchSpace, train: Dataset, cfg: SearchConfig, metric
             trial.set_user_attr("architecture", arch)
             trial.set_user_attr("training", tcfg.to_dict())
             trial.set_user_attr("threads", torch.get_num_threads())
-            macs, params = count_macs_params(build_model(space, arch, train), example)
+            candidate = build_model(space, arch, train)
+            macs, params = count_macs_params(candidate, example)
             trial.set_user_attr("params", params)
             trial.set_user_attr("macs", macs)
             over = [f"{name} {value:,} > --max-{name} {limit:,}" for name, value, limit in
                     (("params", params, cfg.max_params), ("macs", macs, cfg.max_macs))
                     if limit is not None and value > limit]
+            if not over:
+                over = device_limits(trial, arch, candidate, train, cfg)
             if over:  # rejected before any training
                 trial.set_user_attr("pruned_reason", "; ".join(over))
                 trial.set_user_attr("rejected", True)
@@ -179,6 +182,44 @@ def make_objective(space: SearchSpace, train: Dataset, cfg: SearchConfig, metric
     return objective
 
 
+COST_SAMPLES = 64
+"""Training inputs that calibrate the int8 model of a candidate whose device cost is measured before training."""
+
+
+def device_cost(trial: optuna.Trial, arch: dict[str, Any], candidate: torch.nn.Module, train: Dataset,
+                cfg: SearchConfig) -> dict[str, Any]:
+    """The int8 cost of the untrained ``candidate`` (:func:`autoarch.compress.cost.int8_cost` at batch 1 and
+    ``--latency-batch``), reused from an earlier trial of the same architecture in the study when there is one
+    (the cost does not depend on the training hyperparameters or the weights)."""
+    from autoarch.compress.cost import int8_cost
+
+    key = json.dumps(arch, sort_keys=True)
+    for t in trial.study.get_trials(deepcopy=False):
+        cached = t.user_attrs.get("int8_cost")
+        if (cached and t.number != trial.number and f"latency_b{cfg.latency_batch}_ms" in cached
+                and json.dumps(t.user_attrs.get("architecture"), sort_keys=True) == key):
+            return dict(cached)
+    return int8_cost(candidate, train.X[:COST_SAMPLES], batches=(1, cfg.latency_batch))
+
+
+def device_limits(trial: optuna.Trial, arch: dict[str, Any], candidate: torch.nn.Module, train: Dataset,
+                  cfg: SearchConfig) -> list[str]:
+    """The ``--max-latency-ms`` / ``--max-size-kb`` limits ``candidate`` exceeds, measured before training (none
+    asked: nothing measured). The cost is recorded as the trial's ``int8_cost``."""
+    if cfg.max_latency_ms is None and cfg.max_size_kb is None:
+        return []
+    cost = device_cost(trial, arch, candidate, train, cfg)
+    trial.set_user_attr("int8_cost", cost)
+    latency = cost[f"latency_b{cfg.latency_batch}_ms"]
+    over = []
+    if cfg.max_latency_ms is not None and latency > cfg.max_latency_ms:
+        over.append(f"int8 latency {latency:.4g} ms at batch {cfg.latency_batch} > --max-latency-ms "
+                    f"{cfg.max_latency_ms:g}")
+    if cfg.max_size_kb is not None and cost["int8_kb"] > cfg.max_size_kb:
+        over.append(f"int8 size {cost['int8_kb']:.1f} KB > --max-size-kb {cfg.max_size_kb:g}")
+    return over
+
+
 def leaderboard(study: optuna.Study, space: SearchSpace | None = None,
                 objectives: Sequence[Objective] | None = None) -> pd.DataFrame:
     """One row per trial: state, objective, CV metrics (mean and std), size, time, architecture, and why a trial
@@ -197,6 +238,10 @@ def leaderboard(study: optuna.Study, space: SearchSpace | None = None,
         row.update({k: v for k, v in t.user_attrs.items() if k.startswith("cv_")})
         row["params"] = t.user_attrs.get("params")
         row["macs"] = t.user_attrs.get("macs")
+        cost = t.user_attrs.get("int8_cost")
+        if cost:  # measured before training (--max-latency-ms / --max-size-kb)
+            row.update({f"int8_{k}" if k.startswith("latency_b") else k: v for k, v in cost.items()
+                        if k.startswith("latency_b") or k == "int8_kb"})
         row["seconds"] = t.user_attrs.get("seconds")
         row["epochs_trained"] = t.user_attrs.get("epochs_trained")
         row["warm_start"] = t.user_attrs.get("warm_start", "")

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from autoarch.compress.config import CompressConfig
+    from autoarch.compress.cost import int8_cost
     from autoarch.compress.export import (
         check_onnx,
         compact_names,
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     from autoarch.compress.pruning import IMPORTANCES, count_macs_params, prune, prune_to, replay_pruning
     from autoarch.compress.quantize import choose_int8, quantize_dynamic_int8, quantize_int8
     from autoarch.compress.run import compress_run, load_run_model
-    from autoarch.compress.runtime import latency_ms, peak_memory, run_onnx, session
+    from autoarch.compress.runtime import isolated_latency_ms, latency_ms, peak_memory, run_onnx, session
     from autoarch.compress.schedule import PruneResult, prune_iteratively
 
 _EXPORTS = {
@@ -40,6 +41,8 @@ _EXPORTS = {
     "read_metadata": "export", "model_metadata": "export",
     "quantize_int8": "quantize", "quantize_dynamic_int8": "quantize", "choose_int8": "quantize",
     "session": "runtime", "run_onnx": "runtime", "latency_ms": "runtime", "peak_memory": "runtime",
+    "isolated_latency_ms": "runtime",
+    "int8_cost": "cost",
 }
 
 __all__ = [
@@ -47,6 +50,7 @@ __all__ = [
     "PruneResult", "prune_iteratively", "prune", "prune_to", "replay_pruning", "count_macs_params", "IMPORTANCES",
     "export_onnx", "check_onnx", "compact_names", "drop_annotations", "read_metadata", "model_metadata",
     "quantize_int8", "quantize_dynamic_int8", "choose_int8", "session", "run_onnx", "latency_ms", "peak_memory",
+    "isolated_latency_ms", "int8_cost",
 ]
 
 

@@ -24,7 +24,7 @@ from autoarch.compress.config import CompressConfig
 from autoarch.compress.export import check_onnx, export_onnx, model_metadata
 from autoarch.compress.pruning import PruningHistory, count_macs_params, prune
 from autoarch.compress.quantize import choose_int8
-from autoarch.compress.runtime import latency_ms, peak_memory, run_onnx, session
+from autoarch.compress.runtime import isolated_latency_ms, latency_ms, peak_memory, run_onnx, session
 from autoarch.compress.schedule import prune_iteratively
 from autoarch.data import Dataset, train_test_split
 from autoarch.exceptions import ConfigError
@@ -105,9 +105,9 @@ def _onnx_row(stage: str, path: Path, test: Dataset, params: int, macs: int, ben
     sess = session(path, threads=1)
     out = run_onnx(sess, test.X)
     check = check_onnx(path)
+    latency = isolated_latency_ms(path, bench_X, (1, 64))
     row: dict[str, Any] = {"stage": stage, "params": params, "macs": macs, "bytes": path.stat().st_size,
-                           "latency_b1_ms": latency_ms(sess, bench_X, 1),
-                           "latency_b64_ms": latency_ms(sess, bench_X, 64),
+                           "latency_b1_ms": latency[1], "latency_b64_ms": latency[64],
                            "checker": check["checker"], "opset": check["opset"]}
     if measure_memory:
         row["peak_memory_mb"] = peak_memory(path, bench_X, 64).get("session_peak_mb")

@@ -2,30 +2,28 @@
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import os
-import pickle
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from torch import nn
 
 from autoarch.compress.config import CompressConfig
 from autoarch.compress.pipeline import CompressionResult, compress, refuse_recurrent
-from autoarch.compress.pruning import replay_pruning
 from autoarch.data import Dataset, from_arrays, train_test_split
 from autoarch.evaluate import retrain
 from autoarch.exceptions import DataError
 from autoarch.loaders import BUILTIN_DATASETS, load_dataset, load_test, official_test
 from autoarch.metrics import compute_metrics, default_metric
-from autoarch.model import Model, model_from_state, net_arch, net_input_shape, spec_input_kind
+from autoarch.model import Model
 from autoarch.objectives import Objective
-from autoarch.rundir import Generation, read_outputs
+from autoarch.rundir import Generation
+from autoarch.runfiles import ArchitectureSpec, read_model, read_report
 from autoarch.search_spaces import get_space
 from autoarch.trainer import TrainConfig, predict, resolve_device
 
@@ -36,17 +34,11 @@ logger = logging.getLogger(__name__)
 OUT_SUBDIR = "compressed"
 
 
-def _parse_json(path: Path, data: bytes) -> dict[str, Any]:
-    try:
-        return json.loads(data)
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path} is not valid JSON ({exc.msg}, line {exc.lineno}); restore it from the run.") from None
-
-
 def load_run_model(run_dir: str | os.PathLike[str], start: str = "auto"
-                   ) -> tuple[Model, dict[str, Any], str, list[Any]]:
+                   ) -> tuple[Model, ArchitectureSpec, str, list[Any]]:
     """Rebuild the model compression starts from: ``winner.pt`` (the unpruned winner; any earlier pruning
-    history is ignored) or ``model.pt`` (with ``architecture.json``'s pruning history replayed).
+    history is ignored) or ``model.pt`` (with ``architecture.json``'s pruning history replayed), through
+    :func:`autoarch.runfiles.read_model`.
 
     Args:
         start: ``winner``, ``model`` or ``auto`` (``winner.pt`` when present, else ``model.pt``).
@@ -63,67 +55,8 @@ def load_run_model(run_dir: str | os.PathLike[str], start: str = "auto"
     if start not in ("auto", "winner", "model"):
         raise DataError(f"start must be auto, winner or model, but got {start!r}.")
     name = "winner.pt" if start == "winner" or (start == "auto" and (run / "winner.pt").is_file()) else "model.pt"
-    files = read_outputs(run, ("architecture.json", name))  # checked against the run's manifest
-    spec_path = run / "architecture.json"
-    if spec_path.name not in files:
-        raise DataError(f"{spec_path} is missing; give the --out directory of a finished search.")
-    spec = _parse_json(spec_path, files[spec_path.name])
-    weights = run / name
-    if name not in files:
-        raise DataError(f"{weights} is missing; a finished search writes winner.pt and model.pt.")
-    missing = [k for k in ("space", "architecture", "input_shape", "n_outputs") if k not in spec]
-    if missing:
-        raise DataError(f"{spec_path} lacks {missing}; it was not written by autoarch.")
-    net = _build(spec, spec_path)
-    state = _load_state(weights, files[name])
-    model = model_from_state(net, state, spec.get("columns"), spec.get("text"))
-    history = [] if name == "winner.pt" else list(spec.get("pruning_history") or [])
-    try:
-        replay_pruning(model, torch.zeros(2, *spec["input_shape"]), history)
-        model.load_state_dict(state)
-    except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as exc:
-        raise DataError(f"{weights} does not fit the network of {spec_path} "
-                        f"({str(exc).splitlines()[0][:200]}); the files come from different runs.") from None
-    return model.eval(), spec, name, history
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-
-
-def _build(spec: dict[str, Any], spec_path: Path) -> nn.Module:
-    """The network ``architecture.json`` describes; a DataError when its values cannot build one (a negative
-    width, a shape that is not a list of sizes, ...): torch's own error names neither the file nor the value."""
-    shape = spec["input_shape"]
-    if not (isinstance(shape, list) and all(isinstance(s, int) and s > 0 for s in shape)):
-        raise DataError(f"{spec_path}: 'input_shape' must be a list of positive sizes, but is {shape!r}; restore "
-                        "architecture.json from the run.")
-    space = get_space(spec["space"], spec_input_kind(spec))
-    try:
-        return space.build(net_arch(spec), net_input_shape(spec), spec["n_outputs"])
-    except (RuntimeError, ValueError, TypeError, KeyError, AttributeError) as exc:
-        raise DataError(f"{spec_path}: its architecture does not build a network ({_first_line(exc)}); restore "
-                        "architecture.json from the run.") from None
-
-
-def _load_state(weights: Path, data: bytes) -> dict[str, torch.Tensor]:
-    """The state dict of a weights file (``data``, its bytes as checked against the run's manifest), loaded with
-    ``weights_only=True`` so that a pickle's code never runs."""
-    try:
-        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:  # weights_only refused an object, or the bytes are not a pickle
-        lines = [line for line in str(exc).splitlines() if line.strip()]
-        detail = (lines[-2] if len(lines) >= 3 else lines[0] if lines else type(exc).__name__).strip()[:200]
-        raise DataError(f"{weights} is refused: it is not a torch weights file, or it holds objects other than "
-                        f"tensors, which are never loaded ({detail}); restore it from the run or rerun the "
-                        "search.") from None
-    except (RuntimeError, EOFError, ValueError, OSError) as exc:
-        raise DataError(f"{weights} is not a torch weights file ({_first_line(exc)}); restore it from the run or "
-                        "rerun the search.") from None
-    if not (isinstance(state, dict) and all(isinstance(state.get(k), torch.Tensor) for k in ("mean", "std"))):
-        raise DataError(f"{weights} is not the state dict of an autoarch model (no tensors 'mean' and 'std'); "
-                        "restore it from the run or rerun the search.")
-    return state
+    model, spec = read_model(run, name, replay=name == "model.pt")
+    return model, spec, name, [] if name == "winner.pt" else list(spec.pruning_history)
 
 
 def reload_data(report: dict[str, Any], data: Any = None, y: Any = None, target: str | None = None,
@@ -187,13 +120,13 @@ def _check_same_data(report: dict[str, Any], model: nn.Module, train: Dataset, t
                             "used with --data (and the same --seed/--test-size were used by the search).")
 
 
-def _retrain(spec: dict[str, Any], train: Dataset, config: CompressConfig, train_config: TrainConfig,
+def _retrain(spec: ArchitectureSpec, train: Dataset, config: CompressConfig, train_config: TrainConfig,
              epochs: int) -> Model:
     """The winner's architecture trained from scratch on the part of ``train`` that is not validation data
     (the split :func:`~autoarch.compress.compress` makes: same ``val_size`` and seed)."""
     fit_data, _ = train_test_split(train, config.val_size, seed=config.seed)
-    space = get_space(spec["space"], train.input_kind)
-    return retrain(space, spec["architecture"], train_config, fit_data, epochs, seed=config.seed,
+    space = get_space(spec.space, train.input_kind)
+    return retrain(space, spec.architecture, train_config, fit_data, epochs, seed=config.seed,
                    device=resolve_device(config.device))
 
 
@@ -259,8 +192,7 @@ def compress_run(
     run = Path(run_dir)
     if out is not None:
         _check_out(Path(out))
-    found = read_outputs(run, ("report.json",)) if run.is_dir() else {}
-    report = _parse_json(run / "report.json", found["report.json"]) if found else {}
+    report = read_report(run) or {}
     if "seed" not in options and "seed" in report.get("config", {}):
         options["seed"] = int(report["config"]["seed"])
     config = CompressConfig.from_options(**options)
@@ -270,7 +202,7 @@ def compress_run(
         raise DataError(f"{run} has no report.json to reload the data from; pass the data with --data "
                         "(split with the default seed and test size).")
     train, test = reload_data(report, data, y, target)
-    metric = report.get("search", {}).get("metric") or spec.get("metric") or default_metric(train.task)
+    metric = report.get("search", {}).get("metric") or spec.metric or default_metric(train.task)
     if report:
         _check_same_data(report, model, train, test, metric, compare_scores=weights == "winner.pt")
     training = report.get("best", {}).get("training")
@@ -282,9 +214,9 @@ def compress_run(
         started_from = (f"winner.pt's architecture, retrained from scratch for {epochs} epochs on the training "
                         f"split minus the validation part (retrain=True)")
     out_dir = Path(out) if out is not None else run / OUT_SUBDIR
-    description = {k: v for k, v in spec.items() if k != "pruning_history"}
-    metadata = {"autoarch_version": str(spec.get("autoarch_version", "")), "architecture": json.dumps(description),
-                "metric": metric}
+    description = {k: v for k, v in spec.to_dict().items() if k != "pruning_history"}
+    metadata = {"autoarch_version": str(spec.extra.get("autoarch_version", "")),
+                "architecture": json.dumps(description), "metric": metric}
     # The outputs are staged and put in place as one generation (autoarch.rundir): an interrupted rerun never
     # leaves a new model.onnx beside an old compression.json unnoticed.
     gen = Generation(out_dir, writer="compress")
@@ -302,7 +234,7 @@ def compress_run(
         result.stages.insert(0, row)
     history = old_history + result.pruning_history
     result.pruning_history = history
-    new_spec = {**spec, "pruning_history": history}
+    new_spec = replace(spec, pruning_history=history).to_dict()
     summary = {"run_dir": str(run), "started_from": started_from, "data": report.get("data", {}).get("name"),
                "n_fit": result.pruning["n_fit"], "n_val": result.pruning["n_val"], "n_test": len(test),
                "config": {f: getattr(config, f) for f in config.__dataclass_fields__}, "pruning": result.pruning,

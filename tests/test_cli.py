@@ -167,6 +167,8 @@ EVERY_OPTION = {
     "device": (["--device", "cpu"], "cpu"), "workers": (["--workers", "2"], 2),
     "early_stop": (["--early-stop", "hyperband"], "hyperband"), "trial_timeout": (["--trial-timeout", "30"], 30.0),
     "max_params": (["--max-params", "5000"], 5000), "max_macs": (["--max-macs", "9000"], 9000),
+    "max_latency_ms": (["--max-latency-ms", "0.5"], 0.5), "max_size_kb": (["--max-size-kb", "50"], 50.0),
+    "latency_batch": (["--latency-batch", "8"], 8),
     "storage": (["--storage", "sqlite:///x.db"], "sqlite:///x.db"), "study_name": (["--study", "s1"], "s1"),
     "test": (["--test", "split"], "split"), "image_size": (["--image-size", "12"], 12),
     "on_bad_image": (["--on-bad-image", "skip"], "skip"), "text_column": (["--text-column", "review"], "review"),

@@ -1,0 +1,111 @@
+"""Device cost before training (issue #13 items 1-2): --max-latency-ms / --max-size-kb reject a candidate on its
+int8 model, exported and timed before any training, cached per architecture in the study."""
+
+from __future__ import annotations
+
+import numpy as np
+import optuna
+import pytest
+
+import autoarch
+import autoarch.compress.cost
+from autoarch.exceptions import SearchFailedError
+
+TINY = dict(cv=2, epochs=1, patience=1, prune=0.0, calibration_samples=16, seed=0, workers=1, warm_start=False)
+
+
+def test_int8_cost_measures_the_file_it_would_ship_and_its_latency() -> None:
+    from autoarch.compress.cost import int8_cost
+    from autoarch.data import from_arrays
+    from autoarch.evaluate import build_model
+    from autoarch.search_spaces import get_space
+
+    X = np.random.default_rng(0).normal(size=(64, 10)).astype(np.float32)
+    data = from_arrays(X, np.arange(64) % 3)
+    space = get_space("mlp", "tabular")
+    arch = space.suggest(optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1)).ask())
+    cost = int8_cost(build_model(space, arch, data), X, batches=(1, 4))
+    assert cost["int8_method"] in ("static", "dynamic") and 0 < cost["int8_kb"] < 200
+    assert cost["latency_b1_ms"] > 0 and cost["latency_b4_ms"] > 0 and cost["cost_seconds"] > 0
+
+
+def test_a_size_limit_rejects_candidates_before_training_and_records_their_cost(monkeypatch) -> None:
+    import autoarch.budget
+
+    # rejections that take time end the search after MIN_REJECT_STREAK of them (not REJECT_STREAK = 200)
+    monkeypatch.setattr(autoarch.budget, "MIN_REJECT_STREAK", 3)
+    monkeypatch.setattr(autoarch.budget, "REJECT_SECONDS", 0.0)
+    with pytest.raises(SearchFailedError, match=r"3 were rejected before training by --max-size-kb .*int8 size"):
+        autoarch.search("iris", trials=2, max_size_kb=0.5, **TINY)
+    result = autoarch.search("iris", trials=3, max_size_kb=10_000, **TINY)
+    for t in result.study.trials:
+        assert t.user_attrs["int8_cost"]["int8_kb"] < 10_000 and "epochs_trained" in t.user_attrs
+    assert "int8_kb" in result.leaderboard.columns and "int8_latency_b1_ms" in result.leaderboard.columns
+    predicted = result.report["best"]["int8_cost_before_training"]
+    assert predicted == result.study.best_trial.user_attrs["int8_cost"]
+    assert "int8 before training:" in result.summary()
+
+
+def test_a_latency_limit_rejects_and_says_which(monkeypatch) -> None:
+    import autoarch.budget
+
+    monkeypatch.setattr(autoarch.budget, "REJECT_STREAK", 2)
+    with pytest.raises(SearchFailedError, match=r"--max-latency-ms .*int8 latency .* ms at batch 4 > --max-latency"):
+        autoarch.search("iris", trials=2, max_latency_ms=1e-6, latency_batch=4, **TINY)
+
+
+def test_without_a_device_limit_nothing_is_measured(monkeypatch) -> None:
+    def refuse(*args, **kwargs):
+        raise AssertionError("int8_cost measured without a device limit")
+
+    monkeypatch.setattr(autoarch.compress.cost, "int8_cost", refuse)
+    result = autoarch.search("iris", trials=2, **TINY)
+    assert all("int8_cost" not in t.user_attrs for t in result.study.trials)
+    assert "int8_kb" not in result.leaderboard.columns
+
+
+def test_the_cost_of_an_architecture_is_measured_once_per_study(monkeypatch) -> None:
+    calls = []
+    real = autoarch.compress.cost.int8_cost
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(autoarch.compress.cost, "int8_cost", counted)
+    result = autoarch.search("iris", trials=1, max_size_kb=10_000, **TINY)
+    again = dict(result.study.trials[0].params, lr=1e-2)  # same architecture, other training
+    result.study.enqueue_trial(again)
+    from sklearn.datasets import load_iris
+
+    from autoarch.config import SearchConfig
+    from autoarch.data import from_arrays
+    from autoarch.search_spaces import get_space
+    from autoarch.trials import make_objective
+
+    X, y = load_iris(return_X_y=True)
+    cfg = SearchConfig(**{**TINY, "max_size_kb": 10_000, "search_samples": None})
+    objective = make_objective(get_space("mlp", "tabular"), from_arrays(X.astype(np.float32), y), cfg, "accuracy",
+                               autoarch.trainer.resolve_device("cpu"))
+    result.study.optimize(objective, n_trials=1)
+    assert len(calls) == 1
+    first, second = result.study.trials[0], result.study.trials[-1]
+    assert second.user_attrs["int8_cost"] == first.user_attrs["int8_cost"]
+
+
+def test_latency_is_measured_in_a_fresh_onnxruntime_only_process(tmp_path, monkeypatch, env_without) -> None:
+    import torch
+
+    import autoarch.compress.runtime as runtime
+    from autoarch.compress.export import export_onnx
+
+    path = export_onnx(torch.nn.Sequential(torch.nn.Linear(6, 4)), torch.zeros(2, 6), tmp_path / "m.onnx")
+
+    def no_fallback(*args, **kwargs):
+        raise AssertionError("measured in this process, not in the probe")
+
+    monkeypatch.setattr(runtime, "session", no_fallback)  # the in-process fallback would fail the test
+    for name, value in env_without("torch", "optuna", "sklearn").items():  # the probe cannot import torch
+        monkeypatch.setenv(name, value)
+    got = runtime.isolated_latency_ms(path, np.zeros((3, 6), np.float32), (1, 4), repeats=3, warmup=1)
+    assert set(got) == {1, 4} and all(v > 0 for v in got.values())
