@@ -269,7 +269,7 @@ API_CASES = [
     ("api-compress-run-malicious", lambda w: autoarch.compress.compress_run(w / "run_evil"), "is refused"),
     ("api-compress-out-a-file", lambda w: autoarch.compress.compress_run(w / "run", out=w / "run" / "afile"),
      "is a file"),
-    ("api-load-missing", lambda w: autoarch.load(w / "nowhere"), "is missing"),
+    ("api-load-missing", lambda w: autoarch.load(w / "nowhere"), "does not exist; give the --out directory"),
 ]
 
 
