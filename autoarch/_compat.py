@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 __all__ = ["TESTED", "search_space_transform", "distribution_contains", "storage_of", "study_id", "trial_id",
-           "set_trial_system_attr", "fail_trial", "heartbeat_enabled", "reject_multi_objective",
+           "set_trial_system_attr", "fail_trial", "heartbeat_enabled",
            "overrides_round_to", "batch_norm_base", "rnn_dynamic_steps", "onnxruntime_errors"]
 
 TESTED = {"optuna": "5.0.0", "torch-pruning": "1.6.1", "torch": "2.13.0", "onnxruntime": "1.32.0"}
@@ -70,12 +70,6 @@ def heartbeat_enabled(study: Any) -> bool:
     from optuna.storages._heartbeat import is_heartbeat_enabled
 
     return bool(is_heartbeat_enabled(storage_of(study)))
-
-
-def reject_multi_objective(sampler: Any, study: Any) -> None:
-    """``BaseSampler._raise_error_if_multi_objective``: a single-objective sampler refuses a multi-objective study
-    with optuna's own error."""
-    sampler._raise_error_if_multi_objective(study)
 
 
 # torch-pruning --------------------------------------------------------------------------------------------------

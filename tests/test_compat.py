@@ -58,13 +58,6 @@ def test_study_storage_ids_system_attrs_and_failing_a_trial() -> None:
     assert _compat.heartbeat_enabled(study) is False
 
 
-def test_a_single_objective_sampler_refuses_a_multi_objective_study() -> None:
-    study = optuna.create_study(directions=["maximize", "minimize"])
-    with pytest.raises(ValueError, match="multi-objective"):
-        _compat.reject_multi_objective(optuna.samplers.RandomSampler(), study)
-    _compat.reject_multi_objective(optuna.samplers.RandomSampler(), optuna.create_study())
-
-
 def test_heartbeat_is_seen_on_an_rdb_storage(tmp_path) -> None:
     storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 's.db'}", heartbeat_interval=60)
     assert _compat.heartbeat_enabled(optuna.create_study(storage=storage)) is True

@@ -12,7 +12,6 @@ from optuna.trial import FrozenTrial, TrialState
 
 from autoarch._compat import (
     distribution_contains,
-    reject_multi_objective,
     search_space_transform,
     set_trial_system_attr,
     storage_of,
@@ -20,6 +19,7 @@ from autoarch._compat import (
     trial_id,
 )
 from autoarch.controllers._base import DefineByRunSampler
+from autoarch.pareto import crowding_distance, gains, nondominated_rank
 
 __all__ = ["EvolutionSampler"]
 
@@ -49,6 +49,11 @@ class EvolutionSampler(DefineByRunSampler):
     promoted it), and equal fidelities compare by value. Without this, a search whose pruner stops most
     candidates early would rarely fill its population and would stay random. Trials rejected before training
     (no intermediate value) are not members.
+
+    Multi-objective (a study with several ``directions``): Pareto selection. The tournament's winner is the
+    contender of the lowest non-domination rank inside the population, and among equal ranks the one of the
+    largest crowding distance in its front (NSGA-II's diversity measure), so the population spreads along the
+    front instead of crowding at one end; the population still ages.
 
     All state is derived from the study's trials, and the parents and mutated parameter are stored in each
     trial's system attributes, so several workers on one storage and a resumed study behave correctly.
@@ -103,7 +108,6 @@ class EvolutionSampler(DefineByRunSampler):
         self._random_sampler.reseed_rng()
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
-        reject_multi_objective(self, study)
         trials = study.get_trials(deepcopy=False)
         members = [t for t in trials if t.state == TrialState.COMPLETE
                    or (t.state == TrialState.PRUNED and t.intermediate_values)]
@@ -113,10 +117,12 @@ class EvolutionSampler(DefineByRunSampler):
             return
         population = sorted(members, key=lambda t: t.number)[-self.population_size:]
         with self._lock:
-            parent = self._tournament(population, study.direction)
+            fitness = _fitness(population, study.directions)
+            parent = self._tournament(population, fitness)
             other = None
             if self.crossover_prob > 0.0 and self._rng.rand() < self.crossover_prob:
-                other = self._tournament([t for t in population if t is not parent], study.direction)
+                others = [i for i, t in enumerate(population) if t is not parent]
+                other = self._tournament([population[i] for i in others], [fitness[i] for i in others])
             if self._seen_study != (id(storage_of(study)), study_id(study)):
                 self._seen_study, self._seen = (id(storage_of(study)), study_id(study)), {}
             seen = self._existing(trials, trial.number)
@@ -138,7 +144,6 @@ class EvolutionSampler(DefineByRunSampler):
 
     def sample_independent(self, study: Study, trial: FrozenTrial, param_name: str,
                            param_distribution: BaseDistribution) -> Any:
-        reject_multi_objective(self, study)
         with self._lock:
             plan = self._plans.get(trial_id(trial))
         if plan is None or param_name not in plan:
@@ -154,12 +159,11 @@ class EvolutionSampler(DefineByRunSampler):
         with self._lock:
             self._plans.pop(trial_id(trial), None)
 
-    def _tournament(self, population: list[FrozenTrial], direction: StudyDirection) -> FrozenTrial:
-        """The best of ``sample_size`` members drawn without replacement (caller holds the lock)."""
+    def _tournament(self, population: list[FrozenTrial], fitness: list[tuple[float, float]]) -> FrozenTrial:
+        """The fittest of ``sample_size`` members drawn without replacement (caller holds the lock)."""
         size = min(self.sample_size, len(population))
         contenders = self._rng.choice(len(population), size, replace=False)
-        sign = 1.0 if direction == StudyDirection.MAXIMIZE else -1.0
-        return max((population[i] for i in sorted(contenders)), key=lambda t: _rank(t, sign))
+        return population[max(sorted(contenders), key=lambda i: fitness[i])]
 
     def _mutate_all(self, base: dict[str, Any], dists: dict[str, BaseDistribution]
                     ) -> tuple[str | None, dict[str, Any]]:
@@ -205,6 +209,22 @@ class EvolutionSampler(DefineByRunSampler):
             if new != value:
                 return new
         return trans.untransform(self._rng.uniform(0.0, 1.0, size=x.shape))["p"]
+
+
+def _fitness(population: list[FrozenTrial], directions: list[StudyDirection]) -> list[tuple[float, float]]:
+    """Larger is fitter: :func:`_rank` for a single objective; (minus the non-domination rank, crowding
+    distance in its front) for several (only complete trials: multi-objective trials report no epochs)."""
+    if len(directions) == 1:
+        sign = 1.0 if directions[0] == StudyDirection.MAXIMIZE else -1.0
+        return [_rank(t, sign) for t in population]
+    g = gains([t.values for t in population],
+              ["maximize" if d == StudyDirection.MAXIMIZE else "minimize" for d in directions])
+    rank = nondominated_rank(g)
+    crowding = np.zeros(len(population))
+    for level in np.unique(rank):
+        members = np.flatnonzero(rank == level)
+        crowding[members] = crowding_distance(g[members])
+    return [(-float(r), float(c)) for r, c in zip(rank, crowding, strict=True)]
 
 
 def _rank(trial: FrozenTrial, sign: float) -> tuple[float, float]:

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import bisect
-import math
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,7 +16,6 @@ from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from autoarch._compat import (
-    reject_multi_objective,
     search_space_transform,
     set_trial_system_attr,
     storage_of,
@@ -25,6 +23,7 @@ from autoarch._compat import (
     trial_id,
 )
 from autoarch.controllers._base import DefineByRunSampler
+from autoarch.pareto import gains
 
 __all__ = ["ReinforceSampler"]
 
@@ -92,10 +91,11 @@ class _Policy:
     baseline: float | None = None
     scores: list[float] = field(default_factory=list)  # sorted, larger is better
     numbers: list[int] = field(default_factory=list)  # trial numbers replayed, in order
+    vectors: list[np.ndarray] = field(default_factory=list)  # multi-objective: the gains replayed, in order
 
     def copy(self) -> _Policy:
         return _Policy({k: v.copy() for k, v in self.logits.items()}, self.baseline, list(self.scores),
-                       list(self.numbers))
+                       list(self.numbers), list(self.vectors))
 
 
 class ReinforceSampler(DefineByRunSampler):
@@ -108,6 +108,12 @@ class ReinforceSampler(DefineByRunSampler):
     completed trials it beats (so any objective scale and direction gives rewards in [0, 1]), a moving-average
     baseline (``baseline_decay``) and an entropy bonus (``entropy_weight``) that keeps the policy exploring.
     Failed and pruned trials do not update the policy.
+
+    Multi-objective (a study with several ``directions``): the reward scalarises the objectives with random
+    Chebyshev weights drawn per trial (a Dirichlet(1, ..., 1) draw seeded by the trial number, so every worker
+    replays the same weights): every objective is scaled to [0, 1] over the trials replayed so far, the trial's
+    distance to the ideal point is ``max_k w_k (1 - z_k)``, and its reward is the fraction of the earlier
+    completed trials farther from it. Over many trials the weights sweep the whole front.
 
     The policy is *derived* from the study: it is the replay, in trial-number order, of the study's completed
     trials, so several workers on one storage, and a study resumed by a fresh sampler, continue from the same
@@ -158,7 +164,6 @@ class ReinforceSampler(DefineByRunSampler):
         self._rng.seed()
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
-        reject_multi_objective(self, study)
         with self._lock:
             self._sync(study, trial)
             n_history = len(self._policy.numbers)
@@ -166,7 +171,6 @@ class ReinforceSampler(DefineByRunSampler):
 
     def sample_independent(self, study: Study, trial: FrozenTrial, param_name: str,
                            param_distribution: BaseDistribution) -> Any:
-        reject_multi_objective(self, study)
         with self._lock:
             if self._synced != trial_id(trial):
                 self._sync(study, trial)
@@ -197,26 +201,31 @@ class ReinforceSampler(DefineByRunSampler):
         if common < len(numbers):  # a trial completed out of order: go back to the checkpoint before it
             del self._checkpoints[common // _CHECKPOINT_EVERY + 1:]
             self._policy = self._checkpoints[-1].copy()
-        sign = 1.0 if study.direction == StudyDirection.MAXIMIZE else -1.0
+        directions = ["maximize" if d == StudyDirection.MAXIMIZE else "minimize" for d in study.directions]
         for t in done[len(self._policy.numbers):]:
-            self._update(t, sign * float(t.value))
+            self._update(t, gains(t.values, directions)[0])
             if len(self._policy.numbers) % _CHECKPOINT_EVERY == 0:
                 self._checkpoints.append(self._policy.copy())
         self._synced = trial_id(trial)
 
-    def _update(self, trial: FrozenTrial, score: float) -> None:
-        """One REINFORCE step on the actions ``trial`` took (reward = quantile of its score)."""
+    def _update(self, trial: FrozenTrial, gain: np.ndarray) -> None:
+        """One REINFORCE step on the actions ``trial`` took (reward = quantile of its score; of its Chebyshev
+        distance with several objectives). ``gain``: its values signed so that larger is better."""
         policy = self._policy
         policy.numbers.append(trial.number)
-        scores = policy.scores
-        if math.isnan(score):
+        if np.isnan(gain).any():
             return
-        if scores:
-            below = bisect.bisect_left(scores, score)
-            reward = (below + bisect.bisect_right(scores, score)) / (2.0 * len(scores))
+        if len(gain) > 1:
+            reward = _chebyshev_reward(trial.number, gain, policy.vectors)
+            policy.vectors.append(gain)
         else:
-            reward = 0.5
-        bisect.insort(scores, score)
+            score, scores = float(gain[0]), policy.scores
+            if scores:
+                below = bisect.bisect_left(scores, score)
+                reward = (below + bisect.bisect_right(scores, score)) / (2.0 * len(scores))
+            else:
+                reward = 0.5
+            bisect.insort(scores, score)
         if policy.baseline is None:
             policy.baseline = reward
         advantage = reward - policy.baseline
@@ -236,6 +245,20 @@ class ReinforceSampler(DefineByRunSampler):
                 log_probs = np.log(np.maximum(probs, 1e-300))
                 grad -= self.entropy_weight * probs * (log_probs - float(probs @ log_probs))
             logits += self.learning_rate * grad
+
+
+def _chebyshev_reward(number: int, gain: np.ndarray, history: list[np.ndarray]) -> float:
+    """The fraction of ``history`` (gains of earlier trials) farther from the ideal point than ``gain`` under the
+    random Chebyshev weights of trial ``number`` (ties count half); 0.5 without history."""
+    if not history:
+        return 0.5
+    weights = np.random.default_rng(number).dirichlet(np.ones(len(gain)))
+    points = np.vstack([*history, gain])
+    low, high = points.min(axis=0), points.max(axis=0)
+    scaled = (points - low) / np.where(high > low, high - low, 1.0)
+    distance = (weights * (1.0 - scaled)).max(axis=1)
+    mine, earlier = distance[-1], distance[:-1]
+    return float((np.sum(earlier > mine) + 0.5 * np.sum(earlier == mine)) / len(earlier))
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:

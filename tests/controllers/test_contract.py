@@ -11,6 +11,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import optuna
 import pytest
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution
@@ -66,7 +67,6 @@ class ControllerContract:
     """Checks that every controller must pass. Subclasses override the ``make`` fixture."""
 
     learns = True  # whether late trials must beat early ones on average (not for random search)
-    multi_objective = False  # whether the controller supports several objectives
 
     @pytest.fixture
     def make(self) -> Make:
@@ -163,20 +163,55 @@ class ControllerContract:
         else:
             assert share < 0.2, share
 
-    def test_multi_objective_where_supported(self, make: Make) -> None:
+    def test_several_objectives_with_conditional_failed_and_pruned_trials(self, make: Make) -> None:
         study = optuna.create_study(sampler=make(0), directions=["maximize", "minimize"])
 
         def objective(trial: optuna.Trial) -> tuple[float, float]:
-            x = trial.suggest_float("x", 0.0, 1.0)
-            return x, trial.suggest_categorical("c", [1, 2, 3]) * x
+            value = _space(trial)
+            if trial.number % 7 == 3:
+                raise RuntimeError("a candidate that does not train")
+            if trial.number % 7 == 5:
+                raise optuna.TrialPruned()  # rejected before training (multi-objective trials report no epochs)
+            return value, trial.params["batch"] * trial.params["n_layers"]
 
-        if not self.multi_objective:
-            with pytest.raises(ValueError, match="multi-objective"):
-                study.optimize(objective, n_trials=1)
-            return
-        study.optimize(objective, n_trials=30)
+        study.optimize(objective, n_trials=60, catch=(RuntimeError,))
+        assert [t.state for t in study.trials].count(TrialState.COMPLETE) == 60 - 9 - 8
+        for t in study.trials:
+            assert all(_inside(v, t.distributions[k]) for k, v in t.params.items()), t.params
         assert len(study.best_trials) >= 1
-        assert all(t.state == TrialState.COMPLETE for t in study.trials)
+
+    def test_several_objectives_the_late_trials_reach_a_front_random_search_does_not(self, make: Make,
+                                                                                       random_front) -> None:
+        study = optuna.create_study(sampler=make(0), directions=["maximize", "minimize"])
+        study.optimize(_two_objectives, n_trials=300)
+        late = np.array([t.values for t in study.trials[-100:]]) * [1.0, -1.0]
+        # The share of the last 100 trials that no point of random search's 1,200-draw front dominates: random
+        # search 0-3% over 8 seeds, evolution 12-30%, REINFORCE 9-36%, NSGA-II 25-51%.
+        share = float(np.mean([not ((random_front >= p).all(1) & (random_front > p).any(1)).any() for p in late]))
+        if self.learns:
+            assert share >= 0.06, share
+        else:
+            assert share < 0.06, share
+
+
+def _two_objectives(trial: optuna.Trial) -> tuple[float, float]:
+    """Two conflicting quadratics over four integers (the front: every x equal, from 2 to 7) and a categorical
+    that is right in one of five choices."""
+    xs = [trial.suggest_int(f"x{i}", 0, 9) for i in range(4)]
+    penalty = 0 if trial.suggest_categorical("c", MIXED) == "a" else 4
+    return -sum((x - 2) ** 2 for x in xs) - penalty, sum((x - 7) ** 2 for x in xs) + penalty
+
+
+@pytest.fixture(scope="module")
+def random_front() -> np.ndarray:
+    """The gains (larger is better) of 1,200 random draws of :func:`_two_objectives`."""
+    values = []
+    for seed in range(1000, 1004):
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed),
+                                    directions=["maximize", "minimize"])
+        study.optimize(_two_objectives, n_trials=300)
+        values += [t.values for t in study.trials]
+    return np.array(values) * [1.0, -1.0]
 
 
 def _controller(name: str) -> Make:
@@ -205,7 +240,6 @@ class TestReinforceContract(ControllerContract):
 
 class TestRandomContract(ControllerContract):
     learns = False
-    multi_objective = True
 
     @pytest.fixture
     def make(self) -> Make:
@@ -213,7 +247,6 @@ class TestRandomContract(ControllerContract):
 
 
 class TestTPEContract(ControllerContract):
-    multi_objective = True
 
     @pytest.fixture
     def make(self) -> Make:
@@ -221,7 +254,6 @@ class TestTPEContract(ControllerContract):
 
 
 class TestNSGA2Contract(ControllerContract):
-    multi_objective = True
 
     @pytest.fixture
     def make(self) -> Make:

@@ -4,13 +4,13 @@ from collections.abc import Callable
 
 import optuna
 import pytest
-from optuna.testing.pytest_samplers import BasicSamplerTestCase, SingleOnlySamplerTestCase
+from optuna.testing.pytest_samplers import BasicSamplerTestCase, MultiObjectiveSamplerTestCase
 
 from autoarch.controllers import CONTROLLERS, EvolutionSampler, make_sampler
 from autoarch.exceptions import ConfigError
 
 
-class TestEvolutionSamplerContract(BasicSamplerTestCase, SingleOnlySamplerTestCase):
+class TestEvolutionSamplerContract(BasicSamplerTestCase, MultiObjectiveSamplerTestCase):
     """optuna's own sampler contract suite, run against our sampler."""
 
     @pytest.fixture

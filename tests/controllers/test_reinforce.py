@@ -6,14 +6,14 @@ import numpy as np
 import optuna
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-from optuna.testing.pytest_samplers import BasicSamplerTestCase, SingleOnlySamplerTestCase
+from optuna.testing.pytest_samplers import BasicSamplerTestCase, MultiObjectiveSamplerTestCase
 from optuna.trial import TrialState
 
 from autoarch.controllers import ReinforceSampler
 from autoarch.controllers._reinforce import _Actions
 
 
-class TestReinforceSamplerContract(BasicSamplerTestCase, SingleOnlySamplerTestCase):
+class TestReinforceSamplerContract(BasicSamplerTestCase, MultiObjectiveSamplerTestCase):
     """optuna's own sampler contract suite, run against our sampler."""
 
     @pytest.fixture
