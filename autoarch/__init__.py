@@ -12,15 +12,15 @@ from autoarch.exceptions import AutoArchError, ConfigError, DataError, SpaceErro
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "search", "load", "SearchResult", "AutoArchError", "DataError", "SpaceError",
+__all__ = ["__version__", "search", "load", "export_trial", "SearchResult", "AutoArchError", "DataError", "SpaceError",
            "ConfigError", "TrainingError"]
 
 if TYPE_CHECKING:
-    from autoarch.runner import SearchResult, load, search
+    from autoarch.runner import SearchResult, export_trial, load, search
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("search", "load", "SearchResult"):
+    if name in ("search", "load", "export_trial", "SearchResult"):
         from autoarch import runner
 
         return getattr(runner, name)

@@ -20,6 +20,7 @@ from optuna.trial import TrialState
 
 from autoarch.exceptions import ConfigError
 from autoarch.rundir import KEEP_DIR
+from autoarch.study import primary_best
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +96,7 @@ def finish_estimate(study: optuna.Study, n_train: int, finetune_epochs: int, ret
     ``timeout`` seconds. The fine-tune is counted whole when it is cheap (:func:`_planned_finetune`), else for a
     quarter of the retrain's epochs (at least 2), which is what the finish cuts it to when time is short."""
     try:
-        best = study.best_trial
+        best = primary_best(study)
     except ValueError:
         return None
     per = epochs_per_sample_second(best, threads)
@@ -152,7 +153,8 @@ def retrain_epochs(trial: optuna.trial.FrozenTrial) -> int:
 
 def affordable_best(study: optuna.Study, complete: list[optuna.trial.FrozenTrial], n_train: int,
                      finetune_epochs: int, job_deadline: float | None, out_dir: Path | None,
-                     timeout: float | None = None) -> tuple[optuna.trial.FrozenTrial, str | None]:
+                     timeout: float | None = None, chosen: optuna.trial.FrozenTrial | None = None
+                     ) -> tuple[optuna.trial.FrozenTrial, str | None]:
     """The trial the finish retrains: the best one, unless its retrain (and a short fine-tune) no longer fits in
     what is left of ``--timeout`` — which happens when a costlier candidate becomes the best near the end of the
     search — and another of the completed trials' does; then the best of those (and why, for the report).
@@ -160,8 +162,10 @@ def affordable_best(study: optuna.Study, complete: list[optuna.trial.FrozenTrial
     Cutting the best trial's retrain instead loses more than the runner-up's score is below it: on digits a
     228k-parameter winner retrained 4 of its 18 epochs scored 97.50% on the held-out split, the same network
     retrained 18 epochs 98.89-99.17% (3 seeds). A best trial whose holdout model was kept is never replaced (the
-    finish ships that model when no retrain fits)."""
-    best = study.best_trial
+    finish ships that model when no retrain fits), nor the point ``--pick`` ``chosen`` on a front."""
+    if chosen is not None:
+        return chosen, None
+    best = primary_best(study)
     if job_deadline is None:
         return best, None
     if out_dir is not None and (out_dir / KEEP_DIR / f"trial_{best.number}.pt").is_file():
@@ -179,14 +183,14 @@ def affordable_best(study: optuna.Study, complete: list[optuna.trial.FrozenTrial
     needed = cost(best)
     if needed is None or needed <= left:
         return best, None
-    ranked = sorted((t for t in complete if t.value is not None and math.isfinite(t.value)
-                     and t.number != best.number), key=lambda t: -float(t.value))
+    ranked = sorted((t for t in complete if t.values and math.isfinite(t.values[0])
+                     and t.number != best.number), key=lambda t: -float(t.values[0]))
     for trial in ranked:
         c = cost(trial)
         if c is not None and c <= left:
-            note = (f"the best trial {best.number} ({best.value:.4f}) needs about {needed:.0f} s to retrain and "
-                    f"fine-tune and {max(0.0, left):.0f} s are left of --timeout; trial {trial.number} "
-                    f"({trial.value:.4f}), which fits, is retrained instead")
+            note = (f"the best trial {best.number} ({best.values[0]:.4f}) needs about {needed:.0f} s to retrain "
+                    f"and fine-tune and {max(0.0, left):.0f} s are left of --timeout; trial {trial.number} "
+                    f"({trial.values[0]:.4f}), which fits, is retrained instead")
             logger.info("budget: %s", note)
             return trial, note
     return best, None
@@ -295,7 +299,9 @@ class Progress:
         self._bar.n = min(self._bar.total, n_done(study))
         post = {}
         try:
-            post["best"] = f"{study.best_value:.4f}"
+            if len(study.directions) > 1:
+                post["front"] = str(len(study.best_trials))
+            post["best"] = f"{primary_best(study).values[0]:.4f}"
         except ValueError:
             post["best"] = "-"
         if self._deadline is not None:

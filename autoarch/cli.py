@@ -115,6 +115,17 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXIT_HELP, formatter_class=_Formatter)
     _run_dir_arguments(r)
     _common(r)
+    x = sub.add_parser(
+        "export", help="ship another trial of a finished search (e.g. another point of its Pareto front)",
+        description="Retrain trial N of a search on the whole training split, prune, int8-quantize, export and "
+                    "verify it as the search shipped its winner, scored on the same held-out split, into a run "
+                    "directory of its own (default: RUN_DIR/trial-N). The data is reloaded as the search loaded "
+                    "it.", epilog=EXIT_HELP, formatter_class=_Formatter)
+    _run_dir_arguments(x)
+    x.add_argument("--trial", type=int, required=True, metavar="N",
+                   help="the trial number (leaderboard.csv, pareto.csv)")
+    x.add_argument("--out", help="where to write it (default: RUN_DIR/trial-N)")
+    _common(x)
     dash = sub.add_parser(
         "dashboard", help="open a run's study in optuna-dashboard (extra: pip install 'autoarch[dashboard]')",
         description="Serve optuna-dashboard (the optional extra autoarch[dashboard]) on the study of a run "
@@ -342,6 +353,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             from autoarch.finish import rebuild_report
 
             print(f"wrote {rebuild_report(args.run_dir, args.storage)}")
+        elif args.command == "export":
+            from autoarch.runner import export_trial
+
+            print(export_trial(args.run_dir, args.trial, out=args.out, storage=args.storage,
+                               progress=not args.quiet).summary())
         elif args.command == "dashboard":
             from autoarch.dashboard import serve
 

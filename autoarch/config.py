@@ -118,6 +118,16 @@ class SearchConfig:
     metric: str | None = option(
         None, f"objective, one of {', '.join(_METRICS)} (default: accuracy for classification, neg_rmse for "
         "regression)", group="search", choices=_METRICS, metavar="METRIC")
+    objectives: str | None = option(
+        None, "a multi-objective search: comma-separated objectives, the first a metric (as --metric), the others "
+        "metrics or costs measured before training: latency (int8 onnxruntime ms at --latency-batch, 1 thread), "
+        "int8_size (KB of the int8 ONNX file), params, macs; e.g. accuracy,latency. The search keeps the Pareto "
+        "front (pareto.csv) and ships the --pick point", group="search", metavar="NAMES")
+    pick: str = option(
+        "knee", "which point of a multi-objective search's front is retrained, compressed and shipped: knee (nearest "
+        "the ideal point, objectives scaled over the front), best (the first objective) or best-under:NAME=VALUE"
+        "[,NAME=VALUE] (the best first objective within the bounds, e.g. best-under:latency=0.5) "
+        "(default: %(default)s)", group="search", metavar="knee|best|best-under:NAME=VALUE")
     cv: int | float | str = option(
         "auto", "validation of each candidate: K-fold (stratified) CV with K >= 2, holdout = one stratified split "
         "validating on 10%% of the training split, a share in (0, 1) for another holdout size; auto = holdout "
@@ -174,7 +184,8 @@ class SearchConfig:
     max_size_kb: float | None = option(
         None, "reject candidates whose int8 ONNX file is larger than this many KB (1 KB = 1024 bytes), measured "
         "before any training", group="search", metavar="KB")
-    latency_batch: int = option(1, "the batch size --max-latency-ms is measured at (default: %(default)s)",
+    latency_batch: int = option(1, "the batch size --max-latency-ms and the latency objective are measured at "
+                                "(default: %(default)s)",
                                 group="search", metavar="N")
     storage: str | None = option(
         None, "optuna storage shared by workers on many machines: postgresql://user:pw@host/db, "
@@ -243,6 +254,14 @@ class SearchConfig:
         need(self.max_size_kb is None or self.max_size_kb > 0, "max_size_kb", "None or > 0 KB", self.max_size_kb)
         need(isinstance(self.latency_batch, int) and not isinstance(self.latency_batch, bool)
              and self.latency_batch >= 1, "latency_batch", "an int >= 1", self.latency_batch)
+        need(self.objectives is None or (isinstance(self.objectives, str) and self.objectives.strip() != ""),
+             "objectives", "None or comma-separated names (e.g. 'accuracy,latency')", self.objectives)
+        from autoarch.pareto import parse_pick
+
+        try:
+            parse_pick(self.pick) if isinstance(self.pick, str) else parse_pick("")
+        except ValueError:
+            need(False, "pick", "'knee', 'best' or 'best-under:NAME=VALUE[,NAME=VALUE]'", self.pick)
         need(bool(self.study_name), "study_name", "a non-empty string", self.study_name)
         need(self.image_size is None or (isinstance(self.image_size, int) and self.image_size >= 4), "image_size",
              "None or an int >= 4", self.image_size)

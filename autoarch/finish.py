@@ -41,6 +41,7 @@ from autoarch.exceptions import DataError, SearchFailedError
 from autoarch.metrics import compute_metrics
 from autoarch.model import Model
 from autoarch.objectives import Objective, resolve_objectives
+from autoarch.pareto import front_trials, parse_pick, pick_point
 from autoarch.rundir import KEEP_DIR, Generation, copy_file, crash_point
 from autoarch.runfiles import SCHEMA_VERSION, ArchitectureSpec, read_model, read_report
 from autoarch.search_spaces import SearchSpace, space_ref
@@ -145,14 +146,31 @@ def no_trial_completed(trials: list[optuna.trial.FrozenTrial], cfg: SearchConfig
 
 def finish_run(study: optuna.Study, space: SearchSpace, dataset: Dataset, train: Dataset, test: Dataset,
             cfg: SearchConfig, metric: str, device: torch.device, out_dir: Path | None, search_seconds: float,
-            job_deadline: float | None = None, progress: bool = False) -> SearchResult:
+            job_deadline: float | None = None, progress: bool = False,
+            objectives: tuple[Objective, ...] = (), trial: int | None = None) -> SearchResult:
+    """Retrain, compress, export and report the winner: the best trial, or with several ``objectives`` the
+    ``--pick`` point of the Pareto front, or trial number ``trial`` (``autoarch export``)."""
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     if not complete:
         raise SearchFailedError(no_trial_completed(trials, cfg))
+    objectives = objectives or resolve_objectives(metric)
     finetune_epochs = cfg.finetune_epochs if cfg.prune > 0 else 0
+    front = front_trials(complete, objectives) if len(objectives) > 1 else []
+    chosen, pick_note = None, None
+    if trial is not None:
+        chosen = next((t for t in complete if t.number == trial), None)
+        if chosen is None:
+            shown = ", ".join(str(t.number) for t in complete[:20]) + (", ..." if len(complete) > 20 else "")
+            raise DataError(f"trial {trial} of the study did not complete; give one of the completed trials "
+                            f"({shown})")
+        pick_note = f"trial {trial}, as asked"
+    elif front:
+        chosen, pick_note = pick_point(front, objectives, parse_pick(cfg.pick))
+        logger.info("Pareto front: %d of %d completed trials; --pick %s: trial %d, %s", len(front), len(complete),
+                    cfg.pick, chosen.number, pick_note)
     best, substitute = affordable_best(study, complete, len(train), finetune_epochs, job_deadline, out_dir,
-                                        cfg.timeout)
+                                        cfg.timeout, chosen=chosen)
     arch = dict(best.user_attrs["architecture"])
     tcfg = TrainConfig(**best.user_attrs["training"])
     epochs = retrain_epochs(best)
@@ -213,7 +231,7 @@ def finish_run(study: optuna.Study, space: SearchSpace, dataset: Dataset, train:
         raise
     description["pruning_history"] = comp.pruning_history
     shipped = comp.int8_path if comp.int8_path is not None else comp.onnx_path
-    board = leaderboard(study, space)
+    board = leaderboard(study, space, objectives)
     cv_scores = {k[3:-5]: (best.user_attrs[k], best.user_attrs[k[:-5] + "_std"])
                  for k in best.user_attrs if k.startswith("cv_") and k.endswith("_mean")}
     counts = {s.name: sum(t.state == s for t in trials) for s in TrialState}
@@ -226,18 +244,20 @@ def finish_run(study: optuna.Study, space: SearchSpace, dataset: Dataset, train:
                  "source": (study.user_attrs.get("spec") or {}).get("data"),
                  **({"encoding": TableEncoder(dataset.columns).describe()} if dataset.columns else {})},
         "search": {"space": space.name, "controller": cfg.controller, "metric": metric,
-                   "objectives": [o.to_dict() for o in resolve_objectives(metric)], "cv": cfg.cv,
+                   "objectives": [o.to_dict() for o in objectives], "cv": cfg.cv,
                    "validation": describe_cv(cfg.cv), "early_stop": cfg.early_stop,
                    "augment": cfg.augment, "held_out": cfg.test,
                    "trials_requested": cfg.trials, "trial_states": {k: v for k, v in counts.items() if v},
                    "fidelity": _fidelity_counts(trials), "search_samples": cfg.search_samples,
                    "seconds_this_run": search_seconds, "seed": cfg.seed, "device": str(device)},
-        "best": {"trial": best.number, "warm_start": best.user_attrs.get("warm_start"), "architecture": arch,
+        "best": {"trial": best.number, **({"picked": pick_note} if pick_note else {}),
+                 "warm_start": best.user_attrs.get("warm_start"), "architecture": arch,
                  "summary": space.describe(arch),
                  "training": tcfg.to_dict(), "retrain_epochs": retrained["epochs"], "retrain": retrained,
                  "retrain_schedule": "cosine",
                  "cv": cv_scores, **({"int8_cost_before_training": best.user_attrs["int8_cost"]}
                                      if "int8_cost" in best.user_attrs else {})},
+        **({"front": front_report(front, objectives, space, cfg, best.number)} if front else {}),
         "test": test_scores,
         "test_detail": _guarded_test_detail(test, shipped),
         "compression": {"prune_ratio": cfg.prune, "finetune_epochs": finetune_epochs,
@@ -253,6 +273,10 @@ def finish_run(study: optuna.Study, space: SearchSpace, dataset: Dataset, train:
             gen.save_state_dict("model.pt", comp.model)
             gen.save_state_dict("winner.pt", model)  # before pruning: what `autoarch compress` starts from
             gen.write_text("leaderboard.csv", board.to_csv(index=False))
+            if front:
+                numbers = [t.number for t in front]
+                gen.write_text("pareto.csv", board[board["trial"].isin(numbers)].assign(
+                    picked=lambda f: f["trial"] == best.number).to_csv(index=False))
             gen.write_json("report.json", report, default=_json_default)
             gen.write_text("report.md", render_markdown(report, board))
             try:
@@ -270,6 +294,16 @@ def finish_run(study: optuna.Study, space: SearchSpace, dataset: Dataset, train:
     return SearchResult(architecture=arch, training=tcfg.to_dict(), cv_scores=cv_scores, test_scores=test_scores,
                         model=comp.model, leaderboard=board, compression=comp, out_dir=files_dir, study=study,
                         report=report)
+
+
+def front_report(front: list[optuna.trial.FrozenTrial], objectives: tuple[Objective, ...], space: SearchSpace,
+                 cfg: SearchConfig, picked: int) -> dict[str, Any]:
+    """The Pareto front in ``report.json``: every non-dominated trial's plain objective values (best first
+    objective first), its architecture in words, and the point shipped."""
+    return {"objectives": [o.name for o in objectives], "pick": cfg.pick, "picked": picked,
+            "points": [{"trial": t.number,
+                        "values": {o.name: o.plain(v) for o, v in zip(objectives, t.values, strict=True)},
+                        "summary": space.describe(t.user_attrs["architecture"])} for t in front]}
 
 
 def rebuild_report(run_dir: str | os.PathLike[str], storage: str | None = None) -> Path:

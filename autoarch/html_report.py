@@ -1,7 +1,8 @@
 """``report.html``: the run as charts, one self-contained page (plotly, its JavaScript embedded; no server, no
 network) built from the report dictionary and the study.
 
-Charts: the search history (every trial, the best so far; stopped and failed trials marked), parameter
+Charts: the search history (every trial, the best so far; stopped and failed trials marked; its first objective),
+the Pareto front of a multi-objective search (every completed trial against the first two objectives), parameter
 importances (optuna's evaluator), the fold spread of the top candidates, the compression stages, and the
 held-out confusion matrix (classification) or residuals (regression). ``autoarch report RUN_DIR`` rebuilds it.
 """
@@ -12,6 +13,7 @@ import html
 import json
 import logging
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -42,11 +44,17 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
+def _first(trial: Any) -> float | None:
+    """The trial's first objective value when finite (``trial.value`` raises on a multi-objective study)."""
+    values = trial.values
+    return float(values[0]) if values and values[0] is not None and math.isfinite(values[0]) else None
+
+
 def _score(trial: Any) -> tuple[float | None, str]:
     """The value a trial is drawn at and its kind: complete (its value), stopped (its last reported value)."""
     state = trial.state.name
-    if state == "COMPLETE" and trial.value is not None and math.isfinite(trial.value):
-        return float(trial.value), "complete"
+    if state == "COMPLETE" and _first(trial) is not None:
+        return _first(trial), "complete"
     if trial.intermediate_values:
         last = max(trial.intermediate_values)
         value = trial.intermediate_values[last]
@@ -85,8 +93,7 @@ def _history(trials: Sequence[Any], metric: str) -> Any:
         fig.add_trace(go.Scatter(x=x, y=y, mode="markers", name=f"{name}: {len(x)}", text=text,
                                  hovertemplate="%{text}<br>%{y:.4f}<extra></extra>",
                                  marker={"color": color, "symbol": symbol, "size": 8}))
-    done = sorted((t.number, t.value) for t in trials
-                  if t.state.name == "COMPLETE" and t.value is not None and math.isfinite(t.value))
+    done = sorted((t.number, _first(t)) for t in trials if t.state.name == "COMPLETE" and _first(t) is not None)
     if done:
         best, xs, ys = -math.inf, [], []
         for number, value in done:
@@ -105,8 +112,14 @@ def _importances(study: Any) -> tuple[Any | None, str]:
     complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
     if len(complete) < 3:
         return None, f"Parameter importances need at least 3 completed trials ({len(complete)} here)."
+    target = None
+    if len(study.directions) > 1:  # importances for the first objective; the evaluator's target is minimised
+        sign = -1.0 if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else 1.0
+        target = lambda t: sign * t.values[0]  # noqa: E731
     try:
-        importances = optuna.importance.get_param_importances(study)
+        with warnings.catch_warnings():  # PED-ANOVA warns whenever a target is given: the sign above is right
+            warnings.filterwarnings("ignore", message="PedAnovaImportanceEvaluator computes the importances")
+            importances = optuna.importance.get_param_importances(study, target=target)
     except Exception as exc:  # optuna's evaluators raise several kinds on degenerate studies
         return None, f"Parameter importances could not be computed ({type(exc).__name__}: {exc})."
     if not importances:
@@ -122,8 +135,8 @@ def _importances(study: Any) -> tuple[Any | None, str]:
 def _folds(trials: Sequence[Any], metric: str, plain: str) -> Any | None:
     import plotly.graph_objects as go
 
-    complete = sorted((t for t in trials if t.state.name == "COMPLETE" and t.value is not None
-                       and math.isfinite(t.value)), key=lambda t: -t.value)[:10]
+    complete = sorted((t for t in trials if t.state.name == "COMPLETE" and _first(t) is not None),
+                      key=lambda t: -_first(t))[:10]
     if not complete:
         return None
     fig = go.Figure()
@@ -137,6 +150,37 @@ def _folds(trials: Sequence[Any], metric: str, plain: str) -> Any | None:
             fig.add_trace(go.Scatter(x=[name], y=[mean], mode="markers", marker_color=_BEST, showlegend=False,
                                      error_y={"type": "data", "array": [std]}))
     fig.update_layout(title="Validation scores of the top candidates, one point per fold", yaxis_title=metric)
+    return fig
+
+
+def _front(trials: Sequence[Any], front: Mapping[str, Any]) -> Any:
+    """Every completed trial against the first two objectives (plain values), the front joined, the shipped
+    point marked."""
+    import plotly.graph_objects as go
+
+    names = front["objectives"][:2]
+    objectives = [Objective(n) for n in names]
+    done = [t for t in trials if t.state.name == "COMPLETE" and t.values and all(map(math.isfinite, t.values))]
+    on_front = {p["trial"] for p in front["points"]}
+    fig = go.Figure()
+    for label, members, color in (("dominated", [t for t in done if t.number not in on_front], _DONE),
+                                  ("Pareto front", [t for t in done if t.number in on_front], _BEST)):
+        members = sorted(members, key=lambda t: objectives[1].plain(t.values[1]))
+        xs = [objectives[1].plain(t.values[1]) for t in members]
+        fig.add_trace(go.Scatter(
+            x=xs, y=[objectives[0].plain(t.values[0]) for t in members],
+            mode="lines+markers" if label == "Pareto front" else "markers", name=f"{label}: {len(members)}",
+            text=[f"trial {t.number}" for t in members], line={"shape": "hv"},
+            hovertemplate="%{text}<br>" + names[1] + " %{x:.4g}<br>" + names[0] + " %{y:.4f}<extra></extra>",
+            marker={"color": color, "size": 8}))
+    picked = next((p for p in front["points"] if p["trial"] == front["picked"]), None)
+    if picked is not None:
+        fig.add_trace(go.Scatter(x=[picked["values"][names[1]]], y=[picked["values"][names[0]]], mode="markers",
+                                 name=f"shipped: trial {picked['trial']} (--pick {front['pick']})",
+                                 marker={"color": _STOPPED, "size": 16, "symbol": "star"}))
+    unit = objectives[1].unit
+    fig.update_layout(title=f"Pareto front: {names[0]} against {names[1]} (before training for a cost)",
+                      xaxis_title=f"{names[1]} ({unit})" if unit else names[1], yaxis_title=names[0])
     return fig
 
 
@@ -218,6 +262,8 @@ def render_html(report: Mapping[str, Any], study: Any) -> str:
                  f"requested ({_esc(states)}), {srch['seconds_this_run']:.0f} s.</p>")
     parts.append("<h2>Search</h2>")
     chart(_history(trials, metric))
+    if report.get("front"):
+        chart(_front(trials, report["front"]))
     fig, note = _importances(study)
     if fig is not None:
         chart(fig)

@@ -14,7 +14,7 @@ __all__ = ["render_markdown"]
 
 def _table(header: list[str], rows: list[list[Any]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]
     return "\n".join(lines)
 
 
@@ -28,6 +28,26 @@ def _num(value: Any, digits: int = 4) -> str:
 
 def _size(n_bytes: int) -> str:
     return f"{n_bytes / 1024:.1f} KiB" if n_bytes < 1024 ** 2 else f"{n_bytes / 1024 ** 2:.2f} MiB"
+
+
+def _front_section(report: dict[str, Any]) -> list[str]:
+    """The Pareto front of a multi-objective search (none for one objective)."""
+    front = report.get("front")
+    if not front:
+        return []
+    names = front["objectives"]
+    header = ["trial", *[f"{n} ({Objective(n).unit})" if Objective(n).unit else n for n in names], "architecture",
+              "shipped"]
+    def cell(name: str, value: float) -> str:
+        return f"{int(value):,}" if name in ("params", "macs") else _num(value, 4)
+
+    rows = [[p["trial"], *[cell(n, p["values"][n]) for n in names], p["summary"],
+             "yes" if p["trial"] == front["picked"] else ""] for p in front["points"]]
+    return ["## Pareto front", "",
+            f"{len(rows)} non-dominated trials (objectives {', '.join(names)}; costs measured before training, on "
+            f"the untrained candidate exported and quantized to int8). `--pick {front['pick']}` chose trial "
+            f"{front['picked']}; `autoarch export RUN_DIR --trial N` ships any other point. Also in `pareto.csv`.",
+            "", _table(header, rows), ""]
 
 
 def render_markdown(report: dict[str, Any], board: pd.DataFrame) -> str:
@@ -50,9 +70,10 @@ def render_markdown(report: dict[str, Any], board: pd.DataFrame) -> str:
            f"{srch['search_samples']:,} samples of its fold's training part (--search-samples); the winner was "
            f"retrained on the whole training split"] if srch.get("search_samples") else []),
         "",
+        *_front_section(report),
         "## Best architecture",
         "",
-        f"Trial {best['trial']}: **{best['summary']}**",
+        f"Trial {best['trial']}: **{best['summary']}**" + (f": {best['picked']}" if best.get("picked") else ""),
         "",
         _table(["parameter", "value"], [[k, v] for k, v in {**best["architecture"], **best["training"]}.items()]),
         "",

@@ -23,15 +23,24 @@ import pandas as pd
 import torch
 
 from autoarch.budget import Budget, Progress, n_done, resolve_workers, run_until_budget
-from autoarch.config import AUGMENT_MIN_SIDE, SearchConfig, resolve_augment, resolve_cv, resolve_search_samples
+from autoarch.config import (
+    AUGMENT_MIN_SIDE,
+    OBJECTIVES,
+    SearchConfig,
+    resolve_augment,
+    resolve_cv,
+    resolve_search_samples,
+)
 from autoarch.controllers import make_sampler
 from autoarch.data import Dataset, frame_dataset, from_arrays, train_test_split
 from autoarch.exceptions import AutoArchError, ConfigError, DataError, did_you_mean
 from autoarch.finish import SearchResult, finish_run, load
 from autoarch.loaders import BUILTIN_DATASETS, load_dataset, load_test, official_test
 from autoarch.metrics import check_metric, default_metric
-from autoarch.objectives import resolve_objectives
+from autoarch.objectives import Objective, check_objectives, resolve_objectives
+from autoarch.pareto import parse_pick
 from autoarch.rundir import KEEP_DIR, crash_point, prepare_out, run_dir_lock
+from autoarch.runfiles import read_report
 from autoarch.search_spaces import SearchSpace, get_space, space_ref
 from autoarch.study import (
     STUDY_FILE,
@@ -43,13 +52,14 @@ from autoarch.study import (
     open_storage,
     open_study,
     redact,
+    run_storage_url,
     settle_running,
 )
 from autoarch.trainer import resolve_device, training_grid
 from autoarch.trials import leaderboard, make_objective, queue_warm_starts
 
-__all__ = ["SearchConfig", "SearchResult", "search", "run_worker", "load", "leaderboard", "open_storage",
-           "make_pruner"]
+__all__ = ["SearchConfig", "SearchResult", "search", "run_worker", "export_trial", "load", "leaderboard",
+           "open_storage", "make_pruner"]
 
 logger = logging.getLogger(__name__)
 
@@ -116,6 +126,8 @@ class _Context:
     cfg: SearchConfig
     metric: str
     target: str | None
+    objectives: tuple[Objective, ...] = ()
+    """What the study optimises: the metric first, then any other objectives of ``--objectives``."""
     keep_dir: Path | None = None
     """Where holdout models of the best trials are kept (the run directory's ``.trial-models``), or None."""
     finish_threads: int = 1
@@ -128,6 +140,8 @@ class _Context:
         fp = {k: getattr(self.cfg, k) for k in _FINGERPRINT_KEYS}
         fp.update(space=self.space.name, metric=self.metric, data=self.dataset.name, n_samples=len(self.dataset),
                   task=self.dataset.task, target=self.target, data_sha256=self.data_sha256)
+        if len(self.objectives) > 1:  # a single-objective study keeps the fingerprint it always had
+            fp["objectives"] = [o.name for o in self.objectives]
         return fp
 
 
@@ -145,6 +159,8 @@ def _prepare(data: Any, y: Any, target: str | None, task: str | None, options: M
     space = get_space(cfg.space, dataset.input_kind, augment=augment == "search")
     metric = cfg.metric or default_metric(dataset.task)
     check_metric(metric, dataset.task)
+    objectives = _resolve_objectives(cfg, metric, dataset.task)
+    metric = objectives[0].name
     official = official_test(str(data)) if isinstance(data, str) and cfg.test is None else None
     if cfg.test not in (None, "split"):
         train, test = dataset, load_test(cfg.test, dataset, target=target, image_size=cfg.image_size,
@@ -171,7 +187,37 @@ def _prepare(data: Any, y: Any, target: str | None, task: str | None, options: M
         logger.info("%s images: training augmentation is %s (--augment auto searches it from %d pixels a side)",
                     "x".join(map(str, dataset.input_shape[1:])), "searched" if augment == "search" else "off",
                     AUGMENT_MIN_SIDE)
-    return _Context(dataset, train, test, space, cfg, metric, target, data_sha256=data_digest(dataset))
+    if len(objectives) > 1 and cfg.early_stop != "none":
+        logger.info("%d objectives: --early-stop %s does not stop candidates between epochs (optuna's pruners "
+                    "follow one objective); the chance-level and divergence stops still apply",
+                    len(objectives), cfg.early_stop)
+    return _Context(dataset, train, test, space, cfg, metric, target, objectives=objectives,
+                    data_sha256=data_digest(dataset))
+
+
+def _resolve_objectives(cfg: SearchConfig, metric: str, task: str) -> tuple[Objective, ...]:
+    """The objectives of ``--objectives`` (checked against the task's metrics and ``--metric``, and the names
+    ``--pick`` bounds against them), or the one of ``--metric``."""
+    rule = parse_pick(cfg.pick)
+    if not cfg.objectives:
+        if rule.bounds:
+            raise ConfigError(f"--pick {cfg.pick} bounds {rule.bounds[0][0]!r}, which is not searched: give "
+                              f"--objectives {metric},{rule.bounds[0][0]}")
+        return (Objective(metric),)
+    objectives = resolve_objectives(cfg.objectives)
+    try:
+        check_objectives(objectives, OBJECTIVES[task])
+    except ValueError as exc:
+        raise ConfigError(f"{exc}.") from None
+    if cfg.metric is not None and cfg.metric != objectives[0].name:
+        raise ConfigError(f"--metric {cfg.metric} and --objectives {cfg.objectives} disagree: the first objective "
+                          "is the metric; give --objectives alone")
+    names = [o.name for o in objectives]
+    for name, _ in rule.bounds:
+        if name not in names:
+            raise ConfigError(f"--pick {cfg.pick} bounds {name!r}, which is not one of --objectives "
+                              f"{','.join(names)}")
+    return objectives
 
 
 def _data_spec(data: Any, target: str | None, task: str | None) -> dict[str, Any] | None:
@@ -204,7 +250,7 @@ def _worker_loop(ctx: _Context, storage: optuna.storages.BaseStorage, worker: in
               Budget(deadline, len(ctx.train), ctx.cfg.finetune_epochs if ctx.cfg.prune > 0 else 0,
                       retrain=keep is None, threads=ctx.finish_threads, timeout=ctx.cfg.timeout))
     objective = make_objective(ctx.space, ctx.train, ctx.cfg, ctx.metric, resolve_device(ctx.cfg.device),
-                                search_deadline=budget, keep_dir=keep)
+                                search_deadline=budget, keep_dir=keep, objectives=ctx.objectives)
     return run_until_budget(study, objective, ctx.cfg.trials, budget, callbacks or [], stopped, workers_alive)
 
 
@@ -282,7 +328,7 @@ def search(
         try:
             study = open_study(storage, cfg.study_name, ctx.fingerprint, spec, _sampler(ctx, 0, 0),
                                 make_pruner(cfg.early_stop, cfg.cv, cfg.epochs), str(out_dir or redact(url)),
-                                resolve_objectives(ctx.metric))
+                                ctx.objectives)
         except AutoArchError:
             if new_out and out_dir is not None and not any(out_dir.iterdir()):
                 out_dir.rmdir()
@@ -327,7 +373,53 @@ def search(
             settle_running(cfg.study_name, url)
         study = optuna.load_study(study_name=cfg.study_name, storage=storage)
         return finish_run(study, ctx.space, ctx.dataset, ctx.train, ctx.test, cfg, ctx.metric, device, out_dir,
-                       time.perf_counter() - start, deadline, progress=progress)
+                       time.perf_counter() - start, deadline, progress=progress, objectives=ctx.objectives)
+
+
+def _study_context(study: optuna.Study, study_name: str, who: str) -> _Context:
+    """The context of a study made by :func:`search`: its options and its data, reloaded as the search loaded
+    them (a built-in name, or a file at the same path), checked against the study's fingerprint."""
+    spec = study.user_attrs.get("spec")
+    if spec is None or spec.get("data") is None:
+        raise ConfigError(f"study {study_name!r} was not created by 'autoarch search' from a data set name or file, "
+                          f"so {who} cannot load its data; start it from a data set name or file.")
+    options = {k: v for k, v in spec["options"].items() if k in SearchConfig.__dataclass_fields__}
+    data = spec["data"]
+    ctx = _prepare(data["source"], None, data["target"], data["task"], {**options, "workers": 1})
+    if ctx.fingerprint != study.user_attrs.get("config"):
+        raise DataError(f"the data {who} loaded from {data['source']!r} differs from the study's "
+                        f"({len(ctx.dataset)} samples); give every machine the same file.")
+    return ctx
+
+
+def export_trial(run_dir: str | os.PathLike[str], trial: int, *, out: str | os.PathLike[str] | None = None,
+                 storage: str | None = None, progress: bool = False) -> SearchResult:
+    """Ship trial ``trial`` of a search as the search ships its winner: retrained on the whole training split,
+    pruned, quantized to int8, exported and verified, scored on the same held-out split, into ``out`` (default:
+    ``RUN_DIR/trial-N``), a run directory of its own (``autoarch.load``, ``autoarch predict`` and
+    ``autoarch compress`` read it). For any other point of a multi-objective search's Pareto front.
+
+    Raises:
+        DataError: ``run_dir`` holds no study, the trial did not complete, or the data changed since the search.
+    """
+    run = Path(run_dir)
+    if not run.is_dir():
+        raise DataError(f"run directory {run} does not exist; give the --out directory of a search")
+    report = read_report(run) or {}
+    study_name = (report.get("config") or {}).get("study_name", STUDY_NAME)
+    backend = open_storage(run_storage_url(run, storage), must_exist=True, retry=False)
+    try:
+        study = optuna.load_study(study_name=study_name, storage=backend)
+    except KeyError:
+        raise DataError(f"the storage holds no study named {study_name!r}; give the --storage the search "
+                        "used.") from None
+    ctx = _study_context(study, study_name, "export")
+    out_dir = prepare_out(Path(out) if out is not None else run / f"trial-{trial}")
+    assert out_dir is not None
+    device = resolve_device(ctx.cfg.device)
+    with run_dir_lock(out_dir):
+        return finish_run(study, ctx.space, ctx.dataset, ctx.train, ctx.test, ctx.cfg, ctx.metric, device, out_dir,
+                          0.0, None, progress=progress, objectives=ctx.objectives, trial=trial)
 
 
 def run_worker(storage: str, study_name: str = STUDY_NAME, *, threads: int = 1, progress: bool = False) -> int:
@@ -347,16 +439,7 @@ def run_worker(storage: str, study_name: str = STUDY_NAME, *, threads: int = 1, 
         names = optuna.get_all_study_names(store)
         raise ConfigError(f"no study {study_name!r} in {redact(storage)}; the studies there are {names}. Start it with "
                           "'autoarch search DATA --storage URL --study NAME' first.") from None
-    spec = study.user_attrs.get("spec")
-    if spec is None or spec.get("data") is None:
-        raise ConfigError(f"study {study_name!r} was not created by 'autoarch search' from a data set name or file, "
-                          "so a worker cannot load its data; start it from a data set name or file.")
-    options = {k: v for k, v in spec["options"].items() if k in SearchConfig.__dataclass_fields__}
-    data = spec["data"]
-    ctx = _prepare(data["source"], None, data["target"], data["task"], {**options, "workers": 1})
-    if ctx.fingerprint != study.user_attrs.get("config"):
-        raise DataError(f"the data this worker loaded from {data['source']!r} differs from the study's "
-                        f"({len(ctx.dataset)} samples); give every machine the same file.")
+    ctx = _study_context(study, study_name, "a worker")
     torch.set_num_threads(threads)
     deadline = None
     bar = Progress(ctx.cfg.trials, n_done(study), deadline, progress)

@@ -155,6 +155,24 @@ def open_study(storage: optuna.storages.BaseStorage, name: str, fingerprint: dic
     return study
 
 
+def first_value(trial: optuna.trial.FrozenTrial) -> float | None:
+    """The value of a trial's first objective (``trial.value`` raises on a multi-objective study), or None."""
+    return None if not trial.values else float(trial.values[0])
+
+
+def primary_best(study: optuna.Study) -> optuna.trial.FrozenTrial:
+    """``study.best_trial`` by the first objective, in its direction, for any number of objectives (optuna's
+    raises on a multi-objective study); ValueError when no trial completed."""
+    if len(study.directions) == 1:
+        return study.best_trial
+    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if t.values and np.isfinite(t.values[0])]
+    if not done:
+        raise ValueError("no trial completed")
+    sign = 1.0 if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else -1.0
+    return max(done, key=lambda t: (sign * t.values[0], -t.number))
+
+
 def make_pruner(name: str, cv: int | float, epochs: int = 20) -> optuna.pruners.BasePruner:
     """The optuna pruner of ``--early-stop``. A step is an epoch (fold ``i``'s epoch ``e`` is step
     ``i * epochs + e``), the value the objective metric on the fold's early-stopping part after that epoch:

@@ -53,10 +53,15 @@ WARM_START_SMALL_BATCH = 32
 
 def make_objective(space: SearchSpace, train: Dataset, cfg: SearchConfig, metric: str,
                     device: torch.device, search_deadline: float | None | Budget = None,
-                    keep_dir: Path | None = None) -> Callable[[optuna.Trial], float]:
+                    keep_dir: Path | None = None, objectives: Sequence[Objective] = ()
+                    ) -> Callable[[optuna.Trial], float | list[float]]:
     """The trial function. ``search_deadline`` (``time.time()``, or the ``--timeout`` budget) also stops a trial
     still training when it passes: the trial is marked FAIL with a ``stopped_reason`` and does not count toward
     the budget (a resumed run starts another), so ``--timeout`` bounds the search, not just when trials start.
+
+    With several ``objectives`` (the first is ``metric``) the function returns one value per objective: the
+    cross-validated metrics, and the costs (:data:`~autoarch.objectives.COSTS`) measured before training. The
+    per-epoch reports to optuna's pruner are then skipped (optuna prunes single-objective studies only).
 
     After every epoch the objective metric on the fold's early-stopping part is reported to optuna (step
     ``fold * epochs + epoch``) so that the pruner of ``--early-stop`` can stop the candidate; a classifier still
@@ -70,8 +75,10 @@ def make_objective(space: SearchSpace, train: Dataset, cfg: SearchConfig, metric
     budget leaves no time to retrain it."""
     example = torch.as_tensor(train.X[:2], dtype=torch.float32)
     plain = Objective(metric).metric
+    objectives = tuple(objectives) or (Objective(metric),)
+    multi = len(objectives) > 1
 
-    def objective(trial: optuna.Trial) -> float:
+    def objective(trial: optuna.Trial) -> float | list[float]:
         by_search = False  # whether --timeout (not --trial-timeout) is the limit that can stop this trial
         started = time.perf_counter()
         try:
@@ -88,7 +95,7 @@ def make_objective(space: SearchSpace, train: Dataset, cfg: SearchConfig, metric
                     (("params", params, cfg.max_params), ("macs", macs, cfg.max_macs))
                     if limit is not None and value > limit]
             if not over:
-                over = device_limits(trial, arch, candidate, train, cfg)
+                over = device_limits(trial, arch, candidate, train, cfg, objectives)
             if over:  # rejected before any training
                 trial.set_user_attr("pruned_reason", "; ".join(over))
                 trial.set_user_attr("rejected", True)
@@ -126,6 +133,8 @@ def make_objective(space: SearchSpace, train: Dataset, cfg: SearchConfig, metric
                                                          f"{record['val_accuracy']:.3f}, majority class "
                                                          f"{majority:.3f})")
                     raise optuna.TrialPruned()
+                if multi:
+                    return
                 trial.report(objective_value(metric, {k[4:]: v for k, v in record.items() if k.startswith("val_")}),
                              fold * cfg.epochs + epoch)
                 if trial.should_prune() and "warm_start" not in trial.user_attrs:
@@ -171,12 +180,15 @@ def make_objective(space: SearchSpace, train: Dataset, cfg: SearchConfig, metric
         value = objective_value(metric, mean)
         if not math.isfinite(value):
             trial.set_user_attr("fail_reason", f"the {metric} score is {value} (undefined on these folds)")
-            return float("nan")
+            return [float("nan")] * len(objectives) if multi else float("nan")
         if keep_dir is not None and result.model is not None and isinstance(cfg.cv, float):
-            done = [t.value for t in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+            done = [t.values[0] for t in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
             if not done or value > max(done):
                 keep_dir.mkdir(exist_ok=True)
                 save_state_dict(result.model.cpu(), keep_dir / f"trial_{trial.number}.pt")
+        if multi:
+            scores = {**mean, **trial_costs(trial.user_attrs, cfg.latency_batch)}
+            return [o.value(scores) for o in objectives]
         return value
 
     return objective
@@ -202,11 +214,29 @@ def device_cost(trial: optuna.Trial, arch: dict[str, Any], candidate: torch.nn.M
     return int8_cost(candidate, train.X[:COST_SAMPLES], batches=(1, cfg.latency_batch))
 
 
+def trial_costs(attrs: dict[str, Any], latency_batch: int) -> dict[str, float]:
+    """The cost objectives (:data:`~autoarch.objectives.COSTS`) of a trial from its user attributes: ``params``,
+    ``macs`` and, when measured, ``latency`` (ms at ``latency_batch``) and ``int8_size`` (KB)."""
+    costs = {k: float(attrs[k]) for k in ("params", "macs") if attrs.get(k) is not None}
+    cost = attrs.get("int8_cost") or {}
+    if f"latency_b{latency_batch}_ms" in cost:
+        costs["latency"] = float(cost[f"latency_b{latency_batch}_ms"])
+    if "int8_kb" in cost:
+        costs["int8_size"] = float(cost["int8_kb"])
+    return costs
+
+
+DEVICE_COSTS = ("latency", "int8_size")
+"""The objectives that need the int8 model of a candidate measured before training."""
+
+
 def device_limits(trial: optuna.Trial, arch: dict[str, Any], candidate: torch.nn.Module, train: Dataset,
-                  cfg: SearchConfig) -> list[str]:
-    """The ``--max-latency-ms`` / ``--max-size-kb`` limits ``candidate`` exceeds, measured before training (none
-    asked: nothing measured). The cost is recorded as the trial's ``int8_cost``."""
-    if cfg.max_latency_ms is None and cfg.max_size_kb is None:
+                  cfg: SearchConfig, objectives: Sequence[Objective] = ()) -> list[str]:
+    """The ``--max-latency-ms`` / ``--max-size-kb`` limits ``candidate`` exceeds, measured before training (nothing
+    measured when no limit is asked and no objective is a device cost). The cost is recorded as the trial's
+    ``int8_cost``."""
+    if (cfg.max_latency_ms is None and cfg.max_size_kb is None
+            and not any(o.name in DEVICE_COSTS for o in objectives)):
         return []
     cost = device_cost(trial, arch, candidate, train, cfg)
     trial.set_user_attr("int8_cost", cost)

@@ -159,7 +159,10 @@ def test_an_interrupted_search_exits_1_with_one_line(tmp_path, capsys, monkeypat
 # A value other than the default for every option of a search, as given on the command line and as search() gets it.
 EVERY_OPTION = {
     "space": (["--space", "mlp"], "mlp"), "controller": (["--controller", "tpe"], "tpe"),
-    "metric": (["--metric", "f1_macro"], "f1_macro"), "cv": (["--cv", "0.25"], 0.25), "trials": (["--trials", "7"], 7),
+    "metric": (["--metric", "f1_macro"], "f1_macro"),
+    "objectives": (["--objectives", "f1_macro,latency"], "f1_macro,latency"),
+    "pick": (["--pick", "best-under:latency=0.5"], "best-under:latency=0.5"),
+    "cv": (["--cv", "0.25"], 0.25), "trials": (["--trials", "7"], 7),
     "timeout": (["--timeout", "90"], 90.0), "seed": (["--seed", "3"], 3), "epochs": (["--epochs", "4"], 4),
     "patience": (["--patience", "2"], 2), "test_size": (["--test-size", "0.3"], 0.3),
     "prune": (["--prune", "0.2"], 0.2), "finetune_epochs": (["--finetune-epochs", "3"], 3),
