@@ -10,7 +10,7 @@ import difflib
 from collections.abc import Iterable
 
 __all__ = ["AutoArchError", "DataError", "SpaceError", "ConfigError", "TrainingError", "TimeLimitError",
-           "SearchFailedError", "did_you_mean"]
+           "SearchFailedError", "LimitsUnmetError", "did_you_mean"]
 
 
 class AutoArchError(Exception):
@@ -36,6 +36,11 @@ class TrainingError(AutoArchError):
 class SearchFailedError(AutoArchError):
     """A search ran but has nothing to ship: no candidate completed. A runtime failure (the CLI exits 1), not bad
     input, though the message still says what to change."""
+
+
+class LimitsUnmetError(ConfigError):
+    """Every candidate of a search was rejected before training by a --max-* limit: the limits are bad input (exit
+    2), and the message gives the smallest value seen of each."""
 
 
 class TimeLimitError(TrainingError):

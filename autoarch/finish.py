@@ -37,7 +37,7 @@ from autoarch.compress.pipeline import has_recurrent
 from autoarch.config import SearchConfig
 from autoarch.data import Dataset
 from autoarch.evaluate import build_model, describe_cv, retrain
-from autoarch.exceptions import DataError, SearchFailedError
+from autoarch.exceptions import DataError, LimitsUnmetError, SearchFailedError
 from autoarch.metrics import compute_metrics
 from autoarch.model import Model
 from autoarch.objectives import Objective, resolve_objectives
@@ -48,7 +48,7 @@ from autoarch.search_spaces import SearchSpace, space_ref
 from autoarch.study import STUDY_NAME, open_storage, redact, run_storage_url
 from autoarch.tables import TableEncoder, table_schema
 from autoarch.trainer import TrainConfig, predict
-from autoarch.trials import leaderboard
+from autoarch.trials import leaderboard, trial_costs
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +93,10 @@ class SearchResult:
         metric = rep["search"]["metric"]
         plain = Objective(metric).metric
         mean, std = self.cv_scores[plain]
-        lines = [f"best: {rep['best']['summary']}",
+        front = rep.get("front")
+        lines = [f"Pareto front: {len(front['points'])} trials (pareto.csv); --pick {front['pick']} shipped trial "
+                 f"{front['picked']}"] if front else []
+        lines += [f"{'shipped' if front else 'best'}: {rep['best']['summary']}",
                  f"CV {plain}: {mean:.4f} ± {std:.4f}   held-out {plain}: {self.test_scores[plain]:.4f}"]
         for row in rep["compression"]["stages"]:
             lat = f"  b64 {row['latency_b64_ms']:.2f} ms" if "latency_b64_ms" in row else ""
@@ -144,6 +147,33 @@ def no_trial_completed(trials: list[optuna.trial.FrozenTrial], cfg: SearchConfig
     return f"none of the {len(trials)} trials completed: " + "; ".join(parts) + more + "."
 
 
+_LIMITS = {"--max-size-kb": ("int8_size", "int8 size", "KB"), "--max-latency-ms": ("latency", "int8 latency", "ms"),
+           "--max-params": ("params", "parameters", ""), "--max-macs": ("macs", "MACs", "")}
+
+
+def limits_unmet(trials: list[optuna.trial.FrozenTrial], cfg: SearchConfig) -> str | None:
+    """When every trial that started was rejected before training by a --max-* limit, the line that says so with
+    the smallest value seen of each limit named (None otherwise)."""
+    started = [t for t in trials if t.state != TrialState.WAITING]
+    reasons = [t.user_attrs.get("pruned_reason", "") for t in started]
+    if not started or not all(t.user_attrs.get("rejected") and "--max-" in r for t, r in zip(started, reasons,
+                                                                                            strict=True)):
+        return None
+    flags = [f for f in _LIMITS if any(f in r for r in reasons)]
+    costs = [trial_costs(t.user_attrs, cfg.latency_batch) for t in started]
+    seen = []
+    for flag in flags:
+        key, what, unit = _LIMITS[flag]
+        values = [c[key] for c in costs if key in c]
+        if values:
+            smallest = min(values)
+            shown = f"{smallest:.4g} {unit}".strip() if unit else f"{int(smallest):,}"
+            seen.append(f"smallest {what} seen: {shown} ({flag} {getattr(cfg, flag[2:].replace('-', '_')):g})")
+    return (f"no candidate meets {' / '.join(flags)}: all {len(started)} started were rejected before training"
+            f"{' (' + '; '.join(seen) + ')' if seen else ''}. Loosen the limit, or search a space of smaller "
+            "networks.")
+
+
 def finish_run(study: optuna.Study, space: SearchSpace, dataset: Dataset, train: Dataset, test: Dataset,
             cfg: SearchConfig, metric: str, device: torch.device, out_dir: Path | None, search_seconds: float,
             job_deadline: float | None = None, progress: bool = False,
@@ -153,6 +183,9 @@ def finish_run(study: optuna.Study, space: SearchSpace, dataset: Dataset, train:
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     if not complete:
+        unmet = limits_unmet(trials, cfg)
+        if unmet:
+            raise LimitsUnmetError(unmet)
         raise SearchFailedError(no_trial_completed(trials, cfg))
     objectives = objectives or resolve_objectives(metric)
     finetune_epochs = cfg.finetune_epochs if cfg.prune > 0 else 0

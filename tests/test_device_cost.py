@@ -9,7 +9,7 @@ import pytest
 
 import autoarch
 import autoarch.compress.cost
-from autoarch.exceptions import SearchFailedError
+from autoarch.exceptions import LimitsUnmetError
 
 TINY = dict(cv=2, epochs=1, patience=1, prune=0.0, calibration_samples=16, seed=0, workers=1, warm_start=False)
 
@@ -35,7 +35,9 @@ def test_a_size_limit_rejects_candidates_before_training_and_records_their_cost(
     # rejections that take time end the search after MIN_REJECT_STREAK of them (not REJECT_STREAK = 200)
     monkeypatch.setattr(autoarch.budget, "MIN_REJECT_STREAK", 3)
     monkeypatch.setattr(autoarch.budget, "REJECT_SECONDS", 0.0)
-    with pytest.raises(SearchFailedError, match=r"3 were rejected before training by --max-size-kb .*int8 size"):
+    with pytest.raises(LimitsUnmetError, match=r"no candidate meets --max-size-kb: all 3 started were rejected "
+                                               r"before training \(smallest int8 size seen: \d+\.?\d* KB "
+                                               r"\(--max-size-kb 0.5\)\)"):
         autoarch.search("iris", trials=2, max_size_kb=0.5, **TINY)
     result = autoarch.search("iris", trials=3, max_size_kb=10_000, **TINY)
     for t in result.study.trials:
@@ -50,7 +52,8 @@ def test_a_latency_limit_rejects_and_says_which(monkeypatch) -> None:
     import autoarch.budget
 
     monkeypatch.setattr(autoarch.budget, "REJECT_STREAK", 2)
-    with pytest.raises(SearchFailedError, match=r"--max-latency-ms .*int8 latency .* ms at batch 4 > --max-latency"):
+    with pytest.raises(LimitsUnmetError, match=r"no candidate meets --max-latency-ms: .*smallest int8 latency seen: "
+                                               r".* ms \(--max-latency-ms 1e-06\)"):
         autoarch.search("iris", trials=2, max_latency_ms=1e-6, latency_batch=4, **TINY)
 
 

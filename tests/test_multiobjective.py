@@ -126,6 +126,8 @@ def test_the_knee_is_shipped_and_the_report_shows_the_front(mo_run) -> None:
     gains = np.array([[p["values"]["accuracy"], -p["values"]["latency"]] for p in front["points"]])
     assert front["picked"] == front["points"][knee_index(gains)]["trial"] == report["best"]["trial"]
     assert "knee" in report["best"]["picked"]
+    assert f"Pareto front: {len(points)} trials (pareto.csv); --pick knee shipped trial {front['picked']}" in \
+        result.summary()
     assert set(points) == {t.number for t in result.study.best_trials}
     md = (out / "report.md").read_text()
     assert "## Pareto front" in md and f"`--pick knee` chose trial {front['picked']}" in md

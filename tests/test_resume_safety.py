@@ -25,7 +25,7 @@ import autoarch.study
 import autoarch.trials
 from autoarch import runner
 from autoarch.config import SearchConfig
-from autoarch.exceptions import AutoArchError, ConfigError
+from autoarch.exceptions import AutoArchError, ConfigError, LimitsUnmetError
 
 TINY = dict(trials=2, cv=2, epochs=2, patience=1, finetune_epochs=1, calibration_samples=32, seed=0, workers=1)
 SECRET = "hunter2-not-a-real-password"
@@ -87,7 +87,9 @@ def test_data_digest_of_uint8_pixels_is_that_of_their_float32_values(monkeypatch
 def test_rejected_candidates_do_not_use_up_the_trials_of_a_run_directory(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(autoarch.budget, "REJECT_STREAK", 12)
     out = tmp_path / "run"
-    with pytest.raises(AutoArchError, match=r"rejected before training by --max-params.*loosen it"):
+    # the limit is bad input (exit 2), but the study is kept: a looser limit resumes it
+    with pytest.raises(LimitsUnmetError, match=r"no candidate meets --max-params: all 12 started .*smallest "
+                                               r"parameters seen: \d+ \(--max-params 10\)"):
         autoarch.search("iris", out=out, max_params=10, **TINY)
     study = optuna.load_study(study_name="autoarch", storage=f"sqlite:///{out / 'study.db'}")
     assert len(study.trials) == 12 and all(t.user_attrs.get("rejected") for t in study.trials)
