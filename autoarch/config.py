@@ -349,7 +349,7 @@ def load_config_file(path: str) -> dict[str, Any]:
         raise ConfigError(f"--config {path} is not valid {'JSON' if file.suffix.lower() == '.json' else 'TOML'}: "
                           f"{' '.join(str(exc).split())}") from None
     if isinstance(values, dict) and isinstance(values.get("config"), dict) and "autoarch_version" in values:
-        values = _from_report(values["config"])
+        values = recorded_options(values["config"])
     if not isinstance(values, dict):
         raise ConfigError(f"--config {path} must hold a table of options (key = value), not {type(values).__name__}.")
     fields = SearchConfig.__dataclass_fields__
@@ -364,9 +364,10 @@ def load_config_file(path: str) -> dict[str, Any]:
     return dict(values)
 
 
-def _from_report(config: dict[str, Any]) -> dict[str, Any]:
-    """A report's ``config`` block as options: what the finished run resolved (``--cv auto`` -> 0.1, ``test`` ->
-    ``official``) is what it ran with; only the values that are not options themselves are mapped back."""
+def recorded_options(config: dict[str, Any]) -> dict[str, Any]:
+    """A report's ``config`` block (or the options a study records for its workers) as options: what the run
+    resolved (``--cv auto`` -> 0.1, ``test`` -> ``official``) is what it ran with; only the values that are not
+    options themselves are mapped back."""
     values = {k: v for k, v in config.items() if k in SearchConfig.__dataclass_fields__}
     if values.get("test") in ("official", "split"):
         values["test"] = None if values["test"] == "official" else "split"

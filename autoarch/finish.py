@@ -94,8 +94,8 @@ class SearchResult:
         plain = Objective(metric).metric
         mean, std = self.cv_scores[plain]
         front = rep.get("front")
-        lines = [f"Pareto front: {len(front['points'])} trials (pareto.csv); --pick {front['pick']} shipped trial "
-                 f"{front['picked']}"] if front else []
+        lines = [f"Pareto front: {len(front['points'])} trials (pareto.csv); shipped trial {front['picked']}, "
+                 f"{rep['best']['picked']}"] if front else []
         lines += [f"{'shipped' if front else 'best'}: {rep['best']['summary']}",
                  f"CV {plain}: {mean:.4f} ± {std:.4f}   held-out {plain}: {self.test_scores[plain]:.4f}"]
         for row in rep["compression"]["stages"]:
@@ -197,7 +197,7 @@ def finish_run(study: optuna.Study, space: SearchSpace, dataset: Dataset, train:
             shown = ", ".join(str(t.number) for t in complete[:20]) + (", ..." if len(complete) > 20 else "")
             raise DataError(f"trial {trial} of the study did not complete; give one of the completed trials "
                             f"({shown})")
-        pick_note = f"trial {trial}, as asked"
+        pick_note = EXPORTED
     elif front:
         chosen, pick_note = pick_point(front, objectives, parse_pick(cfg.pick))
         logger.info("Pareto front: %d of %d completed trials; --pick %s: trial %d, %s", len(front), len(complete),
@@ -290,7 +290,8 @@ def finish_run(study: optuna.Study, space: SearchSpace, dataset: Dataset, train:
                  "retrain_schedule": "cosine",
                  "cv": cv_scores, **({"int8_cost_before_training": best.user_attrs["int8_cost"]}
                                      if "int8_cost" in best.user_attrs else {})},
-        **({"front": front_report(front, objectives, space, cfg, best.number)} if front else {}),
+        **({"front": front_report(front, objectives, space, cfg.pick if trial is None else
+                                  f"autoarch export --trial {trial}", best.number)} if front else {}),
         "test": test_scores,
         "test_detail": _guarded_test_detail(test, shipped),
         "compression": {"prune_ratio": cfg.prune, "finetune_epochs": finetune_epochs,
@@ -329,11 +330,16 @@ def finish_run(study: optuna.Study, space: SearchSpace, dataset: Dataset, train:
                         report=report)
 
 
+EXPORTED = "asked for by autoarch export"
+"""Why an exported trial was shipped (``report.json``'s ``best.picked``)."""
+
+
 def front_report(front: list[optuna.trial.FrozenTrial], objectives: tuple[Objective, ...], space: SearchSpace,
-                 cfg: SearchConfig, picked: int) -> dict[str, Any]:
+                 pick: str, picked: int) -> dict[str, Any]:
     """The Pareto front in ``report.json``: every non-dominated trial's plain objective values (best first
-    objective first), its architecture in words, and the point shipped."""
-    return {"objectives": [o.name for o in objectives], "pick": cfg.pick, "picked": picked,
+    objective first), its architecture in words, and the point shipped and by which rule (``--pick``, or the
+    ``autoarch export`` that asked for it)."""
+    return {"objectives": [o.name for o in objectives], "pick": pick, "picked": picked,
             "points": [{"trial": t.number,
                         "values": {o.name: o.plain(v) for o, v in zip(objectives, t.values, strict=True)},
                         "summary": space.describe(t.user_attrs["architecture"])} for t in front]}

@@ -43,10 +43,12 @@ def _front_section(report: dict[str, Any]) -> list[str]:
 
     rows = [[p["trial"], *[cell(n, p["values"][n]) for n in names], p["summary"],
              "yes" if p["trial"] == front["picked"] else ""] for p in front["points"]]
+    shipped = (f"`{front['pick']}` shipped trial {front['picked']};" if front["pick"].startswith("autoarch export")
+               else f"`--pick {front['pick']}` chose trial {front['picked']};")
     return ["## Pareto front", "",
             f"{len(rows)} non-dominated trials (objectives {', '.join(names)}; costs measured before training, on "
-            f"the untrained candidate exported and quantized to int8). `--pick {front['pick']}` chose trial "
-            f"{front['picked']}; `autoarch export RUN_DIR --trial N` ships any other point. Also in `pareto.csv`.",
+            f"the untrained candidate exported and quantized to int8). {shipped} "
+            "`autoarch export RUN_DIR --trial N` ships any other point. Also in `pareto.csv`.",
             "", _table(header, rows), ""]
 
 

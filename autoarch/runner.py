@@ -27,6 +27,7 @@ from autoarch.config import (
     AUGMENT_MIN_SIDE,
     OBJECTIVES,
     SearchConfig,
+    recorded_options,
     resolve_augment,
     resolve_cv,
     resolve_search_samples,
@@ -383,7 +384,9 @@ def _study_context(study: optuna.Study, study_name: str, who: str) -> _Context:
     if spec is None or spec.get("data") is None:
         raise ConfigError(f"study {study_name!r} was not created by 'autoarch search' from a data set name or file, "
                           f"so {who} cannot load its data; start it from a data set name or file.")
-    options = {k: v for k, v in spec["options"].items() if k in SearchConfig.__dataclass_fields__}
+    # the recorded options are the resolved ones (test = "official" for a built-in test split, ...); the storage
+    # is the one this process was given (the recorded URL is redacted)
+    options = recorded_options({**spec["options"], "storage": None})
     data = spec["data"]
     ctx = _prepare(data["source"], None, data["target"], data["task"], {**options, "workers": 1})
     if ctx.fingerprint != study.user_attrs.get("config"):

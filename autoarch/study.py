@@ -155,11 +155,6 @@ def open_study(storage: optuna.storages.BaseStorage, name: str, fingerprint: dic
     return study
 
 
-def first_value(trial: optuna.trial.FrozenTrial) -> float | None:
-    """The value of a trial's first objective (``trial.value`` raises on a multi-objective study), or None."""
-    return None if not trial.values else float(trial.values[0])
-
-
 def primary_best(study: optuna.Study) -> optuna.trial.FrozenTrial:
     """``study.best_trial`` by the first objective, in its direction, for any number of objectives (optuna's
     raises on a multi-objective study); ValueError when no trial completed."""

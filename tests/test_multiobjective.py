@@ -126,7 +126,7 @@ def test_the_knee_is_shipped_and_the_report_shows_the_front(mo_run) -> None:
     gains = np.array([[p["values"]["accuracy"], -p["values"]["latency"]] for p in front["points"]])
     assert front["picked"] == front["points"][knee_index(gains)]["trial"] == report["best"]["trial"]
     assert "knee" in report["best"]["picked"]
-    assert f"Pareto front: {len(points)} trials (pareto.csv); --pick knee shipped trial {front['picked']}" in \
+    assert f"Pareto front: {len(points)} trials (pareto.csv); shipped trial {front['picked']}, the knee" in \
         result.summary()
     assert set(points) == {t.number for t in result.study.best_trials}
     md = (out / "report.md").read_text()
@@ -141,7 +141,10 @@ def test_export_ships_another_trial_of_the_front(mo_run, tmp_path) -> None:
     target = tmp_path / "other"
     exported = autoarch.export_trial(out, others[0], out=target)
     report = json.loads((target / "report.json").read_text())
-    assert report["best"]["trial"] == others[0] and report["best"]["picked"] == f"trial {others[0]}, as asked"
+    assert report["best"]["trial"] == others[0] and report["best"]["picked"] == "asked for by autoarch export"
+    if "front" in report:
+        assert report["front"]["pick"] == f"autoarch export --trial {others[0]}"
+        assert f"`autoarch export --trial {others[0]}` shipped trial {others[0]};" in (target / "report.md").read_text()
     assert exported.architecture == result.study.trials[others[0]].user_attrs["architecture"]
     import torch
 
@@ -194,3 +197,9 @@ def test_bad_objectives_on_the_command_line_exit_2(tmp_path) -> None:
                           "--out", str(tmp_path / "r")], capture_output=True, text=True)
     assert run.returncode == 2 and "unknown objective 'speed'" in run.stderr and "Traceback" not in run.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_a_run_directory_resumes_only_with_the_objectives_it_was_made_with(mo_run) -> None:
+    _, out = mo_run
+    with pytest.raises(ConfigError, match=r"other settings \(objectives: \['accuracy', 'latency'\] -> None"):
+        autoarch.search("iris", out=out, trials=6, warm_start=False, latency_batch=2, **TINY)

@@ -197,6 +197,10 @@ def test_search_ts_with_its_official_test_then_predict_ts_and_npz(tmp_path, caps
     assert json.loads((out / "architecture.json").read_text())["input_kind"] == "sequence"
     train_again, test_again = reload_data(report)  # what compress and resume reload: the official test again
     assert (len(train_again), len(test_again)) == (80, 40)
+    # autoarch export (and a worker) reload the study's data with its recorded options: test = "official" is the
+    # resolved value, not a file to load
+    exported = autoarch.export_trial(out, report["best"]["trial"], out=tmp_path / "exported")
+    assert exported.report["data"]["n_test"] == 40 and exported.report["config"]["test"] == "official"
 
     predictor = Predictor(out / "model.int8.onnx")
     assert predictor.sequence == {"max_length": 15, "channels": 2, "mask": "last channel",
