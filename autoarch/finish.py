@@ -345,6 +345,21 @@ def front_report(front: list[optuna.trial.FrozenTrial], objectives: tuple[Object
                         "summary": space.describe(t.user_attrs["architecture"])} for t in front]}
 
 
+def open_run_study(run: Path, report: Mapping[str, Any], storage: str | None = None) -> optuna.Study:
+    """The study of run directory ``run`` (its SQLite file, or ``storage``), named as its ``report`` records.
+
+    Raises:
+        DataError: no such storage, or no such study in it.
+    """
+    study_name = (report.get("config") or {}).get("study_name", STUDY_NAME)
+    backend = open_storage(run_storage_url(run, storage), must_exist=True, retry=False)
+    try:
+        return optuna.load_study(study_name=study_name, storage=backend)
+    except KeyError:
+        raise DataError(f"the storage holds no study named {study_name!r}; give the --storage the search "
+                        "used.") from None
+
+
 def rebuild_report(run_dir: str | os.PathLike[str], storage: str | None = None) -> Path:
     """Write ``report.html`` of a finished run again from its ``report.json`` and its study (the run directory's
     SQLite file, or ``storage`` for a study kept elsewhere), e.g. after more trials or with a newer autoarch.
@@ -359,13 +374,7 @@ def rebuild_report(run_dir: str | os.PathLike[str], storage: str | None = None) 
     if report is None:
         raise DataError(f"{run} holds no finished run (no report.json); give the --out directory of a search that "
                         "finished.")
-    study_name = (report.get("config") or {}).get("study_name", STUDY_NAME)
-    backend = open_storage(run_storage_url(run, storage), must_exist=True, retry=False)
-    try:
-        study = optuna.load_study(study_name=study_name, storage=backend)
-    except KeyError:
-        raise DataError(f"the storage holds no study named {study_name!r}; give the --storage the search "
-                        "used.") from None
+    study = open_run_study(run, report, storage)
     with Generation(run, writer="report") as gen:
         gen.write_text("report.html", render_html(report, study))
         gen.commit()

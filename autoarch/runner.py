@@ -35,7 +35,7 @@ from autoarch.config import (
 from autoarch.controllers import make_sampler
 from autoarch.data import Dataset, frame_dataset, from_arrays, train_test_split
 from autoarch.exceptions import AutoArchError, ConfigError, DataError, did_you_mean
-from autoarch.finish import SearchResult, finish_run, load
+from autoarch.finish import SearchResult, finish_run, load, open_run_study
 from autoarch.loaders import BUILTIN_DATASETS, load_dataset, load_test, official_test
 from autoarch.metrics import check_metric, default_metric
 from autoarch.objectives import Objective, check_objectives, resolve_objectives
@@ -53,7 +53,6 @@ from autoarch.study import (
     open_storage,
     open_study,
     redact,
-    run_storage_url,
     settle_running,
 )
 from autoarch.trainer import resolve_device, training_grid
@@ -409,14 +408,8 @@ def export_trial(run_dir: str | os.PathLike[str], trial: int, *, out: str | os.P
     if not run.is_dir():
         raise DataError(f"run directory {run} does not exist; give the --out directory of a search")
     report = read_report(run) or {}
-    study_name = (report.get("config") or {}).get("study_name", STUDY_NAME)
-    backend = open_storage(run_storage_url(run, storage), must_exist=True, retry=False)
-    try:
-        study = optuna.load_study(study_name=study_name, storage=backend)
-    except KeyError:
-        raise DataError(f"the storage holds no study named {study_name!r}; give the --storage the search "
-                        "used.") from None
-    ctx = _study_context(study, study_name, "export")
+    study = open_run_study(run, report, storage)
+    ctx = _study_context(study, study.study_name, "export")
     out_dir = prepare_out(Path(out) if out is not None else run / f"trial-{trial}")
     assert out_dir is not None
     device = resolve_device(ctx.cfg.device)
