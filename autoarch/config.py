@@ -259,9 +259,10 @@ class SearchConfig:
         from autoarch.pareto import parse_pick
 
         try:
-            parse_pick(self.pick) if isinstance(self.pick, str) else parse_pick("")
+            pick_ok = isinstance(self.pick, str) and parse_pick(self.pick) is not None
         except ValueError:
-            need(False, "pick", "'knee', 'best' or 'best-under:NAME=VALUE[,NAME=VALUE]'", self.pick)
+            pick_ok = False
+        need(pick_ok, "pick", "'knee', 'best' or 'best-under:NAME=VALUE[,NAME=VALUE]'", self.pick)
         need(bool(self.study_name), "study_name", "a non-empty string", self.study_name)
         need(self.image_size is None or (isinstance(self.image_size, int) and self.image_size >= 4), "image_size",
              "None or an int >= 4", self.image_size)
