@@ -176,7 +176,9 @@ def _front(trials: Sequence[Any], front: Mapping[str, Any]) -> Any:
     picked = next((p for p in front["points"] if p["trial"] == front["picked"]), None)
     if picked is not None:
         fig.add_trace(go.Scatter(x=[picked["values"][names[1]]], y=[picked["values"][names[0]]], mode="markers",
-                                 name=f"shipped: trial {picked['trial']} (--pick {front['pick']})",
+                                 name=f"shipped: trial {picked['trial']} ("
+                                      + (front["pick"] if front["pick"].startswith("autoarch export")
+                                         else f"--pick {front['pick']}") + ")",
                                  marker={"color": _STOPPED, "size": 16, "symbol": "star"}))
     unit = objectives[1].unit
     fig.update_layout(title=f"Pareto front: {names[0]} against {names[1]} (before training for a cost)",

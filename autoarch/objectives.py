@@ -8,8 +8,8 @@ the ``cv_<metric>_mean`` trial attributes, the stage rows) hold every metric und
 of objectives (:func:`resolve_objectives`); the study gets one direction per objective.
 
 A cost objective (:data:`COSTS`: ``latency``, ``int8_size``, ``params``, ``macs``) does not depend on the weights:
-a search measures it before training (the candidate exported and quantized to int8 with random calibration data,
-timed with onnxruntime) and minimises it; its value is read from the same dictionary, under its name.
+a search measures it before training (the untrained candidate exported and quantized to int8, calibrated on a few
+training inputs, timed with onnxruntime) and minimises it; its value is read from the same dictionary, under its name.
 
 Example:
     >>> error = Objective("neg_rmse")

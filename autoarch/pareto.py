@@ -26,9 +26,10 @@ __all__ = ["gains", "nondominated_rank", "crowding_distance", "knee_index", "Pic
            "front_trials", "pick_point"]
 
 
-def gains(values: Sequence[Sequence[float]], directions: Sequence[str]) -> np.ndarray:
-    """``values`` (one row per point) signed so that every column is better larger."""
-    signs = np.array([1.0 if d == "maximize" else -1.0 for d in directions])
+def gains(values: Sequence[Sequence[float]], directions: Sequence[Any]) -> np.ndarray:
+    """``values`` (one row per point) signed so that every column is better larger; ``directions`` are
+    ``"maximize"`` / ``"minimize"`` or optuna's ``StudyDirection``."""
+    signs = np.array([1.0 if getattr(d, "name", d).lower() == "maximize" else -1.0 for d in directions])
     return np.asarray(values, dtype=float).reshape(-1, len(signs)) * signs
 
 
@@ -151,7 +152,8 @@ def pick_point(front: Sequence[Any], objectives: Sequence[Objective], rule: Pick
             worst = max(worst, over / max(abs(bound), 1e-12))
         return worst
 
-    inside = [t for t in front if violation(t) <= 0.0]
+    inside = [t for t in front if all(objectives[index[name]].within(t.values[index[name]], bound)
+                                      for name, bound in rule.bounds)]
     if inside:  # front is sorted best first objective first
         return inside[0], f"the best {names[0]} of the {len(inside)} front point(s) within {rule}"
     nearest = min(front, key=lambda t: (violation(t), t.number))

@@ -217,8 +217,7 @@ def _fitness(population: list[FrozenTrial], directions: list[StudyDirection]) ->
     if len(directions) == 1:
         sign = 1.0 if directions[0] == StudyDirection.MAXIMIZE else -1.0
         return [_rank(t, sign) for t in population]
-    g = gains([t.values for t in population],
-              ["maximize" if d == StudyDirection.MAXIMIZE else "minimize" for d in directions])
+    g = gains([t.values for t in population], directions)
     rank = nondominated_rank(g)
     crowding = np.zeros(len(population))
     for level in np.unique(rank):

@@ -12,7 +12,7 @@ from optuna.distributions import (
     FloatDistribution,
     IntDistribution,
 )
-from optuna.study import Study, StudyDirection
+from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
 from autoarch._compat import (
@@ -201,9 +201,8 @@ class ReinforceSampler(DefineByRunSampler):
         if common < len(numbers):  # a trial completed out of order: go back to the checkpoint before it
             del self._checkpoints[common // _CHECKPOINT_EVERY + 1:]
             self._policy = self._checkpoints[-1].copy()
-        directions = ["maximize" if d == StudyDirection.MAXIMIZE else "minimize" for d in study.directions]
         for t in done[len(self._policy.numbers):]:
-            self._update(t, gains(t.values, directions)[0])
+            self._update(t, gains(t.values, study.directions)[0])
             if len(self._policy.numbers) % _CHECKPOINT_EVERY == 0:
                 self._checkpoints.append(self._policy.copy())
         self._synced = trial_id(trial)
