@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from autoarch.exceptions import ConfigError, did_you_mean
 
 if TYPE_CHECKING:
+    from autoarch.compress.config import CompressConfig
     from autoarch.search_spaces import SearchSpace
 
 __all__ = ["SearchConfig", "CONTROLLERS", "OBJECTIVES",
@@ -221,6 +222,17 @@ class SearchConfig:
         "most N samples of its fold's training part (validated on the whole validation part); the winner is "
         "retrained on the whole training split; auto = 20,000 when the training split is larger, else all "
         "(default: %(default)s)", group="validation and budget", metavar="N|all|auto", parse=_search_samples)
+
+    @property
+    def compression(self) -> CompressConfig:
+        """How the winner is compressed, as the compression pipeline's one configuration: ``--prune R`` is a
+        one-shot channel target keeping ``1 - R`` (:attr:`CompressConfig.target_channels`), fine-tuned for
+        ``--finetune-epochs`` on the whole training split, int8 calibrated on ``--calibration-samples``, with the
+        search's seed and device; the rest are :class:`~autoarch.compress.config.CompressConfig`'s defaults."""
+        from autoarch.compress.config import CompressConfig
+
+        return CompressConfig(target_channels=round(1.0 - self.prune, 12), finetune_epochs=self.finetune_epochs,
+                              calibration_samples=self.calibration_samples, seed=self.seed, device=self.device)
 
     def validate(self) -> None:
         def need(ok: bool, name: str, rule: str, value: Any) -> None:

@@ -11,7 +11,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ from autoarch.budget import (
     retrain_epochs,
     short_finetune,
 )
-from autoarch.compress import CompressionResult, compress_model
+from autoarch.compress import CompressionResult, compress
 from autoarch.compress.pipeline import has_recurrent
 from autoarch.config import SearchConfig
 from autoarch.data import Dataset
@@ -98,15 +98,15 @@ class SearchResult:
                  f"{rep['best']['picked']}"] if front else []
         lines += [f"{'shipped' if front else 'best'}: {rep['best']['summary']}",
                  f"CV {plain}: {mean:.4f} ± {std:.4f}   held-out {plain}: {self.test_scores[plain]:.4f}"]
-        for row in rep["compression"]["stages"]:
-            lat = f"  b64 {row['latency_b64_ms']:.2f} ms" if "latency_b64_ms" in row else ""
-            lines.append(f"  {row['stage']:<20} {row['params']:>9,} params  {row['bytes'] / 1024:>8.1f} KiB  "
-                         f"{plain} {row[plain]:.4f}{lat}")
+        for row in self.compression.stages:
+            lat = f"  b64 {row.latency_b64_ms:.2f} ms" if row.latency_b64_ms is not None else ""
+            lines.append(f"  {row.stage:<20} {row.params:>9,} params  {row.bytes / 1024:>8.1f} KiB  "
+                         f"{plain} {row.scores[plain]:.4f}{lat}")
         predicted = rep["best"].get("int8_cost_before_training")
-        shipped = next((r for r in rep["compression"]["stages"] if "int8" in r["stage"]), None)
-        if predicted and shipped and "latency_b1_ms" in shipped:
+        shipped = self.compression.stage("onnx int8")
+        if predicted and shipped and shipped.latency_b1_ms is not None:
             lines.append(f"int8 before training: {predicted['int8_kb']:.1f} KB, {predicted['latency_b1_ms']:.4f} ms "
-                         f"at batch 1; shipped: {shipped['bytes'] / 1024:.1f} KB, {shipped['latency_b1_ms']:.4f} ms")
+                         f"at batch 1; shipped: {shipped.bytes / 1024:.1f} KB, {shipped.latency_b1_ms:.4f} ms")
         lines.append(f"run directory: {self.out_dir}  (report.md, model.onnx, model.int8.onnx)")
         return "\n".join(lines)
 
@@ -255,10 +255,9 @@ def finish_run(study: optuna.Study, space: SearchSpace, dataset: Dataset, train:
     try:
         pruned = cfg.prune > 0 and not has_recurrent(model)  # recurrent layers are exported unpruned
         with epoch_bar("fine-tune", max(1, finetune_epochs) if pruned else 0, progress and pruned) as on_epoch:
-            comp = compress_model(model, train, test, gen.staging, train_config=tcfg, prune_ratio=cfg.prune,
-                                  finetune_epochs=max(1, finetune_epochs),
-                                  calibration_samples=cfg.calibration_samples, seed=cfg.seed, device=device,
-                                  metadata=metadata, on_stage=_on_stage, on_epoch=on_epoch)
+            comp = compress(model, train, test, gen.staging, train_config=tcfg, metric=metric, metadata=metadata,
+                            config=replace(cfg.compression, finetune_epochs=max(1, finetune_epochs)),
+                            on_stage=_on_stage, on_epoch=on_epoch)
     except BaseException:
         gen.discard()
         raise
@@ -295,7 +294,7 @@ def finish_run(study: optuna.Study, space: SearchSpace, dataset: Dataset, train:
         "test": test_scores,
         "test_detail": _guarded_test_detail(test, shipped),
         "compression": {"prune_ratio": cfg.prune, "finetune_epochs": finetune_epochs,
-                        "stages": comp.stages, "verification": comp.verification},
+                        "stages": [row.to_dict() for row in comp.stages], "verification": comp.verification},
         "config": {**asdict(cfg), "space": space_ref(space), "storage": redact(cfg.storage)},
     }
     with gen:

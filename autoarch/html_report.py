@@ -17,6 +17,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from autoarch.compress.rows import Stage, stage_rows
 from autoarch.objectives import Objective
 
 __all__ = ["render_html"]
@@ -186,17 +187,17 @@ def _front(trials: Sequence[Any], front: Mapping[str, Any]) -> Any:
     return fig
 
 
-def _stages(stages: Sequence[Mapping[str, Any]], plain: str) -> Any | None:
+def _stages(stages: Sequence[Stage], plain: str) -> Any | None:
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
     if not stages:
         return None
-    names = [s["stage"] for s in stages]
-    panels = [("size (KiB)", [s["bytes"] / 1024 for s in stages]),
-              ("latency batch 1 (ms)", [s.get("latency_b1_ms") for s in stages]),
-              ("latency batch 64 (ms)", [s.get("latency_b64_ms") for s in stages]),
-              (f"held-out {plain}", [s.get(plain) for s in stages])]
+    names = [s.stage for s in stages]
+    panels = [("size (KiB)", [s.bytes / 1024 for s in stages]),
+              ("latency batch 1 (ms)", [s.latency_b1_ms for s in stages]),
+              ("latency batch 64 (ms)", [s.latency_b64_ms for s in stages]),
+              (f"held-out {plain}", [s.scores.get(plain) for s in stages])]
     fig = make_subplots(rows=1, cols=4, subplot_titles=[p[0] for p in panels])
     for i, (_, values) in enumerate(panels, 1):
         fig.add_trace(go.Bar(x=names, y=values, marker_color=_BEST, showlegend=False), row=1, col=i)
@@ -285,14 +286,14 @@ def render_html(report: Mapping[str, Any], study: Any) -> str:
                         [[k, f"{_fmt(m)} ± {_fmt(s)}", _fmt(report["test"].get(k))]
                          for k, (m, s) in best["cv"].items()]))
     parts.append("<h2>Compression</h2>")
-    stages = _stages(comp["stages"], plain)
+    rows = stage_rows(comp["stages"])
+    stages = _stages(rows, plain)
     if stages is not None:
         chart(stages)
     parts.append(_table(["stage", "params", "MACs", "bytes", "latency b1 (ms)", "latency b64 (ms)",
                          f"held-out {plain}"],
-                        [[s["stage"], _fmt(s["params"]), _fmt(s["macs"]), _fmt(s["bytes"]),
-                          _fmt(s.get("latency_b1_ms"), 3), _fmt(s.get("latency_b64_ms"), 3), _fmt(s.get(plain))]
-                         for s in comp["stages"]]))
+                        [[s.stage, _fmt(s.params), _fmt(s.macs), _fmt(s.bytes), _fmt(s.latency_b1_ms, 3),
+                          _fmt(s.latency_b64_ms, 3), _fmt(s.scores.get(plain))] for s in rows]))
     detail = report.get("test_detail")
     if detail:
         parts.append("<h2>Held-out predictions</h2>")

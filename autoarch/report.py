@@ -7,6 +7,7 @@ from typing import Any
 
 import pandas as pd
 
+from autoarch.compress.rows import stage_rows
 from autoarch.objectives import Objective
 
 __all__ = ["render_markdown"]
@@ -99,9 +100,9 @@ def render_markdown(report: dict[str, Any], board: pd.DataFrame) -> str:
         "on 1 thread.",
         "",
         _table(["stage", "params", "MACs", "size", "latency b1 (ms)", "latency b64 (ms)", f"held-out {plain}"],
-               [[r["stage"], _num(r["params"]), _num(r["macs"]), _size(r["bytes"]),
-                 _num(r.get("latency_b1_ms"), 3), _num(r.get("latency_b64_ms"), 3), _num(r.get(plain))]
-                for r in comp["stages"]]),
+               [[r.stage, _num(r.params), _num(r.macs), _size(r.bytes),
+                 _num(r.latency_b1_ms, 3), _num(r.latency_b64_ms, 3), _num(r.scores.get(plain))]
+                for r in stage_rows(comp["stages"])]),
         "",
         "### Verification",
         "",

@@ -180,10 +180,10 @@ def _compress(run: Path, args: argparse.Namespace, **overrides: Any) -> tuple[Pa
     steps = ", ".join(f"{s['params']:,} params"
                       + (f" / {s['latency_b64_ms']:.2f} ms" if "latency_b64_ms" in s else "")
                       + f" / val {s['val_accuracy']:.4f}" for s in result.steps)
-    twin = next((r for r in result.stages if r["stage"] == "torch fp32"), None)
+    twin = result.stage("torch fp32")
     retrained = (f" The architecture was retrained without the validation part first (held-out accuracy "
-                 f"{twin['accuracy']:.4f}); the kept step was fine-tuned on the whole training split at the end."
-                 if result.stages[0]["stage"] == "torch fp32 winner" and twin else "")
+                 f"{twin.scores['accuracy']:.4f}); the kept step was fine-tuned on the whole training split at "
+                 "the end." if result.stages[0].stage == "torch fp32 winner" and twin else "")
     summary = {"options": options, "seconds": seconds, "pruning": pr, "steps": result.steps,
                "int8": result.verification.get("onnx_int8", {}).get("decision"),
                "warnings": result.verification.get("warnings", []),

@@ -2,11 +2,11 @@
 
 For N architectures sampled at random from a space (seeded), on digits: the untrained candidate's int8 latency
 and size (``autoarch.compress.cost.int8_cost``, what ``--max-latency-ms`` / ``--max-size-kb`` decide on), then
-the same architecture trained briefly and shipped as a search ships its winner (``compress_model``: one-shot
-pruning at ``--prune``, fine-tune, ONNX, int8), and the shipped int8 file's latency and size measured the same
-way (a fresh onnxruntime-only process, 1 thread, median of 30). Reports Spearman's rank correlation and the
-share within +-10%, for latency at batch 1 and 64 and for size, with and without pruning (``--prune 0``: the
-shipped network is the measured one, so only the weights and the calibration differ).
+the same architecture trained briefly and shipped as a search ships its winner (``compress`` with a channel
+target: one-shot pruning at ``--prune``, fine-tune, ONNX, int8), and the shipped int8 file's latency and size
+measured the same way (a fresh onnxruntime-only process, 1 thread, median of 30). Reports Spearman's rank
+correlation and the share within +-10%, for latency at batch 1 and 64 and for size, with and without pruning
+(``--prune 0``: the shipped network is the measured one, so only the weights and the calibration differ).
 
     python benchmarks/latency_prediction.py --n 30 --out runs/bench-latency   # alone on the machine
 
@@ -27,7 +27,7 @@ import optuna
 import torch
 from scipy.stats import spearmanr
 
-from autoarch.compress import compress_model
+from autoarch.compress import CompressConfig, compress
 from autoarch.compress.cost import int8_cost
 from autoarch.compress.runtime import isolated_latency_ms
 from autoarch.data import train_test_split
@@ -63,8 +63,9 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         fit(model, train.X, train.y, train.task, tcfg, seed=i, epochs=args.epochs)
         with tempfile.TemporaryDirectory() as tmp:
-            comp = compress_model(model, train, test, tmp, train_config=tcfg, prune_ratio=args.prune,
-                                  finetune_epochs=1, calibration_samples=64, measure_memory=False)
+            comp = compress(model, train, test, tmp, train_config=tcfg, measure_memory=False,
+                            config=CompressConfig(target_channels=round(1 - args.prune, 12), finetune_epochs=1,
+                                                  calibration_samples=64))
             assert comp.int8_path is not None
             shipped = isolated_latency_ms(comp.int8_path, sample, (1, 64))
             shipped_kb = comp.int8_path.stat().st_size / 1024

@@ -7,8 +7,9 @@ directories). For each run and each ratio, two measurements:
 
 * **validation** (what the choice is made on): a twin of the winner is retrained, as the search retrains it
   (same architecture, hyperparameters, epochs and seed), on 80% of the run's training split; it goes through
-  the search's compression stage (``compress_model``: prune, fine-tune, export) with that 80%, and is scored
-  on the other 20% of the training split. Neither the search nor this twin saw the held-out split.
+  the search's compression stage (``compress`` with a one-shot channel target: prune, fine-tune, export) with
+  that 80%, and is scored on the other 20% of the training split. Neither the search nor this twin saw the
+  held-out split.
 * **held-out** (reported, not chosen on): the run's own retrained winner (``winner.pt``) goes through the same
   stage on the whole training split, int8 included, with the run's ONNX metadata; the shipped int8 model is
   scored on the held-out split, and its file is compared with the unpruned fp32 ONNX file.
@@ -20,14 +21,14 @@ import argparse
 import json
 import logging
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 from _runs import seed_runs  # benchmarks/_runs.py (the script's own folder is on sys.path)
 
-from autoarch.compress import load_run_model, read_metadata
-from autoarch.compress.pipeline import compress_model
+from autoarch.compress import CompressConfig, compress, load_run_model, read_metadata
 from autoarch.data import train_test_split
 from autoarch.evaluate import retrain
 from autoarch.loaders import load_dataset
@@ -36,7 +37,7 @@ from autoarch.trainer import TrainConfig
 
 
 def _stage(result, name: str) -> dict:
-    return next(s for s in result.stages if s["stage"] == name)
+    return result.stage(name).to_dict()
 
 
 def main() -> None:
@@ -68,11 +69,11 @@ def main() -> None:
         cells = []
         for ratio in args.ratios:
             with tempfile.TemporaryDirectory() as tmp:
-                v = compress_model(twin, fit_part, check, tmp, train_config=tcfg, prune_ratio=ratio,
-                                   finetune_epochs=args.finetune_epochs, seed=0, int8="none", measure_memory=False)
-                h = compress_model(winner, train, test, tmp, train_config=tcfg, prune_ratio=ratio,
-                                   finetune_epochs=args.finetune_epochs, seed=0, metadata=metadata,
-                                   measure_memory=False)
+                one_shot = CompressConfig(target_channels=round(1 - ratio, 12), finetune_epochs=args.finetune_epochs)
+                v = compress(twin, fit_part, check, tmp, train_config=tcfg, measure_memory=False,
+                             config=replace(one_shot, int8="none"))
+                h = compress(winner, train, test, tmp, train_config=tcfg, config=one_shot, metadata=metadata,
+                             measure_memory=False)
             v_acc = _stage(v, "torch pruned" if ratio > 0 else "torch fp32")["accuracy"]
             int8 = _stage(h, "onnx int8")
             fp32_file = _stage(h, "onnx fp32 unpruned" if ratio > 0 else "onnx fp32")["bytes"]

@@ -73,7 +73,7 @@ def _search(controller: str, out: Path, trials: int, cv: int, seed: int, timeout
     result = autoarch.search("digits", out=out / controller, controller=controller, trials=trials, cv=cv,
                              seed=seed, timeout=timeout, **extra)
     seconds = time.perf_counter() - start
-    stages = {r["stage"]: r for r in result.compression.stages}
+    stages = {r.stage: r.to_dict() for r in result.compression.stages}
     return {
         "method": f"autoarch {controller}",
         "seconds": seconds,

@@ -23,16 +23,17 @@ if TYPE_CHECKING:
         model_metadata,
         read_metadata,
     )
-    from autoarch.compress.pipeline import CompressionResult, compress, compress_model
+    from autoarch.compress.pipeline import CompressionResult, compress
     from autoarch.compress.pruning import IMPORTANCES, count_macs_params, prune, prune_to, replay_pruning
     from autoarch.compress.quantize import choose_int8, quantize_dynamic_int8, quantize_int8
+    from autoarch.compress.rows import Stage
     from autoarch.compress.run import compress_run, load_run_model
     from autoarch.compress.runtime import isolated_latency_ms, latency_ms, peak_memory, run_onnx, session
     from autoarch.compress.schedule import PruneResult, prune_iteratively
 
 _EXPORTS = {
     "CompressConfig": "config",
-    "CompressionResult": "pipeline", "compress": "pipeline", "compress_model": "pipeline",
+    "CompressionResult": "pipeline", "compress": "pipeline", "Stage": "rows",
     "compress_run": "run", "load_run_model": "run",
     "PruneResult": "schedule", "prune_iteratively": "schedule",
     "prune": "pruning", "prune_to": "pruning", "replay_pruning": "pruning", "count_macs_params": "pruning",
@@ -46,7 +47,7 @@ _EXPORTS = {
 }
 
 __all__ = [
-    "CompressConfig", "CompressionResult", "compress", "compress_model", "compress_run", "load_run_model",
+    "CompressConfig", "CompressionResult", "compress", "Stage", "compress_run", "load_run_model",
     "PruneResult", "prune_iteratively", "prune", "prune_to", "replay_pruning", "count_macs_params", "IMPORTANCES",
     "export_onnx", "check_onnx", "compact_names", "drop_annotations", "read_metadata", "model_metadata",
     "quantize_int8", "quantize_dynamic_int8", "choose_int8", "session", "run_onnx", "latency_ms", "peak_memory",

@@ -13,7 +13,7 @@ __all__ = ["CompressConfig", "IMPORTANCES", "INT8_MODES", "TARGET_KINDS"]
 
 IMPORTANCES = ("l1", "l2", "bn_scale", "taylor")
 INT8_MODES = ("auto", "static", "dynamic", "none")
-TARGET_KINDS = ("params", "macs", "latency")
+TARGET_KINDS = ("params", "macs", "latency", "channels")
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,12 @@ class CompressConfig:
     Attributes:
         target_params, target_macs, target_latency: the share to keep (``0.25`` keeps 25%) of the parameter
             count, of the multiply-accumulates per sample, or of the ONNX Runtime fp32 latency at batch 64
-            (1 thread, measured). At most one; with none, ``target_macs=0.25``.
+            (1 thread, measured), pruned in ``steps`` steps within the ``max_drop`` budget. At most one target;
+            with none, ``target_macs=0.25``.
+        target_channels: the share of every hidden layer's channels (conv) or units (linear) to keep, pruned in
+            one shot and fine-tuned on the whole training split, without a validation part or a budget: what a
+            search does with its winner (``--prune 0.15`` is ``target_channels=0.85``); ``1`` keeps every
+            channel (no pruning: export and int8 only). Recurrent layers are left unpruned.
         max_drop: the largest allowed loss of the validation metric, in points: ``0.5`` lets accuracy fall from
             0.960 to 0.955. For error metrics (``neg_rmse``, ...) it is a percentage of the unpruned error.
         confidence: a step is over the budget only when its drop exceeds ``max_drop`` by more than the validation
@@ -63,6 +68,10 @@ class CompressConfig:
     target_latency: float | None = option(
         None, "keep this share of the ONNX Runtime fp32 latency at batch 64 (1 thread, measured after every step), "
         "e.g. 0.4", group="target", exclusive="target", metavar="SHARE")
+    target_channels: float | None = option(
+        None, "keep this share of every hidden layer's channels, pruned in one shot without a budget (what a "
+        "search's --prune does: --prune 0.15 = --target-channels 0.85)", group="target", exclusive="target",
+        metavar="SHARE")
     max_drop: float = option(
         1.0, "largest allowed loss of the validation metric, in points (0.5: accuracy 0.960 -> 0.955); for error "
         "metrics, in percent of the unpruned error (default: %(default)s)", group="target", metavar="POINTS")
@@ -121,8 +130,13 @@ class CompressConfig:
             raise ConfigError(f"give at most one compression target, but got {given}; keep one of them.")
         for kind in targets:
             value = getattr(self, f"target_{kind}")
-            need(isinstance(value, (int, float)) and 0.0 < value < 1.0, f"target_{kind}",
-                 "the share to keep, a float in (0, 1) (0.25 keeps 25%)", value)
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if kind == "channels":
+                need(number and 0.0 < value <= 1.0, "target_channels", "the share of channels to keep, a float in "
+                     "(0, 1] (1 = no pruning)", value)
+            else:
+                need(number and 0.0 < value < 1.0, f"target_{kind}", "the share to keep, a float in (0, 1) (0.25 "
+                     "keeps 25%)", value)
         need(isinstance(self.max_drop, (int, float)) and self.max_drop >= 0, "max_drop", "a number of points >= 0",
              self.max_drop)
         need(self.confidence is None or (isinstance(self.confidence, (int, float)) and 0.5 <= self.confidence < 1),

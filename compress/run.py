@@ -15,6 +15,8 @@ from torch import nn
 
 from autoarch.compress.config import CompressConfig
 from autoarch.compress.pipeline import CompressionResult, compress, refuse_recurrent
+from autoarch.compress.rows import Stage, stage_rows
+from autoarch.compress.stages import state_bytes
 from autoarch.data import Dataset, from_arrays, train_test_split
 from autoarch.evaluate import retrain
 from autoarch.exceptions import DataError
@@ -187,7 +189,7 @@ def compress_run(
     Example:
         >>> from autoarch.compress import compress_run
         >>> result = compress_run("runs/digits", target_macs=0.25, max_drop=0.5)  # doctest: +SKIP
-        >>> result.stages[-1]["latency_b64_ms"]  # doctest: +SKIP
+        >>> result.stage("onnx int8").latency_b64_ms  # doctest: +SKIP
     """
     run = Path(run_dir)
     if out is not None:
@@ -197,7 +199,9 @@ def compress_run(
         options["seed"] = int(report["config"]["seed"])
     config = CompressConfig.from_options(**options)
     model, spec, weights, old_history = load_run_model(run, start)
-    refuse_recurrent(model)
+    one_shot = config.target[0] == "channels"
+    if not one_shot:
+        refuse_recurrent(model)
     if not report and data is None:
         raise DataError(f"{run} has no report.json to reload the data from; pass the data with --data "
                         "(split with the default seed and test size).")
@@ -208,7 +212,7 @@ def compress_run(
     training = report.get("best", {}).get("training")
     train_config = TrainConfig(**training) if training else TrainConfig()
     winner, started_from = model, weights
-    if config.retrain and weights == "winner.pt" and training:
+    if config.retrain and weights == "winner.pt" and training and not one_shot:  # one shot holds nothing back
         epochs = int(report.get("best", {}).get("retrain_epochs") or train_config.max_epochs)
         model = _retrain(spec, train, config, train_config, epochs)
         started_from = (f"winner.pt's architecture, retrained from scratch for {epochs} epochs on the training "
@@ -228,17 +232,17 @@ def compress_run(
         gen.discard()
         raise
     if model is not winner:  # what the search delivered, for comparison
-        row = {"stage": "torch fp32 winner", **{k: v for k, v in result.stages[0].items() if k != "stage"}}
-        row.update(bytes=sum(t.numel() * t.element_size() for t in winner.state_dict().values()),
-                   **compute_metrics(test.task, test.y, predict(winner, test.X), test.n_outputs))
-        result.stages.insert(0, row)
+        result.stages.insert(0, replace(result.stages[0], stage="torch fp32 winner", bytes=state_bytes(winner),
+                                        scores=compute_metrics(test.task, test.y, predict(winner, test.X),
+                                                               test.n_outputs)))
     history = old_history + result.pruning_history
     result.pruning_history = history
     new_spec = replace(spec, pruning_history=history).to_dict()
     summary = {"run_dir": str(run), "started_from": started_from, "data": report.get("data", {}).get("name"),
                "n_fit": result.pruning["n_fit"], "n_val": result.pruning["n_val"], "n_test": len(test),
                "config": {f: getattr(config, f) for f in config.__dataclass_fields__}, "pruning": result.pruning,
-               "steps": result.steps, "stages": result.stages, "verification": result.verification,
+               "steps": result.steps, "stages": [row.to_dict() for row in result.stages],
+               "verification": result.verification,
                "files": ["architecture.json", "model.pt", "model.onnx"]
                + (["model.int8.onnx"] if result.int8_path else [])}
     with gen:
@@ -275,32 +279,39 @@ def render_markdown(summary: dict[str, Any]) -> str:
     plain = Objective(metric).metric
     target = pr["target"]
     lines = [f"# autoarch compression: {summary.get('data') or summary['run_dir']}", "",
-             f"- Started from {summary['started_from']} (run `{summary['run_dir']}`).",
-             f"- Target: keep {target['keep']:g} of the {target['kind']}; budget: at most {pr['max_drop']} "
-             f"{pr['drop_unit']} of validation {metric} lost beyond the noise margin (the one-sided "
-             f"{pr.get('confidence')} bound of a paired bootstrap of the drop); validation = {pr['validation']}.",
-             f"- Importance `{pr['importance']}`, {pr['scope']} pruning, {pr['steps_planned']} planned steps, "
-             f"{pr['finetune_epochs']} fine-tuning epochs per step"
-             + (f"; final fine-tune of the kept step: {pr['final_finetune']}." if pr.get("final_finetune") else "."),
-             f"- Outcome: {pr['stop_reason']}; kept step {pr['kept_step']} "
-             f"(target {'reached' if pr['target_reached'] else 'NOT reached'}).", "", "## Pruning steps", "",
-             f"Drops are measured against a reference: the unpruned model fine-tuned exactly like every pruned step "
-             f"(validation {plain} {pr[f'val_{plain}_reference']:.4f}; the model as given scores "
-             f"{pr[f'val_{plain}_input']:.4f} there, having been trained on that data). Step 0 shows the reference.",
-             ""]
-    lat = any("latency_b64_ms" in s for s in summary["steps"])
-    header = ["step", "channel ratio", "params", "MACs"] + (["ORT b64 ms"] if lat else []) + \
-        [f"val {plain}", "drop", "noise margin", "within budget", "seconds"]
-    lines.append(_table(header, [[s["step"], s["channel_ratio"], s["params"], s["macs"]]
-                                 + ([s.get("latency_b64_ms")] if lat else [])
-                                 + [s[f"val_{plain}"], s["drop"], s.get("margin"), s["within_budget"], s["seconds"]]
-                                 for s in summary["steps"]]))
+             f"- Started from {summary['started_from']} (run `{summary['run_dir']}`)."]
+    if pr["max_drop"] is None:  # a channel target: one shot, no budget
+        lines += [f"- Target: keep {target['keep']:g} of every hidden layer's channels, in one shot (no accuracy "
+                  f"budget; validation: {pr['validation']}).",
+                  f"- Importance `{pr['importance']}`, {pr['finetune_epochs']} fine-tuning epochs on the whole "
+                  f"training split.", f"- Outcome: {pr['stop_reason']}.", ""]
+    else:
+        lines += [
+            f"- Target: keep {target['keep']:g} of the {target['kind']}; budget: at most {pr['max_drop']} "
+            f"{pr['drop_unit']} of validation {metric} lost beyond the noise margin (the one-sided "
+            f"{pr.get('confidence')} bound of a paired bootstrap of the drop); validation = {pr['validation']}.",
+            f"- Importance `{pr['importance']}`, {pr['scope']} pruning, {pr['steps_planned']} planned steps, "
+            f"{pr['finetune_epochs']} fine-tuning epochs per step"
+            + (f"; final fine-tune of the kept step: {pr['final_finetune']}." if pr.get("final_finetune") else "."),
+            f"- Outcome: {pr['stop_reason']}; kept step {pr['kept_step']} "
+            f"(target {'reached' if pr['target_reached'] else 'NOT reached'}).", "", "## Pruning steps", "",
+            f"Drops are measured against a reference: the unpruned model fine-tuned exactly like every pruned "
+            f"step (validation {plain} {pr[f'val_{plain}_reference']:.4f}; the model as given scores "
+            f"{pr[f'val_{plain}_input']:.4f} there, having been trained on that data). Step 0 shows the reference.",
+            ""]
+        lat = any("latency_b64_ms" in s for s in summary["steps"])
+        header = ["step", "channel ratio", "params", "MACs"] + (["ORT b64 ms"] if lat else []) + \
+            [f"val {plain}", "drop", "noise margin", "within budget", "seconds"]
+        lines.append(_table(header, [[s["step"], s["channel_ratio"], s["params"], s["macs"]]
+                                     + ([s.get("latency_b64_ms")] if lat else [])
+                                     + [s[f"val_{plain}"], s["drop"], s.get("margin"), s["within_budget"],
+                                        s["seconds"]] for s in summary["steps"]]))
     lines += ["", "## Stages (held-out split, reported only)", "",
               _table(["stage", "params", "MACs", "bytes", "b1 ms", "b64 ms", "peak MB", "checker", "opset",
                       "parity", f"held-out {plain}"],
-                     [[r["stage"], r["params"], r["macs"], r["bytes"], r.get("latency_b1_ms"), r.get("latency_b64_ms"),
-                       r.get("peak_memory_mb"), r.get("checker"), r.get("opset"), _parity_cell(r), r.get(plain)]
-                      for r in summary["stages"]]),
+                     [[r.stage, r.params, r.macs, r.bytes, r.latency_b1_ms, r.latency_b64_ms, r.peak_memory_mb,
+                       r.checker, r.opset, _parity_cell(r), r.scores.get(plain)]
+                      for r in stage_rows(summary["stages"])]),
               "", "Latency: ONNX Runtime, 1 thread, median of 30 runs. Peak MB: growth of the resident memory of "
               "a fresh onnxruntime process loading the file and running batch 64.", ""]
     int8 = summary["verification"].get("onnx_int8")
@@ -314,9 +325,9 @@ def render_markdown(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _parity_cell(row: dict[str, Any]) -> str:
-    if "argmax_agreement_vs_torch" in row:
-        return f"argmax {row['argmax_agreement_vs_torch']:.4f}"
-    if "max_abs_diff_vs_torch" in row:
-        return f"max diff {row['max_abs_diff_vs_torch']:.1e}"
+def _parity_cell(row: Stage) -> str:
+    if row.argmax_agreement_vs_torch is not None:
+        return f"argmax {row.argmax_agreement_vs_torch:.4f}"
+    if row.max_abs_diff_vs_torch is not None:
+        return f"max diff {row.max_abs_diff_vs_torch:.1e}"
     return "-"

@@ -22,7 +22,7 @@ from autoarch.metrics import compute_metrics
 from autoarch.objectives import Objective
 from autoarch.trainer import TrainConfig, fit, predict
 
-__all__ = ["PruneResult", "prune_iteratively", "metric_drop", "drop_margin"]
+__all__ = ["PruneResult", "prune_iteratively", "metric_drop", "drop_margin", "taylor_gradients"]
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ def drop_margin(metric: str, data: Dataset, reference: np.ndarray, output: np.nd
     return float(NormalDist().inv_cdf(confidence) * np.std(drops, ddof=1))
 
 
-def _taylor_gradients(data: Dataset, seed: int, n: int = 256) -> Callable[[nn.Module], None]:
+def taylor_gradients(data: Dataset, seed: int, n: int = 256) -> Callable[[nn.Module], None]:
     index = np.random.default_rng(seed).permutation(len(data))[:n]
     X = torch.as_tensor(data.X[index], dtype=torch.float32)
     y = torch.as_tensor(data.y[index])
@@ -156,7 +156,7 @@ def prune_iteratively(
         raise ValueError("a latency target needs the `latency` callable")
     plain = Objective(metric).metric
     example = torch.as_tensor(fit_data.X[:2], dtype=torch.float32)
-    gradients = _taylor_gradients(fit_data, config.seed) if config.importance == "taylor" else None
+    gradients = taylor_gradients(fit_data, config.seed) if config.importance == "taylor" else None
     ft_config = replace(train_config, lr=train_config.lr / 4, schedule="cosine")
 
     def measure(m: nn.Module) -> float:

@@ -35,8 +35,8 @@ def main() -> None:
     print(f"CV f1_macro {mean:.4f} ± {std:.4f}; held-out f1_macro {result.test_scores['f1_macro']:.4f}, "
           f"accuracy {result.test_scores['accuracy']:.4f}")
     shipped = result.compression.stages[-1]  # the int8 ONNX model that ships, scored by onnxruntime
-    print(f"shipped {shipped['stage']} ({shipped['bytes'] / 1024:.1f} KiB): held-out f1_macro "
-          f"{shipped['f1_macro']:.4f}, accuracy {shipped['accuracy']:.4f}")
+    print(f"shipped {shipped.stage} ({shipped.bytes / 1024:.1f} KiB): held-out f1_macro "
+          f"{shipped.scores['f1_macro']:.4f}, accuracy {shipped.scores['accuracy']:.4f}")
     for name, scores in result.report["test_detail"]["per_class"].items():
         print(f"  class {name}: precision {scores['precision']:.3f} recall {scores['recall']:.3f} "
               f"(n={scores['support']})")

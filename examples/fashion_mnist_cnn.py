@@ -36,8 +36,8 @@ def main() -> None:
                              max_samples=args.max_samples, max_params=100_000, out=args.out, progress=True)
     print("best architecture:", result.report["best"]["summary"])
     for stage in result.compression.stages:
-        print(f"{stage['stage']:<24} {stage['params']:>9,} params {stage['bytes'] / 1024:8.1f} KiB "
-              f"accuracy {stage['accuracy']:.4f}")
+        print(f"{stage.stage:<24} {stage.params:>9,} params {stage.bytes / 1024:8.1f} KiB "
+              f"accuracy {stage.scores['accuracy']:.4f}")
 
     # The shipped file on the official test images, with onnxruntime and numpy alone.
     test = official_test("fashion-mnist")

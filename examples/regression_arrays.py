@@ -41,7 +41,7 @@ def main() -> None:
         print(f"CV {name}: {mean:.3f} ± {std:.3f}   held-out {name}: {result.test_scores[name]:.3f}")
 
     shipped = result.compression.stages[-1]  # the int8 ONNX model that ships, scored by onnxruntime
-    print(f"shipped {shipped['stage']} ({shipped['bytes'] / 1024:.1f} KiB): held-out rmse {shipped['rmse']:.3f}")
+    print(f"shipped {shipped.stage} ({shipped.bytes / 1024:.1f} KiB): held-out rmse {shipped.scores['rmse']:.3f}")
 
     # The same held-out split the search set aside (seed 0, 20%), for the baselines a user would tune first.
     train, test = train_test_split(from_arrays(X.astype(np.float32), y.astype(np.float32), task="regression"), 0.2, 0)

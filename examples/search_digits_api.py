@@ -32,8 +32,8 @@ def main() -> None:
     print(f"CV accuracy {mean:.4f} ± {std:.4f}; held-out accuracy {result.test_scores['accuracy']:.4f}")
     print(result.leaderboard[["trial", "state", "value", "params", "architecture"]].head(5).to_string(index=False))
     for stage in result.compression.stages:
-        print(f"{stage['stage']:<24} {stage['params']:>9,} params {stage['bytes'] / 1024:8.1f} KiB "
-              f"accuracy {stage['accuracy']:.4f}")
+        print(f"{stage.stage:<24} {stage.params:>9,} params {stage.bytes / 1024:8.1f} KiB "
+              f"accuracy {stage.scores['accuracy']:.4f}")
 
     # The int8 ONNX model runs with onnxruntime alone; its input is raw pixels, as in the data set.
     predictor = Predictor(result.compression.int8_path)

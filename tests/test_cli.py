@@ -215,6 +215,7 @@ def test_a_config_file_sets_every_option(tmp_path, monkeypatch) -> None:
 
 EVERY_COMPRESS_OPTION = {
     "target_params": (["--target-params", "0.3"], 0.3), "target_macs": None, "target_latency": None,
+    "target_channels": None,
     "max_drop": (["--max-drop", "0.5"], 0.5), "confidence": (["--confidence", "0.9"], 0.9),
     "importance": (["--importance", "taylor"], "taylor"),
     "global_pruning": (["--global-pruning"], True), "round_to": (["--round-to", "4"], 4),

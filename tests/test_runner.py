@@ -125,7 +125,7 @@ def test_arrays_and_regression(tmp_path) -> None:
     result = autoarch.search(X, y, metric="neg_mae", **TINY, prune=0.0)
     assert set(result.test_scores) == {"mse", "rmse", "mae", "r2"}
     assert result.report["data"]["task"] == "regression"
-    assert [r["stage"] for r in result.compression.stages] == ["torch fp32", "onnx fp32", "onnx int8"]
+    assert [r.stage for r in result.compression.stages] == ["torch fp32", "onnx fp32", "onnx int8"]
     path = result.export(tmp_path / "exported.onnx", int8=True)
     assert run_onnx(session(path), X).shape == (120, 1)
 

@@ -5,9 +5,11 @@ import pytest
 import torch
 
 from autoarch.compress import (
+    CompressConfig,
+    Stage,
     check_onnx,
     compact_names,
-    compress_model,
+    compress,
     count_macs_params,
     export_onnx,
     prune,
@@ -134,16 +136,26 @@ def test_compact_names_keeps_the_computation_and_the_interface(trained, tmp_path
                                   run_onnx(session(tmp_path / "long.onnx"), test.X))
 
 
-def test_compress_model_reports_every_stage(trained, tmp_path) -> None:
+def test_a_channel_target_prunes_in_one_shot_and_reports_every_stage(trained, tmp_path) -> None:
     model, train, test, cfg = trained
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    res = compress_model(model, train, test, tmp_path, train_config=cfg, prune_ratio=0.3, finetune_epochs=1,
-                         calibration_samples=64)
-    stages = [r["stage"] for r in res.stages]
+    epochs: list[int] = []
+    config = CompressConfig(target_channels=0.7, finetune_epochs=1, calibration_samples=64)
+    res = compress(model, train, test, tmp_path, train_config=cfg, config=config, measure_memory=False,
+                   on_epoch=lambda epoch, record: epochs.append(epoch))
+    stages = [r.stage for r in res.stages]
     assert stages == ["torch fp32", "torch pruned", "onnx fp32 unpruned", "onnx fp32", "onnx int8"]
     for row in res.stages:
-        assert 0.0 <= row["accuracy"] <= 1.0 and row["params"] > 0 and row["bytes"] > 0
-    assert res.stages[1]["params"] < res.stages[0]["params"]
+        assert 0.0 <= row.scores["accuracy"] <= 1.0 and row.params > 0 and row.bytes > 0
+    assert res.stages[1].params < res.stages[0].params
+    # the shipped files are the pruned network, the unpruned file the input's
+    assert res.stage("onnx fp32").params == res.stage("onnx int8").params == res.stage("torch pruned").params
+    assert res.stage("onnx fp32").macs == res.stage("torch pruned").macs
+    assert res.stage("onnx fp32 unpruned").params == res.stage("torch fp32").params
+    # one shot, no budget: nothing held back, the whole training split fine-tunes (one epoch, reported)
+    assert res.steps == [] and res.pruning["n_val"] == 0 and res.pruning["n_fit"] == len(train)
+    assert res.pruning["target"] == {"kind": "channels", "keep": 0.7} and res.pruning["max_drop"] is None
+    assert len(epochs) == 1 and "pruned_before_finetune" in res.verification
     # 0.3 of 32 and 64 channels, kept counts rounded to the nearest multiple of 8: 24 and 48
     convs = [m.out_channels for m in res.model.modules() if isinstance(m, torch.nn.Conv2d)]
     assert set(convs) == {24, 48}
@@ -168,3 +180,27 @@ def test_prune_rounding_must_be_known(trained) -> None:
     net = build_model(CNNSpace(), ARCH, train)
     with pytest.raises(ConfigError, match="rounding must be 'down' or 'nearest'"):
         prune(net, torch.zeros(2, 1, 8, 8), 0.3, round_to=8, rounding="up")
+
+
+def test_a_channel_target_of_one_exports_and_quantizes_unpruned(trained, tmp_path) -> None:
+    model, train, test, cfg = trained
+    res = compress(model, train, test, tmp_path, train_config=cfg, measure_memory=False,
+                   config=CompressConfig(target_channels=1.0, calibration_samples=32))
+    assert [r.stage for r in res.stages] == ["torch fp32", "onnx fp32", "onnx int8"]
+    assert res.pruning_history == [] and res.pruning["kept_step"] == 0
+    with pytest.raises(ConfigError, match="target_channels"):
+        CompressConfig(target_channels=0.0).validate()
+
+
+def test_stage_rows_round_trip_through_the_report_format() -> None:
+    row = {"stage": "onnx int8", "params": 10, "macs": 20, "bytes": 30, "latency_b1_ms": 0.1,
+           "latency_b64_ms": 2.0, "checker": "ok", "opset": 18, "peak_memory_mb": None, "accuracy": 0.9,
+           "f1_macro": 0.8, "method": "static", "argmax_agreement_vs_torch": 0.99, "max_abs_diff_vs_torch": 0.01,
+           "accuracy_delta_vs_fp32": -0.01}
+    stage = Stage.from_dict(row)
+    assert stage.scores == {"accuracy": 0.9, "f1_macro": 0.8} and stage.delta_vs_fp32 == {"accuracy": -0.01}
+    assert stage.latency_b1_ms == 0.1 and stage.method == "static" and stage.is_onnx
+    assert stage.to_dict() == {k: v for k, v in row.items() if v is not None}
+    torch_row = Stage.from_dict({"stage": "torch fp32", "params": 1, "macs": 2, "bytes": 3, "rmse": 0.5})
+    assert not torch_row.is_onnx and torch_row.to_dict() == {"stage": "torch fp32", "params": 1, "macs": 2,
+                                                             "bytes": 3, "rmse": 0.5}

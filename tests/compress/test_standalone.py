@@ -189,7 +189,7 @@ def test_regression_compresses_with_the_error_budget(tmp_path) -> None:
                                                                       finetune_epochs=1, round_to=1),
                    train_config=cfg, measure_memory=False)
     assert res.pruning["metric"] == "neg_rmse" and res.pruning["drop_unit"] == "% of the error"
-    assert "val_rmse" in res.steps[1] and res.stages[-1]["stage"] == "onnx int8"
+    assert "val_rmse" in res.steps[1] and res.stages[-1].stage == "onnx int8"
     assert res.verification["onnx_fp32"]["max_abs_diff_vs_torch"] < 1e-3 * float(np.abs(test.y).max())
     assert "max_abs_diff_vs_fp32" in res.verification["onnx_int8"]
 
@@ -207,7 +207,7 @@ def test_compress_verifies_every_stage_and_chooses_int8_by_measuring(tabular, tm
     model, train, test, cfg = tabular
     config = CompressConfig(target_macs=0.5, max_drop=100.0, steps=1, finetune_epochs=1, round_to=1)
     res = compress(model, train, test, tmp_path, config=config, train_config=cfg)
-    stages = {r["stage"]: r for r in res.stages}
+    stages = {r.stage: r.to_dict() for r in res.stages}  # as report.json holds them
     assert list(stages) == ["torch fp32", "torch pruned", "onnx fp32 unpruned", "onnx fp32", "onnx int8"]
     for name in ("onnx fp32 unpruned", "onnx fp32", "onnx int8"):
         row = stages[name]
@@ -274,16 +274,16 @@ def test_compress_run_restarts_from_the_winner_and_reloads_identically(run_dir, 
     assert [s["step"] for s in steps] == [0, 1, 2] and res.pruning["target_reached"]
     summary = json.loads((out / "compression.json").read_text())
     assert "retrained from scratch" in summary["started_from"] and len(summary["steps"]) == 3
-    assert [r["stage"] for r in res.stages][:3] == ["torch fp32 winner", "torch fp32", "torch pruned"]
+    assert [r.stage for r in res.stages][:3] == ["torch fp32 winner", "torch fp32", "torch pruned"]
     # The split is the search's: same held-out size, and validation comes out of the training split only.
     assert summary["n_test"] == report["data"]["n_test"]
     assert summary["n_fit"] + summary["n_val"] == report["data"]["n_train"]
-    assert res.stages[0][report["search"]["metric"]] == pytest.approx(report["test"][report["search"]["metric"]])
+    assert res.stages[0].scores[report["search"]["metric"]] == pytest.approx(report["test"][report["search"]["metric"]])
     # architecture + pruning record + state_dict rebuild the pruned model exactly (weights_only load).
     spec = json.loads((out / "architecture.json").read_text())
     assert spec["pruning_history"] == json.loads(json.dumps(res.pruning_history))
     state = torch.load(out / "model.pt", weights_only=True)
-    assert count_params(res.model) < res.stages[0]["params"] == report["compression"]["stages"][0]["params"]
+    assert count_params(res.model) < res.stages[0].params == report["compression"]["stages"][0]["params"]
     assert {k: v.shape for k, v in state.items()} == {k: v.shape for k, v in res.model.state_dict().items()}
     loaded = autoarch.load(out)
     x = torch.randn(7, 1, 8, 8)
@@ -295,7 +295,7 @@ def test_compress_run_continues_from_a_pruned_model(run_dir, tmp_path) -> None:
     first = compress_run(run_dir, out=tmp_path / "a", target_params=0.6, max_drop=100.0, steps=1, finetune_epochs=0,
                          round_to=1, int8="none", measure_memory=False, retrain=False)
     assert json.loads((tmp_path / "a" / "compression.json").read_text())["started_from"] == "winner.pt"
-    assert first.stages[0]["stage"] == "torch fp32"
+    assert first.stages[0].stage == "torch fp32"
     # Treat the first result as a run directory without winner.pt: start from its model.pt and prune further.
     (tmp_path / "a" / "report.json").write_text((run_dir / "report.json").read_text())
     second = compress_run(tmp_path / "a", out=tmp_path / "b", target_params=0.6, max_drop=100.0, steps=1,
@@ -362,7 +362,7 @@ def test_a_csv_run_reloads_its_file_and_predicts_with_its_labels(tmp_path) -> No
     assert report["data"]["source"]["source"] == str((tmp_path / "blobs.csv").resolve())
     res = compress_run(run, target_params=0.5, max_drop=100.0, steps=1, finetune_epochs=0, round_to=1, int8="none",
                        measure_memory=False)
-    assert res.stages[0]["accuracy"] == pytest.approx(report["test"]["accuracy"])
+    assert res.stages[0].scores["accuracy"] == pytest.approx(report["test"]["accuracy"])
     # The CSV still has its target column: predict matches the model's feature names and ignores it.
     got = predict_file(run / "compressed" / "model.onnx", tmp_path / "blobs.csv")
     assert set(got["prediction"]) <= {"cat", "dog", "eel"} and len(got) == 90
