@@ -156,6 +156,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, config: type) -> None:
     groups: dict[str, Any] = {}
     for f in dataclasses.fields(config):
         meta = f.metadata
+        if not meta.get("cli", True):
+            continue
         if meta["group"] not in groups:
             groups[meta["group"]] = parser.add_argument_group(f"{meta['group']} options")
         group = groups[meta["group"]]
@@ -341,7 +343,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             from autoarch.config import SearchConfig
 
-            options = {f.name: getattr(args, f.name) for f in fields(SearchConfig)}
+            # a field without a flag (compress) is on args only when a --config file set it
+            options = {f.name: getattr(args, f.name, f.default) for f in fields(SearchConfig)}
             result = autoarch.search(args.data, target=args.target, task=args.task, out=out,
                                      progress=not args.quiet, **options)
             print(result.summary())

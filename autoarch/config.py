@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -87,16 +87,18 @@ def _workers(value: str) -> int | str:
 
 def option(default: Any, help: str, *, group: str, flag: str | None = None, metavar: str | None = None,
            choices: Sequence[str] | None = None, parse: Callable[[str], Any] | None = None,
-           exclusive: str | None = None, cli_default: Any = ...) -> Any:
+           exclusive: str | None = None, cli_default: Any = ..., cli: bool = True) -> Any:
     """A configuration field and its command-line flag, declared once (``cli.add_config_arguments`` makes the
     flag): ``help`` (argparse's text, with ``%(default)s``), the ``--help`` section ``group`` (sections appear in
     the order of their first field), the flag (default: the name with dashes; a bool field whose default is True
     gets ``--no-NAME``), ``parse`` for a value that is not just the field's ``int`` / ``float`` / ``str``,
     ``exclusive`` to make flags of the same name mutually exclusive, and ``cli_default`` where the flag's default
-    differs from the field's (None: the command fills the field in, e.g. ``compress --seed`` from the run)."""
+    differs from the field's (None: the command fills the field in, e.g. ``compress --seed`` from the run), and
+    ``cli=False`` for a field that has no flag (a nested configuration: the API and ``--config`` files only)."""
     return field(default=default, metadata={"help": help, "group": group, "flag": flag, "metavar": metavar,
                                             "choices": tuple(choices) if choices is not None else None,
-                                            "parse": parse, "exclusive": exclusive, "cli_default": cli_default})
+                                            "parse": parse, "exclusive": exclusive, "cli_default": cli_default,
+                                            "cli": cli})
 
 
 _METRICS = tuple(sorted({m for names in OBJECTIVES.values() for m in names}))
@@ -217,22 +219,51 @@ class SearchConfig:
         "auto", "search the training augmentation of image candidates (flips, shifts, rotations, colour): search, "
         "off, or auto = search for images of 16+ pixels a side (default: %(default)s)", group="training",
         choices=AUGMENT)
+    compress: CompressConfig | None = option(
+        None, "the winner's compression as a CompressConfig (the Python API, or a [compress] table of a --config "
+        "file), with any target autoarch compress takes, e.g. target_macs = 0.25, max_drop = 0.5, importance = "
+        "'taylor'; the search's seed and device apply. Replaces --prune, --finetune-epochs and "
+        "--calibration-samples", group="compression", cli=False)
     search_samples: int | str | None = option(
         "auto", "multi-fidelity over data: during the search each candidate trains on a stratified subset of at "
         "most N samples of its fold's training part (validated on the whole validation part); the winner is "
         "retrained on the whole training split; auto = 20,000 when the training split is larger, else all "
         "(default: %(default)s)", group="validation and budget", metavar="N|all|auto", parse=_search_samples)
 
+    def __post_init__(self) -> None:
+        if isinstance(self.compress, Mapping):  # a [compress] table of a config file, or a recorded report
+            from autoarch.compress.config import CompressConfig
+
+            try:
+                value = CompressConfig.from_options(**self.compress)
+            except ConfigError as exc:
+                raise ConfigError(f"the 'compress' option: {exc}") from None
+            object.__setattr__(self, "compress", value)
+
     @property
     def compression(self) -> CompressConfig:
-        """How the winner is compressed, as the compression pipeline's one configuration: ``--prune R`` is a
-        one-shot channel target keeping ``1 - R`` (:attr:`CompressConfig.target_channels`), fine-tuned for
-        ``--finetune-epochs`` on the whole training split, int8 calibrated on ``--calibration-samples``, with the
-        search's seed and device; the rest are :class:`~autoarch.compress.config.CompressConfig`'s defaults."""
+        """How the winner is compressed, as the compression pipeline's one configuration: :attr:`compress` when
+        given, else ``--prune R`` as a one-shot channel target keeping ``1 - R``
+        (:attr:`~autoarch.compress.config.CompressConfig.target_channels`), fine-tuned for ``--finetune-epochs``
+        on the whole training split, int8 calibrated on ``--calibration-samples``; with the search's seed and
+        device either way."""
+        from dataclasses import replace
+
         from autoarch.compress.config import CompressConfig
 
+        if self.compress is not None:
+            return replace(self.compress, seed=self.seed, device=self.device)
         return CompressConfig(target_channels=round(1.0 - self.prune, 12), finetune_epochs=self.finetune_epochs,
                               calibration_samples=self.calibration_samples, seed=self.seed, device=self.device)
+
+    @property
+    def finetune_budget(self) -> int:
+        """Epochs of fine-tuning the winner's compression plans (what ``--timeout`` reserves for it): the one-shot
+        fine-tune, or for a target pruned in steps the reference, every step and the final fine-tune."""
+        c = self.compression
+        if c.target[0] == "channels":
+            return c.finetune_epochs if c.target[1] < 1 else 0
+        return c.finetune_epochs * (c.steps + 1 + int(c.final_finetune))
 
     def validate(self) -> None:
         def need(ok: bool, name: str, rule: str, value: Any) -> None:
@@ -248,6 +279,17 @@ class SearchConfig:
         need(isinstance(self.patience, int) and self.patience >= 1, "patience", "an int >= 1", self.patience)
         need(0.0 < self.test_size < 1.0, "test_size", "a float in (0, 1)", self.test_size)
         need(0.0 <= self.prune < 1.0, "prune", "a float in [0, 1)", self.prune)
+        if self.compress is not None:
+            from autoarch.compress.config import CompressConfig
+
+            need(isinstance(self.compress, CompressConfig), "compress",
+                 "None, an autoarch.compress.CompressConfig or a table of its options", self.compress)
+            self.compress.validate()
+            given = [name for name in ("prune", "finetune_epochs", "calibration_samples")
+                     if getattr(self, name) != SearchConfig.__dataclass_fields__[name].default]
+            if given:
+                raise ConfigError(f"give the winner's compression either as 'compress' or as {', '.join(given)}, "
+                                  f"not both: put {given[0]} into the compress options (CompressConfig).")
         need(isinstance(self.finetune_epochs, int) and self.finetune_epochs >= 0, "finetune_epochs",
              "an int >= 0", self.finetune_epochs)
         need(isinstance(self.calibration_samples, int) and self.calibration_samples >= 1, "calibration_samples",
@@ -321,7 +363,8 @@ def resolve_augment(augment: str, input_shape: tuple[int, ...]) -> str:
     return "search" if len(input_shape) == 3 and min(input_shape[1:]) >= AUGMENT_MIN_SIDE else "off"
 
 
-_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,), "None": (type(None),)}
+_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,), "None": (type(None),),
+          "CompressConfig": (dict,)}
 
 
 def _expected_type(name: str) -> tuple[type, ...]:
@@ -372,8 +415,16 @@ def load_config_file(path: str) -> dict[str, Any]:
                               f"{', '.join(sorted(fields))}.")
         allowed = _expected_type(key)
         if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
-            names = " or ".join("null" if t is type(None) else t.__name__ for t in allowed)
+            names = " or ".join("null" if t is type(None) else "a table" if t is dict else t.__name__
+                                for t in allowed)
             raise ConfigError(f"--config {path}: {key} must be {names}, not {value!r}.")
+        if key == "compress" and isinstance(value, dict):
+            from autoarch.compress.config import CompressConfig
+
+            try:
+                CompressConfig.from_options(**value)
+            except ConfigError as exc:
+                raise ConfigError(f"--config {path}: [compress] {exc}") from None
     return dict(values)
 
 

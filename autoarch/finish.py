@@ -188,7 +188,9 @@ def finish_run(study: optuna.Study, space: SearchSpace, dataset: Dataset, train:
             raise LimitsUnmetError(unmet)
         raise SearchFailedError(no_trial_completed(trials, cfg))
     objectives = objectives or resolve_objectives(metric)
-    finetune_epochs = cfg.finetune_epochs if cfg.prune > 0 else 0
+    compression = cfg.compression
+    one_shot = compression.target[0] == "channels"
+    finetune_epochs = cfg.finetune_budget
     front = front_trials(complete, objectives) if len(objectives) > 1 else []
     chosen, pick_note = None, None
     if trial is not None:
@@ -253,11 +255,18 @@ def finish_run(study: optuna.Study, space: SearchSpace, dataset: Dataset, train:
     # directory is rewritten never leaves new files beside old ones unnoticed.
     gen = Generation(files_dir, writer="search")
     try:
-        pruned = cfg.prune > 0 and not has_recurrent(model)  # recurrent layers are exported unpruned
-        with epoch_bar("fine-tune", max(1, finetune_epochs) if pruned else 0, progress and pruned) as on_epoch:
+        if one_shot:  # the budget may have shortened the fine-tune
+            compression = replace(compression, finetune_epochs=max(1, finetune_epochs))
+        elif has_recurrent(model):
+            logger.warning("the compress target %s cannot prune recurrent layers (LSTM/GRU/RNN) yet: the winner is "
+                           "exported and quantized unpruned", compression.target[0])
+            compression = replace(compression, target_params=None, target_macs=None, target_latency=None,
+                                  target_channels=1.0)
+        # recurrent layers are exported unpruned
+        pruned = one_shot and compression.target[1] < 1 and not has_recurrent(model)
+        with epoch_bar("fine-tune", compression.finetune_epochs if pruned else 0, progress and pruned) as on_epoch:
             comp = compress(model, train, test, gen.staging, train_config=tcfg, metric=metric, metadata=metadata,
-                            config=replace(cfg.compression, finetune_epochs=max(1, finetune_epochs)),
-                            on_stage=_on_stage, on_epoch=on_epoch)
+                            config=compression, on_stage=_on_stage, on_epoch=on_epoch)
     except BaseException:
         gen.discard()
         raise
@@ -293,7 +302,9 @@ def finish_run(study: optuna.Study, space: SearchSpace, dataset: Dataset, train:
                                   f"autoarch export --trial {trial}", best.number)} if front else {}),
         "test": test_scores,
         "test_detail": _guarded_test_detail(test, shipped),
-        "compression": {"prune_ratio": cfg.prune, "finetune_epochs": finetune_epochs,
+        "compression": {"prune_ratio": round(1 - comp.pruning["target"]["keep"], 12) if one_shot else None,
+                        "finetune_epochs": comp.pruning["finetune_epochs"], "pruning": comp.pruning,
+                        **({"steps": comp.steps} if comp.steps else {}),
                         "stages": [row.to_dict() for row in comp.stages], "verification": comp.verification},
         "config": {**asdict(cfg), "space": space_ref(space), "storage": redact(cfg.storage)},
     }

@@ -53,6 +53,22 @@ def _front_section(report: dict[str, Any]) -> list[str]:
             "", _table(header, rows), ""]
 
 
+def _compression_line(comp: dict[str, Any]) -> str:
+    """What pruning did: a one-shot channel ratio (the search's ``--prune``; every report before the ``compress``
+    option), or a target pruned in steps within a budget."""
+    pr = comp.get("pruning") or {}
+    timing = "ONNX Runtime latency is the median of 30 runs on 1 thread."
+    if pr.get("max_drop") is None:
+        return (f"Structural pruning ratio {comp['prune_ratio']} (share of channels/units removed from every hidden "
+                f"layer), {comp['finetune_epochs']} fine-tuning epochs; {timing}")
+    target = pr["target"]
+    return (f"Pruned toward keeping {target['keep']:g} of the {target['kind']} in up to {pr['steps_planned']} steps "
+            f"({pr['finetune_epochs']} fine-tuning epochs each), within {pr['max_drop']} {pr['drop_unit']} of "
+            f"validation {pr['metric']} beyond the noise margin; validation: {pr['validation']}. "
+            f"{pr['stop_reason'][:1].upper()}{pr['stop_reason'][1:]}; kept step {pr['kept_step']} (target "
+            f"{'reached' if pr['target_reached'] else 'NOT reached'}). {timing}")
+
+
 def render_markdown(report: dict[str, Any], board: pd.DataFrame) -> str:
     data, srch, best, comp = report["data"], report["search"], report["best"], report["compression"]
     metric = srch["metric"]
@@ -95,9 +111,7 @@ def render_markdown(report: dict[str, Any], board: pd.DataFrame) -> str:
         "",
         "## Compression",
         "",
-        f"Structural pruning ratio {comp['prune_ratio']} (share of channels/units removed from every hidden "
-        f"layer), {comp['finetune_epochs']} fine-tuning epochs; ONNX Runtime latency is the median of 30 runs "
-        "on 1 thread.",
+        _compression_line(comp),
         "",
         _table(["stage", "params", "MACs", "size", "latency b1 (ms)", "latency b64 (ms)", f"held-out {plain}"],
                [[r.stage, _num(r.params), _num(r.macs), _size(r.bytes),

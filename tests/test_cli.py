@@ -177,7 +177,9 @@ EVERY_OPTION = {
     "on_bad_image": (["--on-bad-image", "skip"], "skip"), "text_column": (["--text-column", "review"], "review"),
     "max_length": (["--max-length", "32"], 32), "warm_start": (["--no-warm-start"], False),
     "augment": (["--augment", "off"], "off"), "search_samples": (["--search-samples", "all"], "all"),
+    "compress": None,  # no flag: the API and a --config file's [compress] table (below)
 }
+COMPRESS_TABLE = {"target_macs": 0.3, "max_drop": 0.5, "importance": "taylor"}
 
 
 def _options_search_gets(monkeypatch, argv: list[str]) -> dict:
@@ -202,15 +204,59 @@ def test_every_search_option_is_one_flag_that_reaches_search(monkeypatch) -> Non
 
     assert set(EVERY_OPTION) == {f.name for f in fields(SearchConfig)}  # a new option needs its flag tested here
     assert _options_search_gets(monkeypatch, []) == asdict(SearchConfig())  # the flags' defaults are the fields'
-    argv = [arg for args, _ in EVERY_OPTION.values() for arg in args]
-    assert _options_search_gets(monkeypatch, argv) == {name: value for name, (_, value) in EVERY_OPTION.items()}
+    argv = [arg for given in EVERY_OPTION.values() if given for arg in given[0]]
+    assert _options_search_gets(monkeypatch, argv) == {name: given[1] if given else None
+                                                       for name, given in EVERY_OPTION.items()}
 
 
 def test_a_config_file_sets_every_option(tmp_path, monkeypatch) -> None:
     config = tmp_path / "all.json"
-    config.write_text(json.dumps({name: value for name, (_, value) in EVERY_OPTION.items()}))
+    values = {name: given[1] if given else COMPRESS_TABLE for name, given in EVERY_OPTION.items()}
+    values.update(prune=0.15, finetune_epochs=20, calibration_samples=256)  # compress replaces these three
+    config.write_text(json.dumps(values))
     got = _options_search_gets(monkeypatch, ["--config", str(config)])
-    assert got == {name: value for name, (_, value) in EVERY_OPTION.items()}
+    assert got == values
+
+
+def test_a_compress_table_gives_the_search_any_compression_target(tmp_path, monkeypatch) -> None:
+    from autoarch.config import SearchConfig, load_config_file
+
+    config = tmp_path / "c.toml"
+    config.write_text('trials = 3\n[compress]\ntarget_macs = 0.3\nmax_drop = 0.5\nimportance = "taylor"\n')
+    got = _options_search_gets(monkeypatch, ["--config", str(config)])
+    assert got["compress"] == COMPRESS_TABLE and got["trials"] == 3
+    cfg = SearchConfig(**load_config_file(str(config)), seed=4)
+    compression = cfg.compression
+    assert compression.target == ("macs", 0.3) and compression.importance == "taylor"
+    assert compression.seed == 4 and compression.max_drop == 0.5  # the search's seed
+    assert cfg.finetune_budget == compression.finetune_epochs * (compression.steps + 2)
+    # without it, --prune is a one-shot channel target
+    assert SearchConfig(prune=0.3).compression.target == ("channels", 0.7)
+    assert SearchConfig(prune=0.3).finetune_budget == 20 and SearchConfig(prune=0.0).finetune_budget == 0
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ('[compress]\ntarget_mac = 0.3\n', "[compress] compress got unknown option 'target_mac'. Did you mean "
+                                       "'target_macs'?"),
+    ('[compress]\nmax_drop = -1\n', "[compress] The 'max_drop' parameter of compress must be"),
+    ("compress = 3\n", "compress must be a table or null, not 3"),
+])
+def test_a_bad_compress_table_is_one_line_and_exit_2(tmp_path, capsys, text, expected) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(text)
+    assert main(["search", "iris", "--config", str(config), "--out", str(tmp_path / "run"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and expected in err, err
+    assert not (tmp_path / "run").exists()
+
+
+def test_compress_and_prune_together_are_refused(tmp_path, capsys) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text('[compress]\ntarget_macs = 0.3\n')
+    assert main(["search", "iris", "--config", str(config), "--prune", "0.3", "--out", str(tmp_path / "run"),
+                 "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "either as 'compress' or as prune, not both" in err and not (tmp_path / "run").exists()
 
 
 EVERY_COMPRESS_OPTION = {

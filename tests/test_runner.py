@@ -146,3 +146,23 @@ def test_bad_options_fail_before_any_training(tmp_path) -> None:
         X = np.random.rand(40, 2)
         autoarch.search(X, ["a"] * 35 + ["b"] * 5, cv=5, out=out)
     assert not out.exists()  # nothing written, not even the run directory
+
+
+def test_a_search_compresses_its_winner_with_any_compress_target(tmp_path) -> None:
+    from autoarch.compress import CompressConfig
+    from autoarch.config import SearchConfig, load_config_file
+
+    options = {k: v for k, v in TINY.items() if k not in ("finetune_epochs", "calibration_samples")}
+    compress = CompressConfig(target_params=0.5, max_drop=100.0, steps=1, finetune_epochs=1, round_to=1,
+                              calibration_samples=32)
+    result = autoarch.search("iris", out=tmp_path / "run", compress=compress, **options)
+    comp = result.report["compression"]
+    assert comp["pruning"]["target"]["kind"] == "params" and comp["pruning"]["n_val"] > 0
+    assert [s["step"] for s in comp["steps"]] == [0, 1] and comp["pruning"]["kept_step"] == 1
+    pruned, unpruned = result.compression.stage("torch pruned"), result.compression.stage("torch fp32")
+    assert pruned is not None and unpruned is not None and pruned.params < unpruned.params
+    assert sum(p.numel() for p in autoarch.load(tmp_path / "run").parameters()) == pruned.params
+    assert "Pruned toward keeping 0.5 of the params in up to 1 steps" in (tmp_path / "run" / "report.md").read_text()
+    # the report's config block repeats the run, compression included
+    again = SearchConfig(**load_config_file(str(tmp_path / "run" / "report.json")))
+    assert again.compress == compress and again.compression.target == ("params", 0.5)
