@@ -98,6 +98,11 @@ class SearchResult:
                  f"{rep['best']['picked']}"] if front else []
         lines += [f"{'shipped' if front else 'best'}: {rep['best']['summary']}",
                  f"CV {plain}: {mean:.4f} ± {std:.4f}   held-out {plain}: {self.test_scores[plain]:.4f}"]
+        pr = self.compression.pruning
+        if self.compression.steps:  # a target pruned in steps (the compress option)
+            lines.append(f"compression: {pr['stop_reason']}; kept step {pr['kept_step']} (target keep "
+                         f"{pr['target']['keep']:g} of {pr['target']['kind']}: "
+                         f"{'reached' if pr['target_reached'] else 'NOT reached'})")
         for row in self.compression.stages:
             lat = f"  b64 {row.latency_b64_ms:.2f} ms" if row.latency_b64_ms is not None else ""
             lines.append(f"  {row.stage:<20} {row.params:>9,} params  {row.bytes / 1024:>8.1f} KiB  "

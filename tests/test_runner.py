@@ -163,6 +163,7 @@ def test_a_search_compresses_its_winner_with_any_compress_target(tmp_path) -> No
     assert pruned is not None and unpruned is not None and pruned.params < unpruned.params
     assert sum(p.numel() for p in autoarch.load(tmp_path / "run").parameters()) == pruned.params
     assert "Pruned toward keeping 0.5 of the params in up to 1 steps" in (tmp_path / "run" / "report.md").read_text()
+    assert "compression: target reached at step 1; kept step 1" in result.summary()
     # the report's config block repeats the run, compression included
     again = SearchConfig(**load_config_file(str(tmp_path / "run" / "report.json")))
     assert again.compress == compress and again.compression.target == ("params", 0.5)
