@@ -44,6 +44,7 @@ from autoarch.objectives import Objective, resolve_objectives
 from autoarch.pareto import front_trials, parse_pick, pick_point
 from autoarch.rundir import KEEP_DIR, Generation, copy_file, crash_point
 from autoarch.runfiles import SCHEMA_VERSION, ArchitectureSpec, read_model, read_report
+from autoarch.runreport import BestTrial, CompressionInfo, DataInfo, RunReport, SearchInfo
 from autoarch.search_spaces import SearchSpace, space_ref
 from autoarch.study import STUDY_NAME, open_storage, redact, run_storage_url
 from autoarch.tables import TableEncoder, table_schema
@@ -281,38 +282,34 @@ def finish_run(study: optuna.Study, space: SearchSpace, dataset: Dataset, train:
     cv_scores = {k[3:-5]: (best.user_attrs[k], best.user_attrs[k[:-5] + "_std"])
                  for k in best.user_attrs if k.startswith("cv_") and k.endswith("_mean")}
     counts = {s.name: sum(t.state == s for t in trials) for s in TrialState}
-    report = {
-        "schema_version": SCHEMA_VERSION,
-        "autoarch_version": __version__,
-        "data": {"name": dataset.name, "task": dataset.task, "input_shape": list(dataset.input_shape),
-                 "n_samples": len(dataset), "n_train": len(train), "n_test": len(test), "classes": dataset.classes,
-                 # How `autoarch compress` reloads the data: a built-in name or an absolute file path.
-                 "source": (study.user_attrs.get("spec") or {}).get("data"),
-                 **({"encoding": TableEncoder(dataset.columns).describe()} if dataset.columns else {})},
-        "search": {"space": space.name, "controller": cfg.controller, "metric": metric,
-                   "objectives": [o.to_dict() for o in objectives], "cv": cfg.cv,
-                   "validation": describe_cv(cfg.cv), "early_stop": cfg.early_stop,
-                   "augment": cfg.augment, "held_out": cfg.test,
-                   "trials_requested": cfg.trials, "trial_states": {k: v for k, v in counts.items() if v},
-                   "fidelity": _fidelity_counts(trials), "search_samples": cfg.search_samples,
-                   "seconds_this_run": search_seconds, "seed": cfg.seed, "device": str(device)},
-        "best": {"trial": best.number, **({"picked": pick_note} if pick_note else {}),
-                 "warm_start": best.user_attrs.get("warm_start"), "architecture": arch,
-                 "summary": space.describe(arch),
-                 "training": tcfg.to_dict(), "retrain_epochs": retrained["epochs"], "retrain": retrained,
-                 "retrain_schedule": "cosine",
-                 "cv": cv_scores, **({"int8_cost_before_training": best.user_attrs["int8_cost"]}
-                                     if "int8_cost" in best.user_attrs else {})},
-        **({"front": front_report(front, objectives, space, cfg.pick if trial is None else
-                                  f"autoarch export --trial {trial}", best.number)} if front else {}),
-        "test": test_scores,
-        "test_detail": _guarded_test_detail(test, shipped),
-        "compression": {"prune_ratio": round(1 - comp.pruning["target"]["keep"], 12) if one_shot else None,
-                        "finetune_epochs": comp.pruning["finetune_epochs"], "pruning": comp.pruning,
-                        **({"steps": comp.steps} if comp.steps else {}),
-                        "stages": [row.to_dict() for row in comp.stages], "verification": comp.verification},
-        "config": {**asdict(cfg), "space": space_ref(space), "storage": redact(cfg.storage)},
-    }
+    record = RunReport(
+        schema_version=SCHEMA_VERSION, autoarch_version=__version__,
+        data=DataInfo(name=dataset.name, task=dataset.task, input_shape=list(dataset.input_shape),
+                      n_samples=len(dataset), n_train=len(train), n_test=len(test), classes=dataset.classes,
+                      # How `autoarch compress` reloads the data: a built-in name or an absolute file path.
+                      source=(study.user_attrs.get("spec") or {}).get("data"),
+                      encoding=TableEncoder(dataset.columns).describe() if dataset.columns else None),
+        search=SearchInfo(space=space.name, controller=cfg.controller, metric=metric,
+                          objectives=[o.to_dict() for o in objectives], cv=cfg.cv, validation=describe_cv(cfg.cv),
+                          early_stop=cfg.early_stop, augment=cfg.augment, held_out=cfg.test,
+                          trials_requested=cfg.trials, trial_states={k: v for k, v in counts.items() if v},
+                          fidelity=_fidelity_counts(trials), search_samples=cfg.search_samples,
+                          seconds_this_run=search_seconds, seed=cfg.seed, device=str(device)),
+        best=BestTrial(trial=best.number, picked=pick_note, warm_start=best.user_attrs.get("warm_start"),
+                       architecture=arch, summary=space.describe(arch), training=tcfg.to_dict(),
+                       retrain_epochs=retrained["epochs"], retrain=retrained, retrain_schedule="cosine",
+                       cv={k: list(v) for k, v in cv_scores.items()},
+                       int8_cost_before_training=best.user_attrs.get("int8_cost")),
+        front=front_report(front, objectives, space, cfg.pick if trial is None else f"autoarch export --trial {trial}",
+                           best.number) if front else None,
+        test=test_scores, test_detail=_guarded_test_detail(test, shipped),
+        compression=CompressionInfo(
+            prune_ratio=round(1 - comp.pruning["target"]["keep"], 12) if one_shot else None,
+            finetune_epochs=comp.pruning["finetune_epochs"], pruning=comp.pruning, steps=comp.steps or None,
+            stages=comp.stages, verification=comp.verification),
+        config={**asdict(cfg), "space": space_ref(space), "storage": redact(cfg.storage)},
+    )
+    report = record.to_dict()
     with gen:
         if out_dir is not None:
             from autoarch.html_report import render_html
@@ -327,9 +324,9 @@ def finish_run(study: optuna.Study, space: SearchSpace, dataset: Dataset, train:
                 gen.write_text("pareto.csv", board[board["trial"].isin(numbers)].assign(
                     picked=lambda f: f["trial"] == best.number).to_csv(index=False))
             gen.write_json("report.json", report, default=_json_default)
-            gen.write_text("report.md", render_markdown(report, board))
+            gen.write_text("report.md", render_markdown(record, board))
             try:
-                page = render_html(report, study)
+                page = render_html(record, study)
             except Exception as exc:  # a chart must never cost the run its outputs
                 logger.warning("report.html was not written (%s: %s); `autoarch report %s` retries it",
                                type(exc).__name__, exc, out_dir)
@@ -360,13 +357,13 @@ def front_report(front: list[optuna.trial.FrozenTrial], objectives: tuple[Object
                         "summary": space.describe(t.user_attrs["architecture"])} for t in front]}
 
 
-def open_run_study(run: Path, report: Mapping[str, Any], storage: str | None = None) -> optuna.Study:
+def open_run_study(run: Path, report: RunReport | None, storage: str | None = None) -> optuna.Study:
     """The study of run directory ``run`` (its SQLite file, or ``storage``), named as its ``report`` records.
 
     Raises:
         DataError: no such storage, or no such study in it.
     """
-    study_name = (report.get("config") or {}).get("study_name", STUDY_NAME)
+    study_name = (report.config if report is not None else {}).get("study_name", STUDY_NAME)
     backend = open_storage(run_storage_url(run, storage), must_exist=True, retry=False)
     try:
         return optuna.load_study(study_name=study_name, storage=backend)

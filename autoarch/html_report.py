@@ -17,8 +17,9 @@ import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from autoarch.compress.rows import Stage, stage_rows
+from autoarch.compress.rows import Stage
 from autoarch.objectives import Objective
+from autoarch.runreport import RunReport, as_report
 
 __all__ = ["render_html"]
 
@@ -239,13 +240,14 @@ th { background: #f2f2f2; }
 """
 
 
-def render_html(report: Mapping[str, Any], study: Any) -> str:
+def render_html(report: RunReport | Mapping[str, Any], study: Any) -> str:
     """The whole page for a run's ``report`` (``report.json``) and its optuna ``study``."""
     import plotly.io as pio
     from plotly.offline import get_plotlyjs
 
-    data, srch, best, comp = report["data"], report["search"], report["best"], report["compression"]
-    metric = srch["metric"]
+    report = as_report(report)
+    data, srch, best, comp = report.data, report.search, report.best, report.compression
+    metric = srch.metric
     plain = Objective(metric).metric
     trials = study.get_trials(deepcopy=False)
     parts: list[str] = []
@@ -256,17 +258,17 @@ def render_html(report: Mapping[str, Any], study: Any) -> str:
         charts += 1
         parts.append(f'<div class="chart">{pio.to_html(fig, full_html=False, include_plotlyjs=False)}</div>')
 
-    states = ", ".join(f"{n} {k.lower()}" for k, n in srch["trial_states"].items())
-    parts.append(f"<h1>autoarch report: {_esc(data['name'])}</h1>")
-    parts.append(f"<p>{_esc(data['task'])}, input shape {_esc(tuple(data['input_shape']))}, {data['n_train']:,} "
-                 f"samples for the search, {data['n_test']:,} held out. Space <code>{_esc(srch['space'])}</code>, "
-                 f"controller <code>{_esc(srch['controller'])}</code>, objective <code>{_esc(metric)}</code> by "
-                 f"{_esc(srch.get('validation') or srch['cv'])} validation; {srch['trials_requested']} trials "
-                 f"requested ({_esc(states)}), {srch['seconds_this_run']:.0f} s.</p>")
+    states = ", ".join(f"{n} {k.lower()}" for k, n in srch.trial_states.items())
+    parts.append(f"<h1>autoarch report: {_esc(data.name)}</h1>")
+    parts.append(f"<p>{_esc(data.task)}, input shape {_esc(tuple(data.input_shape))}, {data.n_train:,} "
+                 f"samples for the search, {data.n_test:,} held out. Space <code>{_esc(srch.space)}</code>, "
+                 f"controller <code>{_esc(srch.controller)}</code>, objective <code>{_esc(metric)}</code> by "
+                 f"{_esc(srch.validation or srch.cv)} validation; {srch.trials_requested} trials "
+                 f"requested ({_esc(states)}), {srch.seconds_this_run:.0f} s.</p>")
     parts.append("<h2>Search</h2>")
     chart(_history(trials, metric))
-    if report.get("front"):
-        chart(_front(trials, report["front"]))
+    if report.front:
+        chart(_front(trials, report.front))
     fig, note = _importances(study)
     if fig is not None:
         chart(fig)
@@ -276,17 +278,15 @@ def render_html(report: Mapping[str, Any], study: Any) -> str:
     if folds is not None:
         chart(folds)
     parts.append("<h2>Winner</h2>")
-    warm = f" (warm start {_esc(best['warm_start'])})" if best.get("warm_start") else ""
-    parts.append(f"<p>Trial {best['trial']}{warm}: <b>{_esc(best['summary'])}</b></p>")
-    if (best.get("retrain") or {}).get("substituted"):
-        parts.append(f'<p class="note">Not the best trial: {_esc(best["retrain"]["substituted"])}.</p>')
-    parts.append(_table(["parameter", "value"], [[k, v] for k, v in {**best["architecture"],
-                                                                     **best["training"]}.items()]))
+    warm = f" (warm start {_esc(best.warm_start)})" if best.warm_start else ""
+    parts.append(f"<p>Trial {best.trial}{warm}: <b>{_esc(best.summary)}</b></p>")
+    if best.retrain.get("substituted"):
+        parts.append(f'<p class="note">Not the best trial: {_esc(best.retrain["substituted"])}.</p>')
+    parts.append(_table(["parameter", "value"], [[k, v] for k, v in {**best.architecture, **best.training}.items()]))
     parts.append(_table(["metric", "validation mean ± std", "held-out (before compression)"],
-                        [[k, f"{_fmt(m)} ± {_fmt(s)}", _fmt(report["test"].get(k))]
-                         for k, (m, s) in best["cv"].items()]))
+                        [[k, f"{_fmt(m)} ± {_fmt(s)}", _fmt(report.test.get(k))] for k, (m, s) in best.cv.items()]))
     parts.append("<h2>Compression</h2>")
-    rows = stage_rows(comp["stages"])
+    rows = comp.stages
     stages = _stages(rows, plain)
     if stages is not None:
         chart(stages)
@@ -294,7 +294,7 @@ def render_html(report: Mapping[str, Any], study: Any) -> str:
                          f"held-out {plain}"],
                         [[s.stage, _fmt(s.params), _fmt(s.macs), _fmt(s.bytes), _fmt(s.latency_b1_ms, 3),
                           _fmt(s.latency_b64_ms, 3), _fmt(s.scores.get(plain))] for s in rows]))
-    detail = report.get("test_detail")
+    detail = report.test_detail
     if detail:
         parts.append("<h2>Held-out predictions</h2>")
         if "confusion_matrix" in detail:
@@ -305,7 +305,7 @@ def render_html(report: Mapping[str, Any], study: Any) -> str:
                                  for c, v in per.items()]))
         elif "y_true" in detail:
             chart(_residuals(detail))
-    head = (f"<meta charset='utf-8'><title>autoarch report: {_esc(data['name'])}</title><style>{_STYLE}</style>"
+    head = (f"<meta charset='utf-8'><title>autoarch report: {_esc(data.name)}</title><style>{_STYLE}</style>"
             f"<script type='text/javascript'>{get_plotlyjs()}</script>")
     logger.debug("report.html: %d charts", charts)
     body = "\n".join(parts)

@@ -7,8 +7,8 @@ from typing import Any
 
 import pandas as pd
 
-from autoarch.compress.rows import stage_rows
 from autoarch.objectives import Objective
+from autoarch.runreport import CompressionInfo, RunReport, as_report
 
 __all__ = ["render_markdown"]
 
@@ -31,9 +31,9 @@ def _size(n_bytes: int) -> str:
     return f"{n_bytes / 1024:.1f} KiB" if n_bytes < 1024 ** 2 else f"{n_bytes / 1024 ** 2:.2f} MiB"
 
 
-def _front_section(report: dict[str, Any]) -> list[str]:
+def _front_section(report: RunReport) -> list[str]:
     """The Pareto front of a multi-objective search (none for one objective)."""
-    front = report.get("front")
+    front = report.front
     if not front:
         return []
     names = front["objectives"]
@@ -53,14 +53,14 @@ def _front_section(report: dict[str, Any]) -> list[str]:
             "", _table(header, rows), ""]
 
 
-def _compression_line(comp: dict[str, Any]) -> str:
+def _compression_line(comp: CompressionInfo) -> str:
     """What pruning did: a one-shot channel ratio (the search's ``--prune``; every report before the ``compress``
     option), or a target pruned in steps within a budget."""
-    pr = comp.get("pruning") or {}
+    pr = comp.pruning or {}
     timing = "ONNX Runtime latency is the median of 30 runs on 1 thread."
     if pr.get("max_drop") is None:
-        return (f"Structural pruning ratio {comp['prune_ratio']} (share of channels/units removed from every hidden "
-                f"layer), {comp['finetune_epochs']} fine-tuning epochs; {timing}")
+        return (f"Structural pruning ratio {comp.prune_ratio} (share of channels/units removed from every hidden "
+                f"layer), {comp.finetune_epochs} fine-tuning epochs; {timing}")
     target = pr["target"]
     return (f"Pruned toward keeping {target['keep']:g} of the {target['kind']} in up to {pr['steps_planned']} steps "
             f"({pr['finetune_epochs']} fine-tuning epochs each), within {pr['max_drop']} {pr['drop_unit']} of "
@@ -69,45 +69,46 @@ def _compression_line(comp: dict[str, Any]) -> str:
             f"{'reached' if pr['target_reached'] else 'NOT reached'}). {timing}")
 
 
-def render_markdown(report: dict[str, Any], board: pd.DataFrame) -> str:
-    data, srch, best, comp = report["data"], report["search"], report["best"], report["compression"]
-    metric = srch["metric"]
+def render_markdown(report: RunReport | dict[str, Any], board: pd.DataFrame) -> str:
+    """``report.md``: the run, its best architecture and scores, the compression stages, the leaderboard."""
+    report = as_report(report)
+    data, srch, best, comp = report.data, report.search, report.best, report.compression
+    metric = srch.metric
     plain = Objective(metric).metric
-    states = ", ".join(f"{n} {k.lower()}" for k, n in srch["trial_states"].items())
+    states = ", ".join(f"{n} {k.lower()}" for k, n in srch.trial_states.items())
     out = [
-        f"# autoarch report: {data['name']}",
+        f"# autoarch report: {data.name}",
         "",
-        f"- Task: {data['task']}, input shape {tuple(data['input_shape'])}, {data['n_samples']} samples "
-        f"({data['n_train']} for the search, {data['n_test']} held out and never seen by it)",
-        *([f"- Table encoding (inside the model, fitted on each fold's training rows): {data['encoding']}"]
-          if data.get("encoding") else []),
-        f"- Search: space `{srch['space']}`, controller `{srch['controller']}`, objective `{metric}` by "
-        f"{srch.get('validation') or str(srch['cv']) + '-fold'} validation, {srch['trials_requested']} trials "
+        f"- Task: {data.task}, input shape {tuple(data.input_shape)}, {data.n_samples} samples "
+        f"({data.n_train} for the search, {data.n_test} held out and never seen by it)",
+        *([f"- Table encoding (inside the model, fitted on each fold's training rows): {data.encoding}"]
+          if data.encoding else []),
+        f"- Search: space `{srch.space}`, controller `{srch.controller}`, objective `{metric}` by "
+        f"{srch.validation or str(srch.cv) + '-fold'} validation, {srch.trials_requested} trials "
         f"({states}), "
-        f"{srch['seconds_this_run']:.0f} s in this run, seed {srch['seed']}, device {srch['device']}",
+        f"{srch.seconds_this_run:.0f} s in this run, seed {srch.seed}, device {srch.device}",
         *([f"- Multi-fidelity over data: during the search each candidate trained on at most "
-           f"{srch['search_samples']:,} samples of its fold's training part (--search-samples); the winner was "
-           f"retrained on the whole training split"] if srch.get("search_samples") else []),
+           f"{srch.search_samples:,} samples of its fold's training part (--search-samples); the winner was "
+           f"retrained on the whole training split"] if srch.search_samples else []),
         "",
         *_front_section(report),
         "## Best architecture",
         "",
-        f"Trial {best['trial']}: **{best['summary']}**" + (f": {best['picked']}" if best.get("picked") else ""),
+        f"Trial {best.trial}: **{best.summary}**" + (f": {best.picked}" if best.picked else ""),
         "",
-        _table(["parameter", "value"], [[k, v] for k, v in {**best["architecture"], **best["training"]}.items()]),
+        _table(["parameter", "value"], [[k, v] for k, v in {**best.architecture, **best.training}.items()]),
         "",
-        (f"Not retrained: {best['retrain']['skipped']} ({best['retrain']['samples']} samples)."
-         if (best.get("retrain") or {}).get("skipped") else
-         f"Retrained on the whole training split for {best['retrain_epochs']} epochs (the median early-stopping "
+        (f"Not retrained: {best.retrain['skipped']} ({best.retrain['samples']} samples)."
+         if best.retrain.get("skipped") else
+         f"Retrained on the whole training split for {best.retrain_epochs} epochs (the median early-stopping "
          "epoch of its folds), the learning rate annealed to zero (cosine) over them."),
-        *(["", f"Not the best trial: {best['retrain']['substituted']}."]
-          if (best.get("retrain") or {}).get("substituted") else []),
+        *(["", f"Not the best trial: {best.retrain['substituted']}."] if best.retrain.get("substituted") else []),
         "",
         "## Scores",
         "",
-        _table(["metric", f"CV mean ± std ({srch.get('validation') or str(srch['cv']) + '-fold'})",
+        _table(["metric", f"CV mean ± std ({srch.validation or str(srch.cv) + '-fold'})",
                 "held-out (winner before compression)"],
-               [[k, f"{_num(m)} ± {_num(s)}", _num(report["test"].get(k))] for k, (m, s) in best["cv"].items()]),
+               [[k, f"{_num(m)} ± {_num(s)}", _num(report.test.get(k))] for k, (m, s) in best.cv.items()]),
         "",
         "## Compression",
         "",
@@ -116,15 +117,15 @@ def render_markdown(report: dict[str, Any], board: pd.DataFrame) -> str:
         _table(["stage", "params", "MACs", "size", "latency b1 (ms)", "latency b64 (ms)", f"held-out {plain}"],
                [[r.stage, _num(r.params), _num(r.macs), _size(r.bytes),
                  _num(r.latency_b1_ms, 3), _num(r.latency_b64_ms, 3), _num(r.scores.get(plain))]
-                for r in stage_rows(comp["stages"])]),
+                for r in comp.stages]),
         "",
         "### Verification",
         "",
         "```json",
-        json.dumps(comp["verification"], indent=2),
+        json.dumps(comp.verification, indent=2),
         "```",
     ]
-    if not comp["verification"].get("int8_faster_than_fp32_b64", True):
+    if not comp.verification.get("int8_faster_than_fp32_b64", True):
         out += ["", "**Warning:** the int8 model is not faster than the fp32 model at batch 64 on this machine."]
     top = board.head(10)
     if not top.empty:

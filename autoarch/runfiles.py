@@ -25,8 +25,9 @@ from typing import Any
 from autoarch.exceptions import DataError
 from autoarch.objectives import Objective
 from autoarch.rundir import read_outputs
+from autoarch.runreport import RunReport
 
-__all__ = ["SCHEMA_VERSION", "ArchitectureSpec", "read_model", "read_report", "parse_json"]
+__all__ = ["SCHEMA_VERSION", "ArchitectureSpec", "RunReport", "read_model", "read_report", "parse_json"]
 
 SCHEMA_VERSION = 1
 """The version of ``architecture.json`` and ``report.json`` (their ``schema_version``)."""
@@ -206,13 +207,17 @@ def read_model(run_dir: str | os.PathLike[str], weights: str = "model.pt", *, re
     return model.eval(), spec
 
 
-def read_report(run_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """``report.json`` of ``run_dir`` (checked against the manifest and its schema version), or None when the run
-    has none."""
+def read_report(run_dir: str | os.PathLike[str]) -> RunReport | None:
+    """``report.json`` of ``run_dir`` as a typed :class:`~autoarch.runreport.RunReport` (checked against the
+    manifest and its schema version; any version reads), or None when the run has none.
+
+    Raises:
+        DataError: the file is not JSON, is newer than this version reads, or lacks a section.
+    """
     run = Path(run_dir)
     found = read_outputs(run, ("report.json",)) if run.is_dir() else {}
     if "report.json" not in found:
         return None
     report = parse_json(run / "report.json", found["report.json"])
     _check_version(run / "report.json", report)
-    return report
+    return RunReport.from_dict(report, run / "report.json")

@@ -407,8 +407,7 @@ def export_trial(run_dir: str | os.PathLike[str], trial: int, *, out: str | os.P
     run = Path(run_dir)
     if not run.is_dir():
         raise DataError(f"run directory {run} does not exist; give the --out directory of a search")
-    report = read_report(run) or {}
-    study = open_run_study(run, report, storage)
+    study = open_run_study(run, read_report(run), storage)
     ctx = _study_context(study, study.study_name, "export")
     out_dir = prepare_out(Path(out) if out is not None else run / f"trial-{trial}")
     assert out_dir is not None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from autoarch.model import Model
 from autoarch.objectives import Objective
 from autoarch.rundir import Generation
 from autoarch.runfiles import ArchitectureSpec, read_model, read_report
+from autoarch.runreport import RunReport, as_report
 from autoarch.search_spaces import get_space
 from autoarch.trainer import TrainConfig, predict, resolve_device
 
@@ -61,8 +62,8 @@ def load_run_model(run_dir: str | os.PathLike[str], start: str = "auto"
     return model, spec, name, [] if name == "winner.pt" else list(spec.pruning_history)
 
 
-def reload_data(report: dict[str, Any], data: Any = None, y: Any = None, target: str | None = None,
-                ) -> tuple[Dataset, Dataset]:
+def reload_data(report: RunReport | Mapping[str, Any] | None, data: Any = None, y: Any = None,
+                target: str | None = None) -> tuple[Dataset, Dataset]:
     """The training and held-out splits of a run, rebuilt from ``report.json`` (data source, ``seed``,
     ``test_size``, ``max_samples``, and the held-out part the search used: its split, the data's official test
     set or the ``--test`` file) or from ``data`` given again (a name, a .csv/.npz path, a Dataset or an
@@ -71,7 +72,9 @@ def reload_data(report: dict[str, Any], data: Any = None, y: Any = None, target:
     Raises:
         DataError: the data cannot be found again; pass it explicitly.
     """
-    info, config = report.get("data", {}), report.get("config", {})
+    report = as_report(report) if report is not None else None
+    info = report.data.to_dict() if report is not None else {}
+    config = report.config if report is not None else {}
     seed, test_size, max_samples = int(config.get("seed", 0)), float(config.get("test_size", 0.2)), \
         config.get("max_samples")
     task = info.get("task")
@@ -105,15 +108,14 @@ def reload_data(report: dict[str, Any], data: Any = None, y: Any = None, target:
     return train_test_split(dataset, test_size, seed)
 
 
-def _check_same_data(report: dict[str, Any], model: nn.Module, train: Dataset, test: Dataset, metric: str,
+def _check_same_data(report: RunReport, model: nn.Module, train: Dataset, test: Dataset, metric: str,
                      compare_scores: bool) -> None:
-    info = report.get("data", {})
-    expected = (info.get("n_train"), info.get("n_test"))
-    if None not in expected and expected != (len(train), len(test)):
+    expected = (report.data.n_train, report.data.n_test)
+    if expected != (len(train), len(test)):
         raise DataError(f"the reloaded data gives {len(train)} training / {len(test)} held-out samples, but the run "
                         f"had {expected[0]} / {expected[1]}; pass the data the search used with --data.")
     plain = Objective(metric).metric
-    recorded = report.get("test", {}).get(plain)
+    recorded = report.test.get(plain)
     if compare_scores and recorded is not None:
         again = compute_metrics(test.task, test.y, predict(model, test.X), test.n_outputs)[plain]
         if not np.isclose(again, recorded, rtol=1e-6, atol=1e-9):
@@ -194,26 +196,26 @@ def compress_run(
     run = Path(run_dir)
     if out is not None:
         _check_out(Path(out))
-    report = read_report(run) or {}
-    if "seed" not in options and "seed" in report.get("config", {}):
-        options["seed"] = int(report["config"]["seed"])
+    report = read_report(run)
+    if "seed" not in options and report is not None and "seed" in report.config:
+        options["seed"] = int(report.config["seed"])
     config = CompressConfig.from_options(**options)
     model, spec, weights, old_history = load_run_model(run, start)
     one_shot = config.target[0] == "channels"
     if not one_shot:
         refuse_recurrent(model)
-    if not report and data is None:
+    if report is None and data is None:
         raise DataError(f"{run} has no report.json to reload the data from; pass the data with --data "
                         "(split with the default seed and test size).")
     train, test = reload_data(report, data, y, target)
-    metric = report.get("search", {}).get("metric") or spec.metric or default_metric(train.task)
-    if report:
+    metric = (report.search.metric if report is not None else None) or spec.metric or default_metric(train.task)
+    if report is not None:
         _check_same_data(report, model, train, test, metric, compare_scores=weights == "winner.pt")
-    training = report.get("best", {}).get("training")
+    training = report.best.training if report is not None else None
     train_config = TrainConfig(**training) if training else TrainConfig()
     winner, started_from = model, weights
     if config.retrain and weights == "winner.pt" and training and not one_shot:  # one shot holds nothing back
-        epochs = int(report.get("best", {}).get("retrain_epochs") or train_config.max_epochs)
+        epochs = int((report.best.retrain_epochs if report is not None else None) or train_config.max_epochs)
         model = _retrain(spec, train, config, train_config, epochs)
         started_from = (f"winner.pt's architecture, retrained from scratch for {epochs} epochs on the training "
                         f"split minus the validation part (retrain=True)")
@@ -238,7 +240,7 @@ def compress_run(
     history = old_history + result.pruning_history
     result.pruning_history = history
     new_spec = replace(spec, pruning_history=history).to_dict()
-    summary = {"run_dir": str(run), "started_from": started_from, "data": report.get("data", {}).get("name"),
+    summary = {"run_dir": str(run), "started_from": started_from, "data": report.data.name if report else None,
                "n_fit": result.pruning["n_fit"], "n_val": result.pruning["n_val"], "n_test": len(test),
                "config": {f: getattr(config, f) for f in config.__dataclass_fields__}, "pruning": result.pruning,
                "steps": result.steps, "stages": [row.to_dict() for row in result.stages],

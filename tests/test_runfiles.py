@@ -49,7 +49,7 @@ def test_a_run_written_before_schema_versions_loads_and_predicts_as_its_onnx_mod
         torch_labels = model(torch.as_tensor(X, dtype=torch.float32)).argmax(1).numpy()
     _, proba = Predictor(old_run / "model.onnx").predict(X.astype(np.float32))
     assert (proba.argmax(axis=1) == torch_labels).mean() == 1.0
-    assert read_report(old_run)["search"]["metric"] == "accuracy"
+    assert read_report(old_run).search.metric == "accuracy"
 
 
 def test_a_run_written_before_schema_versions_compresses(old_run) -> None:
