@@ -13,10 +13,16 @@ if TYPE_CHECKING:
     from autoarch.compress.config import CompressConfig
     from autoarch.search_spaces import SearchSpace
 
-__all__ = ["SearchConfig", "CONTROLLERS", "OBJECTIVES",
+__all__ = ["SearchConfig", "SPACES", "AUTO_SPACE", "CONTROLLERS", "OBJECTIVES",
            "EARLY_STOP", "HOLDOUT", "LARGE_DATA", "BAD_IMAGE", "AUGMENT", "AUGMENT_MIN_SIDE",
            "SEARCH_SAMPLES", "resolve_cv", "resolve_augment", "resolve_search_samples", "load_config_file"]
 
+SPACES = {"mlp": "autoarch.search_spaces.mlp:MLPSpace", "cnn": "autoarch.search_spaces.cnn:CNNSpace",
+          "rnn": "autoarch.search_spaces.rnn:RNNSpace"}
+"""The built-in search spaces, by name: the registry ``--space`` reads (import paths, so that the CLI imports no
+torch); :data:`autoarch.search_spaces.SPACES` holds their classes. A user's space is given by its import path."""
+AUTO_SPACE = {"tabular": "mlp", "image": "cnn", "text": "rnn", "sequence": "rnn"}
+"""``--space auto``: the built-in space for each input kind."""
 CONTROLLERS = ("evolution", "reinforce", "random", "tpe", "nsga2", "grid")
 """The ``--controller`` names (:func:`autoarch.controllers.make_sampler` builds them). Here, not in the
 controllers package, so that the CLI's parser imports no optuna."""
@@ -113,7 +119,7 @@ class SearchConfig:
     space: str | SearchSpace = option(
         "auto", "search space; auto = cnn for images, rnn for text and sequences, mlp otherwise; or the import path "
         "of your own SearchSpace subclass, e.g. mypkg.spaces:MySpace (default: %(default)s)",
-        group="search", metavar="{auto,mlp,cnn,rnn,MODULE:CLASS}")
+        group="search", metavar="{" + ",".join(["auto", *SPACES]) + ",MODULE:CLASS}")
     controller: str = option(
         "evolution", "evolution = regularized (aging) evolution, reinforce = REINFORCE policy gradient; random, "
         "tpe (Bayesian), nsga2 and grid are optuna's samplers (default: %(default)s)",

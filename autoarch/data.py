@@ -26,13 +26,15 @@ import numpy as np
 
 from autoarch.exceptions import DataError, did_you_mean
 
-__all__ = ["Dataset", "from_arrays", "from_texts", "from_sequences", "train_test_split"]
+__all__ = ["Dataset", "INPUT_KINDS", "from_arrays", "from_texts", "from_sequences", "train_test_split"]
 
 logger = logging.getLogger(__name__)
 
 CLASSIFICATION = "classification"
 REGRESSION = "regression"
 TASKS = (CLASSIFICATION, REGRESSION)
+INPUT_KINDS = ("tabular", "image", "sequence", "text")
+"""The input kinds a :class:`Dataset` carries and a search space declares it accepts."""
 
 
 @dataclass(frozen=True)
@@ -51,9 +53,12 @@ class Dataset:
         columns: for a table with text categories or missing cells, its schema
             (:class:`~autoarch.tables.Column`): ``X`` then holds codes, NaN for a missing cell, and the model
             encodes them (:class:`~autoarch.tables.TableEncoder`); None for every other data.
-        kind: the input kind when it is not read from ``X``'s shape: ``"text"`` (``X`` is ``(n, max_length)``
-            token ids, :mod:`autoarch.text`) or ``"sequence"`` (``X`` is ``(n, T, channels + 1)``, right-padded,
-            its last channel the validity mask, :mod:`autoarch.sequences`); None infers tabular or image.
+        kind: the input kind, one of :data:`INPUT_KINDS`: ``"tabular"`` (``(n, d)``), ``"image"`` (``(n, C, H,
+            W)``), ``"text"`` (``X`` is ``(n, max_length)`` token ids, :mod:`autoarch.text`) or ``"sequence"``
+            (``X`` is ``(n, T, channels + 1)``, right-padded, its last channel the validity mask,
+            :mod:`autoarch.sequences`). Given as None, it is set once from ``X``'s shape (4-D: image, else
+            tabular) and carried from then on (``replace`` and :meth:`subset` keep it); a search space declares
+            the kinds it accepts (``SearchSpace.input_kinds``).
         tokens: for text, the token table ``X``'s ids index (id ``i + 2`` is ``tokens[i]``).
     """
 
@@ -67,13 +72,17 @@ class Dataset:
     kind: str | None = None
     tokens: tuple[str, ...] | None = None
 
+    def __post_init__(self) -> None:
+        kind = self.kind if self.kind is not None else ("image" if np.ndim(self.X) == 4 else "tabular")
+        if kind not in INPUT_KINDS:
+            raise DataError(f"a Dataset's kind must be one of {list(INPUT_KINDS)}, but got {kind!r}."
+                            f"{did_you_mean(str(kind), INPUT_KINDS)}")
+        object.__setattr__(self, "kind", kind)
+
     @property
     def input_kind(self) -> str:
-        """``kind`` when set (``"text"``), else ``"tabular"`` for ``(n, d)`` features, ``"image"`` for
-        ``(n, C, H, W)``."""
-        if self.kind is not None:
-            return self.kind
-        return "image" if self.X.ndim == 4 else "tabular"
+        """The input kind (:attr:`kind`, always set)."""
+        return str(self.kind)
 
     @property
     def input_shape(self) -> tuple[int, ...]:

@@ -12,6 +12,8 @@ import importlib
 import inspect
 from typing import Any
 
+from autoarch.config import AUTO_SPACE
+from autoarch.config import SPACES as BUILTIN_SPACES
 from autoarch.exceptions import SpaceError, did_you_mean
 from autoarch.search_spaces._base import ACTIVATIONS, CONNECTIVITY, Architecture, SearchSpace
 from autoarch.search_spaces.cnn import CNNSpace
@@ -21,7 +23,6 @@ from autoarch.search_spaces.rnn import RNNSpace
 __all__ = ["ACTIVATIONS", "CONNECTIVITY", "Architecture", "SearchSpace", "MLPSpace", "CNNSpace", "RNNSpace",
            "get_space", "SPACES", "space_ref"]
 
-SPACES: dict[str, type[SearchSpace]] = {"mlp": MLPSpace, "cnn": CNNSpace, "rnn": RNNSpace}
 
 
 def get_space(name: str | SearchSpace, input_kind: str = "tabular", *, augment: bool | None = None) -> SearchSpace:
@@ -34,7 +35,7 @@ def get_space(name: str | SearchSpace, input_kind: str = "tabular", *, augment: 
     if isinstance(name, SearchSpace):
         return name
     if name == "auto":
-        name = {"image": "cnn", "text": "rnn", "sequence": "rnn"}.get(input_kind, "mlp")
+        name = AUTO_SPACE.get(input_kind, "mlp")
     if ":" in name:
         cls = _import_space(name)
     elif name not in SPACES:
@@ -85,3 +86,7 @@ def _import_space(path: str) -> type[SearchSpace]:
         raise SpaceError(f"space {path!r}: {attr} is not a SearchSpace subclass; subclass "
                          "autoarch.search_spaces.SearchSpace (suggest, build, grid).")
     return obj
+
+
+SPACES: dict[str, type[SearchSpace]] = {name: _import_space(path) for name, path in BUILTIN_SPACES.items()}
+"""The built-in spaces' classes, by name: the registry :data:`autoarch.config.SPACES` (import paths) resolved."""

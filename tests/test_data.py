@@ -167,3 +167,20 @@ def test_target_is_refused_where_there_is_no_column_to_name(tmp_path, source: st
     np.savez(tmp_path / "d.npz", X=np.zeros((8, 2)), y=np.arange(8) % 2)
     with pytest.raises(DataError, match="names a column of a CSV file.*drop --target"):
         load_dataset(source if source == "iris" else str(tmp_path / source), target="foo")
+
+
+def test_a_dataset_carries_an_explicit_input_kind() -> None:
+    from dataclasses import replace
+
+    from autoarch.data import Dataset
+
+    y = np.array([0, 1, 0, 1])
+    table = Dataset(X=np.zeros((4, 3), np.float32), y=y, task="classification", classes=[0, 1])
+    images = Dataset(X=np.zeros((4, 1, 8, 8), np.float32), y=y, task="classification", classes=[0, 1])
+    assert table.kind == "tabular" and images.kind == "image"  # set once from the shape, then carried
+    sequences = Dataset(X=np.zeros((4, 5, 2), np.float32), y=y, task="classification", classes=[0, 1],
+                        kind="sequence")
+    assert sequences.subset(np.array([0, 1])).kind == "sequence"
+    assert replace(sequences, X=np.ones((4, 6, 2), np.float32)).input_kind == "sequence"
+    with pytest.raises(DataError, match="kind must be one of"):
+        Dataset(X=np.zeros((4, 3), np.float32), y=y, task="classification", classes=[0, 1], kind="audio")

@@ -126,3 +126,13 @@ def test_cnn_convolutions_start_at_he_or_xavier_scale(act: str, batch_norm: bool
         assert conv.weight.std().item() == pytest.approx(expected, rel=0.05)
         if conv.bias is not None:
             assert torch.all(conv.bias == 0)
+
+
+def test_the_builtin_spaces_are_registered_once_by_import_path() -> None:
+    from autoarch import config
+    from autoarch.search_spaces import SPACES
+
+    assert {name: f"{cls.__module__}:{cls.__qualname__}" for name, cls in SPACES.items()} == config.SPACES
+    assert config.SearchConfig.__dataclass_fields__["space"].metadata["metavar"] == \
+        "{auto," + ",".join(config.SPACES) + ",MODULE:CLASS}"
+    assert set(config.AUTO_SPACE.values()) <= set(SPACES)
