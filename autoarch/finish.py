@@ -264,8 +264,8 @@ def finish_run(study: optuna.Study, space: SearchSpace, dataset: Dataset, train:
         if one_shot:  # the budget may have shortened the fine-tune
             compression = replace(compression, finetune_epochs=max(1, finetune_epochs))
         elif has_recurrent(model):
-            logger.warning("the compress target %s cannot prune recurrent layers (LSTM/GRU/RNN) yet: the winner is "
-                           "exported and quantized unpruned", compression.target[0])
+            logger.warning("the compress option's %s target cannot prune recurrent layers (LSTM/GRU/RNN) yet: the "
+                           "winner is exported and quantized unpruned", compression.target[0])
             compression = replace(compression, target_params=None, target_macs=None, target_latency=None,
                                   target_channels=1.0)
         # recurrent layers are exported unpruned

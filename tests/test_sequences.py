@@ -237,6 +237,19 @@ def test_search_ts_with_its_official_test_then_predict_ts_and_npz(tmp_path, caps
     assert not (tmp_path / "c").exists()
 
 
+def test_a_stepped_compress_target_exports_a_recurrent_winner_unpruned(tmp_path, caplog):
+    from autoarch.compress import CompressConfig
+
+    seqs, labels = _toy(60)
+    with caplog.at_level("WARNING", logger="autoarch"):
+        result = autoarch.search(from_sequences(seqs, labels), trials=1, cv=2, epochs=2, out=tmp_path / "run",
+                                 compress=CompressConfig(target_macs=0.5, calibration_samples=16))
+    assert "cannot prune recurrent layers (LSTM/GRU/RNN) yet" in caplog.text
+    pruning = result.report["compression"]["pruning"]
+    assert pruning["kept_step"] == 0 and pruning["stop_reason"].startswith("not pruned")
+    assert [s.stage for s in result.compression.stages] == ["torch fp32", "onnx fp32", "onnx int8"]
+
+
 def test_sequence_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
     seqs, labels = _toy(30)
     bad = tmp_path / "Bad_TRAIN.ts"
