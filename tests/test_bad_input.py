@@ -73,8 +73,17 @@ def _run_dir(path: Path, data, arch: dict[str, Any] = MLP, **spec_changes: Any) 
             "n_outputs": data.n_outputs, "task": data.task, "classes": data.classes, **spec_changes}
     (path / "architecture.json").write_text(json.dumps(spec))
     torch.save(model.state_dict(), path / "winner.pt")
-    (path / "report.json").write_text(json.dumps({"config": {"seed": 0}, "data": {"name": "iris"}}))
+    (path / "report.json").write_text(json.dumps(IRIS_REPORT))
     return path
+
+
+IRIS_REPORT = {  # the sections every report.json has; the data (iris, seed 0) is what compress reloads
+    "schema_version": 1, "config": {"seed": 0},
+    "data": {"name": "iris", "task": "classification", "input_shape": [4], "n_samples": 150, "n_train": 120,
+             "n_test": 30},
+    "search": {"space": "mlp", "controller": "evolution", "metric": "accuracy"},
+    "best": {"trial": 0, "architecture": MLP, "summary": "an MLP", "training": {}, "cv": {}},
+    "compression": {"stages": []}}
 
 
 @pytest.fixture(scope="module")
