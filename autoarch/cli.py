@@ -305,7 +305,7 @@ def _with_config_file(parser: argparse.ArgumentParser, argv: Sequence[str] | Non
                       ) -> argparse.Namespace:
     """``args`` again, with the options of ``--config FILE`` as the defaults of ``autoarch search`` (so that a flag
     on the command line wins)."""
-    from autoarch.config import load_config_file
+    from autoarch.configfile import load_config_file
 
     values = load_config_file(args.config)  # field names: the flags store under them
     search = next(p for p in _parsers(parser) if p.prog.split()[-1] == "search")

@@ -17,9 +17,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import optuna
-import pandas as pd
 import torch
 
 from autoarch.budget import Budget, Progress, n_done, resolve_workers, run_until_budget
@@ -27,22 +25,23 @@ from autoarch.config import (
     AUGMENT_MIN_SIDE,
     OBJECTIVES,
     SearchConfig,
-    recorded_options,
     resolve_augment,
     resolve_cv,
     resolve_search_samples,
 )
+from autoarch.configfile import recorded_options
 from autoarch.controllers import make_sampler
-from autoarch.data import Dataset, frame_dataset, from_arrays, train_test_split
+from autoarch.data import Dataset, train_test_split
 from autoarch.exceptions import AutoArchError, ConfigError, DataError, did_you_mean
 from autoarch.finish import SearchResult, finish_run, load, open_run_study
-from autoarch.loaders import BUILTIN_DATASETS, load_dataset, load_test, official_test
+from autoarch.loaders import load_test, official_test
 from autoarch.metrics import check_metric, default_metric
 from autoarch.objectives import Objective, check_objectives, resolve_objectives
 from autoarch.pareto import parse_pick
 from autoarch.rundir import KEEP_DIR, crash_point, prepare_out, run_dir_lock
 from autoarch.runfiles import read_report
 from autoarch.search_spaces import SearchSpace, get_space, space_ref
+from autoarch.searchdata import check_folds, data_spec, resolve_data
 from autoarch.study import (
     STUDY_FILE,
     STUDY_NAME,
@@ -66,53 +65,6 @@ logger = logging.getLogger(__name__)
 # Options that change what a trial means: a study can only be resumed with the same values.
 _FINGERPRINT_KEYS = ("space", "metric", "cv", "seed", "epochs", "patience", "test_size", "max_samples", "test",
                      "image_size", "augment", "search_samples")
-
-
-def _resolve_data(data: Any, y: Any, target: str | None, task: str | None, max_samples: int | None,
-                  seed: int, image_size: int | None = None, on_bad_image: str = "fail",
-                  text_column: str | None = None, max_length: int | None = None) -> Dataset:
-    if isinstance(data, Dataset):
-        return data
-    if isinstance(data, (str, os.PathLike)):
-        if y is not None:
-            raise ConfigError("give either a data set name / file, or arrays X and y, not both.")
-        return load_dataset(str(data), target=target, task=task, max_samples=max_samples, seed=seed,
-                            image_size=image_size, on_bad_image=on_bad_image, text_column=text_column,
-                            max_length=max_length)
-    if isinstance(data, pd.DataFrame) and text_column is not None:
-        from autoarch.data import from_texts
-
-        if target is None or text_column not in data.columns or target not in data.columns:
-            raise ConfigError(f"search(DataFrame, text_column={text_column!r}) needs target=COLUMN, and both "
-                              f"columns in the frame; its columns are {[str(c) for c in data.columns]}.")
-        dataset = from_texts(data[text_column].tolist(), data[target].to_numpy(), task=task,
-                             name="DataFrame", max_length=max_length, column=text_column)
-    elif isinstance(data, pd.DataFrame):  # text categories and missing cells are encoded (autoarch.tables)
-        dataset = frame_dataset(data, y, target, task)
-    elif y is None:
-        raise ConfigError("search(X, y): the targets y are missing.")
-    else:
-        dataset = from_arrays(data, y, task=task)
-    if max_samples is not None and len(dataset) > max_samples:
-        dataset, _ = train_test_split(dataset, test_size=1 - max_samples / len(dataset), seed=seed)
-    return dataset
-
-
-def _check_folds(train: Dataset, cv: int | float) -> None:
-    if isinstance(cv, float):
-        cv = 2  # a stratified holdout split needs two samples of each class
-    if len(train) < 2 * cv:
-        raise DataError(f"the training split has {len(train)} samples, too few for --cv {cv}; lower --cv or add data.")
-    if train.task != "classification":
-        return
-    counts = np.bincount(train.y, minlength=len(train.classes))
-    rare = [(train.classes[i], int(c)) for i, c in enumerate(counts) if c < cv]
-    if rare:
-        label, count = rare[0]
-        raise DataError(
-            f"class {label!r} has {count} sample(s) in the training split, fewer than the {cv} folds of --cv "
-            f"{cv}; use --cv {max(2, min(c for _, c in rare))} or add samples of that class."
-        )
 
 
 @dataclass
@@ -153,7 +105,7 @@ def _prepare(data: Any, y: Any, target: str | None, task: str | None, options: M
         raise ConfigError(f"search() got unknown option {unknown[0]!r}.{hint}")
     cfg = SearchConfig(**options)
     cfg.validate()
-    dataset = _resolve_data(data, y, target, task, cfg.max_samples, cfg.seed, cfg.image_size, cfg.on_bad_image,
+    dataset = resolve_data(data, y, target, task, cfg.max_samples, cfg.seed, cfg.image_size, cfg.on_bad_image,
                             cfg.text_column, cfg.max_length)
     augment = resolve_augment(cfg.augment, dataset.input_shape)
     space = get_space(cfg.space, dataset.input_kind, augment=augment == "search")
@@ -182,7 +134,7 @@ def _prepare(data: Any, y: Any, target: str | None, task: str | None, options: M
                     if cfg.search_samples == "auto" else f" {search_samples}")
     cfg = replace(cfg, cv=cv, early_stop=early_stop, augment=augment, search_samples=search_samples,
                   test=cfg.test if cfg.test is not None else ("official" if official is not None else "split"))
-    _check_folds(train, cfg.cv)
+    check_folds(train, cfg.cv)
     if options.get("augment", "auto") == "auto" and dataset.input_kind == "image" and isinstance(cfg.space, str):
         logger.info("%s images: training augmentation is %s (--augment auto searches it from %d pixels a side)",
                     "x".join(map(str, dataset.input_shape[1:])), "searched" if augment == "search" else "off",
@@ -218,16 +170,6 @@ def _resolve_objectives(cfg: SearchConfig, metric: str, task: str) -> tuple[Obje
             raise ConfigError(f"--pick {cfg.pick} bounds {name!r}, which is not one of --objectives "
                               f"{','.join(names)}")
     return objectives
-
-
-def _data_spec(data: Any, target: str | None, task: str | None) -> dict[str, Any] | None:
-    """How a remote worker reloads the data: a built-in name or an absolute file path (arrays cannot travel)."""
-    if not isinstance(data, (str, os.PathLike)):
-        return None
-    source = str(data)
-    if source not in BUILTIN_DATASETS:
-        source = str(Path(source).resolve())
-    return {"source": source, "target": target, "task": task}
 
 
 def _sampler(ctx: _Context, worker: int, done: int) -> optuna.samplers.BaseSampler:
@@ -322,7 +264,7 @@ def search(
             storage = open_storage(url) if url is not None else optuna.storages.InMemoryStorage()
         start = time.perf_counter()
         deadline = None if cfg.timeout is None else time.time() + cfg.timeout
-        spec = {"data": _data_spec(data, target, task),
+        spec = {"data": data_spec(data, target, task),
                 "options": {**asdict(cfg), "space": space_ref(ctx.space), "storage": redact(cfg.storage)}}
         # The study is created here, before any worker starts (two processes creating one SQLite study race).
         try:

@@ -149,7 +149,7 @@ class RunReport:
     Attributes:
         data, search, best, compression: the typed sections.
         test: every metric of the winner (before compression) on the held-out split.
-        config: the options the run resolved: a valid ``--config`` file (:func:`autoarch.config.recorded_options`).
+        config: the options the run resolved: a valid ``--config`` file (:func:`autoarch.configfile.recorded_options`).
         front: a multi-objective search's Pareto front (``objectives``, ``points``, ``pick``, ``picked``).
         test_detail: the shipped model on the held-out split (confusion matrix, per class, residuals).
         autoarch_version, schema_version: who wrote it, and the schema version it was read at.

@@ -219,7 +219,8 @@ def test_a_config_file_sets_every_option(tmp_path, monkeypatch) -> None:
 
 
 def test_a_compress_table_gives_the_search_any_compression_target(tmp_path, monkeypatch) -> None:
-    from autoarch.config import SearchConfig, load_config_file
+    from autoarch.config import SearchConfig
+    from autoarch.configfile import load_config_file
 
     config = tmp_path / "c.toml"
     config.write_text('trials = 3\n[compress]\ntarget_macs = 0.3\nmax_drop = 0.5\nimportance = "taylor"\n')

@@ -101,7 +101,7 @@ def test_a_spent_budget_of_failed_trials_names_the_limit_and_the_way_out() -> No
     cfg = SearchConfig(trials=2, trial_timeout=5.0)
     now = optuna.trial.create_trial(state=TrialState.FAIL, user_attrs={
         "fail_reason": "the trial ran past its time limit in epoch 3 (--trial-timeout 5 s); raise the limit"})
-    message = autoarch.finish.no_trial_completed([now, now], cfg)
+    message = autoarch.outcome.no_trial_completed([now, now], cfg)
     assert "2 ran past their time limit (--trial-timeout 5 s): raise it" in message
     assert "used its --trials 2: rerun with a higher --trials, or a new --out" in message
 

@@ -150,7 +150,8 @@ def test_bad_options_fail_before_any_training(tmp_path) -> None:
 
 def test_a_search_compresses_its_winner_with_any_compress_target(tmp_path) -> None:
     from autoarch.compress import CompressConfig
-    from autoarch.config import SearchConfig, load_config_file
+    from autoarch.config import SearchConfig
+    from autoarch.configfile import load_config_file
 
     options = {k: v for k, v in TINY.items() if k not in ("finetune_epochs", "calibration_samples")}
     compress = CompressConfig(target_params=0.5, max_drop=100.0, steps=1, finetune_epochs=1, round_to=1,
