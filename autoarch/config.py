@@ -122,8 +122,9 @@ class SearchConfig:
         group="search", metavar="{" + ",".join(["auto", *SPACES]) + ",MODULE:CLASS}")
     controller: str = option(
         "evolution", "evolution = regularized (aging) evolution, reinforce = REINFORCE policy gradient; random, "
-        "tpe (Bayesian), nsga2 and grid are optuna's samplers (default: %(default)s)",
-        group="search", choices=CONTROLLERS)
+        "tpe (Bayesian), nsga2 and grid are optuna's samplers; or the import path of your own optuna sampler "
+        "class, e.g. mypkg.samplers:MySampler, built with seed=--seed (default: %(default)s)",
+        group="search", metavar="{" + ",".join([*CONTROLLERS, "MODULE:CLASS"]) + "}")
     metric: str | None = option(
         None, f"objective, one of {', '.join(_METRICS)} (default: accuracy for classification, neg_rmse for "
         "regression)", group="search", choices=_METRICS, metavar="METRIC")
@@ -337,9 +338,11 @@ class SearchConfig:
         need(self.on_bad_image in BAD_IMAGE, "on_bad_image", f"one of {list(BAD_IMAGE)}", self.on_bad_image)
         from autoarch.trainer import resolve_device
 
-        if self.controller not in CONTROLLERS:
-            raise ConfigError(f"The 'controller' parameter of search must be one of {list(CONTROLLERS)}. Got "
-                              f"{self.controller!r} instead.{did_you_mean(self.controller, CONTROLLERS)}")
+        if not isinstance(self.controller, str) or (self.controller not in CONTROLLERS
+                                                     and ":" not in self.controller):
+            raise ConfigError(f"The 'controller' parameter of search must be one of {list(CONTROLLERS)} or the "
+                              f"import path 'module:Class' of an optuna sampler. Got {self.controller!r} instead."
+                              f"{did_you_mean(str(self.controller), CONTROLLERS)}")
         resolve_device(self.device)
 
 

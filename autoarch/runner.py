@@ -30,7 +30,7 @@ from autoarch.config import (
     resolve_search_samples,
 )
 from autoarch.configfile import recorded_options
-from autoarch.controllers import make_sampler
+from autoarch.controllers import import_sampler, make_sampler
 from autoarch.data import Dataset, train_test_split
 from autoarch.exceptions import AutoArchError, ConfigError, DataError, did_you_mean
 from autoarch.finish import SearchResult, finish_run, load, open_run_study
@@ -109,6 +109,8 @@ def _prepare(data: Any, y: Any, target: str | None, task: str | None, options: M
                             cfg.text_column, cfg.max_length)
     augment = resolve_augment(cfg.augment, dataset.input_shape)
     space = get_space(cfg.space, dataset.input_kind, augment=augment == "search")
+    if ":" in cfg.controller:  # a user's sampler: refused before anything is written
+        import_sampler(cfg.controller)
     metric = cfg.metric or default_metric(dataset.task)
     check_metric(metric, dataset.task)
     objectives = _resolve_objectives(cfg, metric, dataset.task)

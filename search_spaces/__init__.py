@@ -8,13 +8,13 @@
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from typing import Any
 
 from autoarch.config import AUTO_SPACE
 from autoarch.config import SPACES as BUILTIN_SPACES
 from autoarch.exceptions import SpaceError, did_you_mean
+from autoarch.imports import import_class
 from autoarch.search_spaces._base import ACTIVATIONS, CONNECTIVITY, Architecture, SearchSpace
 from autoarch.search_spaces.cnn import CNNSpace
 from autoarch.search_spaces.mlp import MLPSpace
@@ -71,21 +71,8 @@ def space_ref(space: SearchSpace) -> str:
 
 
 def _import_space(path: str) -> type[SearchSpace]:
-    module_name, _, attr = path.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise SpaceError(f"space {path!r}: cannot import module {module_name!r} ({exc}); check the path and that the "
-                         "module is installed or on PYTHONPATH.") from None
-    obj: object = module
-    for part in attr.split("."):
-        obj = getattr(obj, part, None)
-        if obj is None:
-            raise SpaceError(f"space {path!r}: module {module_name!r} has no {attr!r}; check the class name.")
-    if not (isinstance(obj, type) and issubclass(obj, SearchSpace)):
-        raise SpaceError(f"space {path!r}: {attr} is not a SearchSpace subclass; subclass "
-                         "autoarch.search_spaces.SearchSpace (suggest, build, grid).")
-    return obj
+    return import_class(path, SearchSpace, "space", SpaceError,
+                        "subclass autoarch.search_spaces.SearchSpace (suggest, build, grid)")
 
 
 SPACES: dict[str, type[SearchSpace]] = {name: _import_space(path) for name, path in BUILTIN_SPACES.items()}

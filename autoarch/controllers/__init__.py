@@ -2,11 +2,13 @@
 
 ``evolution`` (regularized/aging evolution, :class:`EvolutionSampler`) and ``reinforce`` (policy gradient,
 :class:`ReinforceSampler`) are written here; ``random`` is optuna's random sampler with per-trial seeds
-(:class:`TrialSeededRandomSampler`); ``tpe``, ``nsga2`` and ``grid`` are optuna's own samplers.
+(:class:`TrialSeededRandomSampler`); ``tpe``, ``nsga2`` and ``grid`` are optuna's own samplers. A user's own
+controller is any optuna sampler class, given by import path (``--controller mypkg.samplers:MySampler``).
 """
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from typing import Any
 
@@ -17,8 +19,10 @@ from autoarch.controllers._evolution import EvolutionSampler
 from autoarch.controllers._random import TrialSeededRandomSampler
 from autoarch.controllers._reinforce import ReinforceSampler
 from autoarch.exceptions import ConfigError, did_you_mean
+from autoarch.imports import import_class
 
-__all__ = ["EvolutionSampler", "ReinforceSampler", "TrialSeededRandomSampler", "CONTROLLERS", "make_sampler"]
+__all__ = ["EvolutionSampler", "ReinforceSampler", "TrialSeededRandomSampler", "CONTROLLERS", "make_sampler",
+           "import_sampler"]
 
 
 
@@ -51,5 +55,15 @@ def make_sampler(name: str, *, seed: int | None, n_trials: int = 50,
         if grid is None:
             raise ConfigError("the grid controller needs the search space's grid.")
         return optuna.samplers.GridSampler(grid, seed=seed)
-    raise ConfigError(f"controller must be one of {list(CONTROLLERS)}, but got {name!r}."
-                      f"{did_you_mean(name, CONTROLLERS)}")
+    if ":" in name:  # a user's sampler class, by import path
+        cls = import_sampler(name)
+        return cls(seed=seed) if "seed" in inspect.signature(cls).parameters else cls()
+    raise ConfigError(f"controller must be one of {list(CONTROLLERS)} or an import path 'module:Class', but got "
+                      f"{name!r}.{did_you_mean(name, CONTROLLERS)}")
+
+
+def import_sampler(path: str) -> type[optuna.samplers.BaseSampler]:
+    """A user's controller: the optuna sampler class at ``path`` (``module:Class``), built with ``seed=`` when its
+    ``__init__`` takes one (ConfigError in one line when it does not import or is not a sampler)."""
+    return import_class(path, optuna.samplers.BaseSampler, "controller", ConfigError,
+                        "give a subclass of optuna.samplers.BaseSampler")
