@@ -7,7 +7,7 @@ import contextlib
 import logging
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -101,17 +101,12 @@ def quantize_int8(fp32_path: str | Path, out_path: str | Path, calibration: np.n
     are shortened (:func:`~autoarch.compress.export.compact_names`) and its inner shape annotations and unused
     opset imports dropped (:func:`~autoarch.compress.export.drop_annotations`). The output is written atomically.
     """
-    out_path = Path(out_path)
-    with tempfile.TemporaryDirectory() as tmp:
-        pre = os.path.join(tmp, "pre.onnx")
-        quantized = os.path.join(tmp, "int8.onnx")
-        quant_pre_process(str(fp32_path), pre, skip_symbolic_shape=False)
-        with _quiet_quantizer():
-            quantize_static(pre, quantized, _Batches(calibration), quant_format=QuantFormat.QDQ, per_channel=True,
-                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                            nodes_to_exclude=_encoder_nodes(pre, fp32_path))
-        _copy_metadata(fp32_path, quantized, out_path, "static", short_names)
-    return out_path
+    def run(pre: str, quantized: str) -> None:
+        quantize_static(pre, quantized, _Batches(calibration), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        nodes_to_exclude=_encoder_nodes(pre, fp32_path))
+
+    return _quantize(fp32_path, out_path, "static", short_names, run)
 
 
 def quantize_dynamic_int8(fp32_path: str | Path, out_path: str | Path, short_names: bool = True) -> Path:
@@ -120,14 +115,22 @@ def quantize_dynamic_int8(fp32_path: str | Path, out_path: str | Path, short_nam
     Fast for Linear (MatMul/Gemm) layers; convolutions become much slower (measured 6-9x on CNNs), so
     :func:`choose_int8` only considers it for Linear-only models.
     """
+    return _quantize(fp32_path, out_path, "dynamic", short_names,
+                     lambda pre, quantized: quantize_dynamic(pre, quantized, weight_type=QuantType.QInt8))
+
+
+def _quantize(fp32_path: str | Path, out_path: str | Path, method: str, short_names: bool,
+              run: Callable[[str, str], None]) -> Path:
+    """onnxruntime's pre-processing, then ``run(pre, quantized)`` (the quantizer, its log quieted), then the fp32
+    file's metadata carried over and the result written atomically to ``out_path``."""
     out_path = Path(out_path)
     with tempfile.TemporaryDirectory() as tmp:
         pre = os.path.join(tmp, "pre.onnx")
         quantized = os.path.join(tmp, "int8.onnx")
         quant_pre_process(str(fp32_path), pre, skip_symbolic_shape=False)
         with _quiet_quantizer():
-            quantize_dynamic(pre, quantized, weight_type=QuantType.QInt8)
-        _copy_metadata(fp32_path, quantized, out_path, "dynamic", short_names)
+            run(pre, quantized)
+        _copy_metadata(fp32_path, quantized, out_path, method, short_names)
     return out_path
 
 
