@@ -90,7 +90,7 @@ class SearchInfo(_Section):
     trials_requested: int | None = None
     trial_states: dict[str, int] = field(default_factory=dict)
     fidelity: dict[str, Any] | None = None
-    search_samples: int | None = None
+    search_samples: int | str | None = None
     seconds_this_run: float = 0.0
     seed: int = 0
     device: str = "cpu"
