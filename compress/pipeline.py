@@ -15,7 +15,7 @@ import json
 import logging
 import tempfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from autoarch.compress.export import export_onnx, model_metadata
 from autoarch.compress.pruning import PruningHistory, prune
 from autoarch.compress.rows import Stage
 from autoarch.compress.runtime import latency_ms, session
-from autoarch.compress.schedule import prune_iteratively, taylor_gradients
+from autoarch.compress.schedule import finetune_config, prune_iteratively, taylor_gradients
 from autoarch.compress.stages import export_stage, quantize_stage, torch_stage, verify
 from autoarch.data import Dataset, train_test_split
 from autoarch.exceptions import ConfigError
@@ -152,13 +152,12 @@ def _export(unpruned: nn.Module, final: nn.Module, pruned: bool, calibration_poo
                              onnx_path=onnx_path, int8_path=None if int8 is None else out_dir / "model.int8.onnx")
 
 
-def _prune_channels(model: nn.Module, train: Dataset, test: Dataset, config: CompressConfig,
+def _prune_channels(model: nn.Module, train: Dataset, test: Dataset, keep: float, config: CompressConfig,
                     train_config: TrainConfig, device: torch.device | str, notify: Callable[[str], None],
                     on_epoch: Callable[[int, dict[str, float]], None] | None) -> tuple[nn.Module, PruningHistory,
                                                                                      dict[str, Any]]:
-    """A channel target: one shot, no budget. Remove ``1 - target_channels`` of every hidden layer's channels
-    (kept counts rounded to the nearest multiple of ``round_to``), fine-tune on the whole training split."""
-    keep = float(config.target_channels if config.target_channels is not None else 1.0)
+    """A channel target: one shot, no budget. Remove ``1 - keep`` of every hidden layer's channels (kept counts
+    rounded to the nearest multiple of ``round_to``), fine-tune on the whole training split."""
     ratio = round(1.0 - keep, 12)
     record: dict[str, Any] = {}
     if ratio > 0 and has_recurrent(model):
@@ -177,9 +176,8 @@ def _prune_channels(model: nn.Module, train: Dataset, test: Dataset, config: Com
     record["pruned_before_finetune"] = compute_metrics(test.task, test.y, predict(final, test.X), test.n_outputs)
     if config.finetune_epochs > 0:
         notify("fine-tune")
-        ft = replace(train_config, lr=train_config.lr / 4, schedule="cosine")
-        fit(final, train.X, train.y, train.task, ft, seed=config.seed, device=device, epochs=config.finetune_epochs,
-            on_epoch=on_epoch)
+        fit(final, train.X, train.y, train.task, finetune_config(train_config), seed=config.seed, device=device,
+            epochs=config.finetune_epochs, on_epoch=on_epoch)
     return final.eval().cpu(), history, record
 
 
@@ -253,13 +251,15 @@ def compress(
     train_config = train_config or TrainConfig()
     described = {"target": {"kind": kind, "keep": share}, "importance": config.importance,
                  "global_pruning": config.global_pruning}
+    scope = "global" if config.global_pruning else "uniform"
     if kind == "channels":
-        final, history, record = _prune_channels(model, train, test, config, train_config, device, notify, on_epoch)
+        final, history, record = _prune_channels(model, train, test, share, config, train_config, device, notify,
+                                                 on_epoch)
         pruned = final is not model
         pruning: dict[str, Any] = {
             **described, "target_reached": True, "max_drop": None, "metric": metric, "n_fit": len(train),
             "n_val": 0, "validation": "none: a channel target prunes in one shot, without an accuracy budget",
-            "scope": "global" if config.global_pruning else "uniform", "steps_planned": 1,
+            "scope": scope, "steps_planned": 1,
             "finetune_epochs": config.finetune_epochs if pruned else 0, "kept_step": int(pruned),
             "stop_reason": (f"one shot: {1 - share:g} of every hidden layer's channels removed" if pruned
                             else "not pruned: " + record.get("pruning_skipped", "the target keeps every channel"))}
@@ -275,9 +275,8 @@ def compress(
         if config.final_finetune and pr.kept_step > 0 and config.finetune_epochs > 0:
             # The step is chosen; the validation part has done its job and now trains the kept model too.
             notify("final fine-tune")
-            ft = replace(train_config, lr=train_config.lr / 4, schedule="cosine")
-            fit(pr.model, train.X, train.y, train.task, ft, seed=config.seed + 1000, device=device,
-                epochs=config.finetune_epochs)
+            fit(pr.model, train.X, train.y, train.task, finetune_config(train_config), seed=config.seed + 1000,
+                device=device, epochs=config.finetune_epochs)
             pr.model = pr.model.cpu().eval()
             final_finetune = f"{config.finetune_epochs} epochs on the whole training split ({len(train)} samples)"
         final, history, record, pruned = pr.model, pr.history, {}, pr.kept_step > 0
@@ -288,8 +287,7 @@ def compress(
                    "n_val": len(val_data),
                    "validation": f"{len(val_data)} samples held back from the training split "
                                  f"(val_size={config.val_size}, seed={config.seed})",
-                   "scope": "global" if config.global_pruning else "uniform",
-                   "steps_planned": config.steps, "finetune_epochs": config.finetune_epochs,
+                   "scope": scope, "steps_planned": config.steps, "finetune_epochs": config.finetune_epochs,
                    "kept_step": pr.kept_step, "stop_reason": pr.stop_reason, "final_finetune": final_finetune,
                    f"val_{plain}_input": pr.steps[0][f"val_{plain}_before_finetune"],
                    f"val_{plain}_reference": pr.steps[0][f"val_{plain}"],

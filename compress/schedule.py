@@ -22,7 +22,8 @@ from autoarch.metrics import compute_metrics
 from autoarch.objectives import Objective
 from autoarch.trainer import TrainConfig, fit, predict
 
-__all__ = ["PruneResult", "prune_iteratively", "metric_drop", "drop_margin", "taylor_gradients"]
+__all__ = ["PruneResult", "prune_iteratively", "metric_drop", "drop_margin", "taylor_gradients",
+           "finetune_config"]
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +96,12 @@ def drop_margin(metric: str, data: Dataset, reference: np.ndarray, output: np.nd
     return float(NormalDist().inv_cdf(confidence) * np.std(drops, ddof=1))
 
 
+def finetune_config(train_config: TrainConfig) -> TrainConfig:
+    """How a pruned model is fine-tuned: the winner's training settings at a quarter of its learning rate, annealed
+    to zero (cosine). Every fine-tune of the pipeline uses it (a step, the reference, the final and the one-shot)."""
+    return replace(train_config, lr=train_config.lr / 4, schedule="cosine")
+
+
 def taylor_gradients(data: Dataset, seed: int, n: int = 256) -> Callable[[nn.Module], None]:
     index = np.random.default_rng(seed).permutation(len(data))[:n]
     X = torch.as_tensor(data.X[index], dtype=torch.float32)
@@ -157,7 +164,7 @@ def prune_iteratively(
     plain = Objective(metric).metric
     example = torch.as_tensor(fit_data.X[:2], dtype=torch.float32)
     gradients = taylor_gradients(fit_data, config.seed) if config.importance == "taylor" else None
-    ft_config = replace(train_config, lr=train_config.lr / 4, schedule="cosine")
+    ft_config = finetune_config(train_config)
 
     def measure(m: nn.Module) -> float:
         if kind == "params":
