@@ -31,7 +31,6 @@ from autoarch.budget import (
     short_finetune,
 )
 from autoarch.compress import CompressionResult, compress
-from autoarch.compress.pipeline import has_recurrent
 from autoarch.config import SearchConfig
 from autoarch.data import Dataset
 from autoarch.evaluate import build_model, describe_cv, retrain
@@ -199,13 +198,7 @@ def finish_run(study: optuna.Study, space: SearchSpace, dataset: Dataset, train:
     try:
         if one_shot:  # the budget may have shortened the fine-tune
             compression = replace(compression, finetune_epochs=max(1, finetune_epochs))
-        elif has_recurrent(model):
-            logger.warning("the compress option's %s target cannot prune recurrent layers (LSTM/GRU/RNN) yet: the "
-                           "winner is exported and quantized unpruned", compression.target[0])
-            compression = replace(compression, target_params=None, target_macs=None, target_latency=None,
-                                  target_channels=1.0)
-        # recurrent layers are exported unpruned
-        pruned = one_shot and compression.target[1] < 1 and not has_recurrent(model)
+        pruned = one_shot and compression.target[1] < 1
         with epoch_bar("fine-tune", compression.finetune_epochs if pruned else 0, progress and pruned) as on_epoch:
             comp = compress(model, train, test, gen.staging, train_config=tcfg, metric=metric, metadata=metadata,
                             config=compression, on_stage=_on_stage, on_epoch=on_epoch)

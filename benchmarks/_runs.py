@@ -15,10 +15,13 @@ from pathlib import Path
 from typing import Any
 
 
-def search_benchmark_args(doc: str, timeout: float, argv: list[str] | None) -> argparse.Namespace:
+def search_benchmark_args(doc: str, timeout: float, argv: list[str] | None,
+                          more: Callable[[argparse.ArgumentParser], Any] | None = None) -> argparse.Namespace:
     """The options of an end-to-end data-set benchmark (``--timeout``, ``--out``, ``--smoke``,
-    ``--autoarch-args``), parsed; ``--out`` is created."""
+    ``--autoarch-args``, and what ``more`` adds to the parser), parsed; ``--out`` is created."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    if more is not None:
+        more(parser)
     parser.add_argument("--timeout", type=float, default=timeout)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--smoke", action="store_true")
@@ -46,7 +49,9 @@ def run_search(data: str, timeout: float, run_dir: Path, extra: list[str],
     for name in ("model.onnx", "model.int8.onnx"):
         entry[name] = {**score(run_dir / name, report), "bytes": (run_dir / name).stat().st_size}
     entry.update(best=report["best"]["summary"], cv=report["best"].get("cv"),
-                 trial_states=report["search"]["trial_states"], report_test=report["test"])
+                 trial_states=report["search"]["trial_states"], report_test=report["test"],
+                 stages=[{k: row.get(k) for k in ("stage", "params", "bytes", "latency_b1_ms", "latency_b64_ms")}
+                         for row in report["compression"]["stages"]])
     return entry
 
 
@@ -60,7 +65,14 @@ def search_rows(entry: dict[str, Any], columns: tuple[str, ...]) -> list[str]:
         r = entry[name]
         cells = " | ".join(f"{r[c]:.4f}" for c in columns)
         lines.append(f"| autoarch {name} ({r['bytes'] / 1024:.1f} KiB) | {entry['seconds']:.0f} | {cells} |")
-    return lines + ["", f"autoarch winner: {entry['best']}; trials {entry['trial_states']}"]
+    lines += ["", f"autoarch winner: {entry['best']}; trials {entry['trial_states']}"]
+    stages = [s for s in entry.get("stages", []) if s["stage"].startswith("onnx")]
+    if stages:  # the shipped model's compression, as report.json measured it (1 thread)
+        lines += ["", "| stage | params | file | latency batch 1 (ms) | latency batch 64 (ms) |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {s['stage']} | {s['params']:,} | {s['bytes'] / 1024:.1f} KiB | {s['latency_b1_ms']:.3f} | "
+                  f"{s['latency_b64_ms']:.3f} |" for s in stages]
+    return lines
 
 
 def seed_runs(root: Path, filename: str) -> list[tuple[int, Path]]:

@@ -25,8 +25,8 @@ class CompressConfig:
             count, of the multiply-accumulates per sample, or of the ONNX Runtime fp32 latency at batch 64
             (1 thread, measured), pruned in ``steps`` steps within the ``max_drop`` budget. At most one target;
             with none, ``target_macs=0.25``.
-        target_channels: the share of every hidden layer's channels (conv) or units (linear) to keep, pruned in
-            one shot and fine-tuned on the whole training split, without a validation part or a budget: what a
+        target_channels: the share of every hidden layer's channels (conv) or units (linear, recurrent) to keep,
+            pruned in one shot and fine-tuned on the whole training split, without a validation part or a budget: what a
             search does with its winner (``--prune 0.15`` is ``target_channels=0.85``); ``1`` keeps every
             channel (no pruning: export and int8 only). Recurrent layers are left unpruned.
         max_drop: the largest allowed loss of the validation metric, in points: ``0.5`` lets accuracy fall from

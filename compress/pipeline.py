@@ -31,7 +31,6 @@ from autoarch.compress.runtime import latency_ms, session
 from autoarch.compress.schedule import finetune_config, prune_iteratively, taylor_gradients
 from autoarch.compress.stages import export_stage, quantize_stage, torch_stage, verify
 from autoarch.data import Dataset, train_test_split
-from autoarch.exceptions import ConfigError
 from autoarch.metrics import check_metric, compute_metrics, default_metric
 from autoarch.objectives import Objective
 from autoarch.trainer import TrainConfig, fit, predict, resolve_device
@@ -94,19 +93,6 @@ class CompressionResult:
         return "\n".join(lines)
 
 
-def has_recurrent(model: nn.Module) -> bool:
-    """Whether ``model`` has LSTM / GRU / RNN layers (torch-pruning cannot prune them: shared/DESIGN.md)."""
-    return any(isinstance(m, nn.RNNBase) for m in model.modules())
-
-
-def refuse_recurrent(model: nn.Module) -> None:
-    """Raise :class:`ConfigError` for a model with recurrent layers given a target pruned in steps: they cannot be
-    pruned yet (a channel target, the search's, exports and quantizes them unpruned)."""
-    if has_recurrent(model):
-        raise ConfigError("this model has recurrent layers (LSTM/GRU/RNN), which autoarch cannot prune yet; its "
-                          "search already wrote the exported model.onnx and int8 model.int8.onnx (unpruned).")
-
-
 def _export(unpruned: nn.Module, final: nn.Module, pruned: bool, calibration_pool: Dataset, test: Dataset,
             out_dir: Path, metadata: Mapping[str, str], config: CompressConfig, metric: str,
             measure_memory: bool, notify: Callable[[str], None]) -> CompressionResult:
@@ -160,11 +146,6 @@ def _prune_channels(model: nn.Module, train: Dataset, test: Dataset, keep: float
     rounded to the nearest multiple of ``round_to``), fine-tune on the whole training split."""
     ratio = round(1.0 - keep, 12)
     record: dict[str, Any] = {}
-    if ratio > 0 and has_recurrent(model):
-        logger.info("pruning skipped: recurrent layers (LSTM/GRU/RNN) are not pruned yet; the model is exported "
-                    "and quantized unpruned")
-        record["pruning_skipped"] = "recurrent layers are not pruned yet"
-        ratio = 0.0
     if ratio <= 0:
         return model, [], record
     notify("prune")
@@ -241,8 +222,6 @@ def compress(
     metric = metric or default_metric(train.task)
     check_metric(metric, train.task)
     kind, share = config.target
-    if kind != "channels":
-        refuse_recurrent(model)
     device = resolve_device(config.device)
     notify = on_stage or (lambda stage: None)
     out_dir = Path(out_dir)

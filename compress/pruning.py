@@ -1,5 +1,7 @@
 """Structural pruning with torch-pruning (DepGraph): whole channels / units are removed, so the model really
-gets smaller and faster, and residual adds, dense concatenations and batch norm stay consistent."""
+gets smaller and faster, and residual adds, dense concatenations and batch norm stay consistent. LSTM / GRU /
+plain RNN layers are pruned by the custom pruner of :mod:`autoarch.compress.recurrent` (hidden units, gate
+blocks together) and embeddings by torch-pruning's own."""
 
 from __future__ import annotations
 
@@ -13,10 +15,18 @@ from torch import nn
 
 from autoarch._compat import batch_norm_base, overrides_round_to
 from autoarch.compress.config import IMPORTANCES
+from autoarch.compress.recurrent import (
+    ROOT_TYPES,
+    RecurrentImportance,
+    custom_pruners,
+    fixed_cells,
+    traced_as_one_op,
+    traced_input,
+)
 from autoarch.exceptions import ConfigError, did_you_mean
 
-__all__ = ["IMPORTANCES", "PruningHistory", "PrunedCopy", "prune", "prune_to", "replay_pruning", "count_macs_params",
-           "count_params", "has_batch_norm"]
+__all__ = ["IMPORTANCES", "PruningHistory", "PrunedCopy", "prune", "prune_to", "replay_pruning", "dependency_graph",
+           "count_macs_params", "count_params", "has_batch_norm"]
 
 PruningHistory = list[tuple[str, bool, list[int]]]
 """torch-pruning's record of what was removed: (module name, output channels?, indices); JSON-serialisable."""
@@ -29,14 +39,16 @@ MAX_LAYER_RATIO = 0.8
 
 
 def _importance(name: str) -> tp.importance.Importance:
-    if name == "l1":
-        return tp.importance.GroupMagnitudeImportance(p=1)
-    if name == "l2":
-        return tp.importance.GroupMagnitudeImportance(p=2)
+    """torch-pruning's importance ``name``, with recurrent layers counted (:class:`RecurrentImportance`)."""
+    if name in ("l1", "l2"):
+        p = 1 if name == "l1" else 2
+        return RecurrentImportance(tp.importance.GroupMagnitudeImportance(p=p),
+                                   tp.importance.GroupMagnitudeImportance(p=p, normalizer=None), p=p)
     if name == "bn_scale":
         return tp.importance.BNScaleImportance()
     if name == "taylor":
-        return tp.importance.GroupTaylorImportance()
+        return RecurrentImportance(tp.importance.GroupTaylorImportance(),
+                                   tp.importance.GroupTaylorImportance(normalizer=None), taylor=True)
     raise ConfigError(f"pruning importance must be one of {IMPORTANCES}, but got {name!r}."
                       f"{did_you_mean(name, IMPORTANCES)}")
 
@@ -71,11 +83,13 @@ class _Pruner(tp.pruner.BasePruner):
 def prune(model: nn.Module, example_input: torch.Tensor, ratio: float, importance: str = "l2",
           global_pruning: bool = False, gradients: Gradients | None = None, round_to: int | None = None,
           rounding: str = "down") -> PruningHistory:
-    """Remove ``ratio`` of the channels (convolutions) or units (linear layers) of every prunable group, in place.
+    """Remove ``ratio`` of the channels (convolutions), units (linear and recurrent layers) or dimensions
+    (embeddings) of every prunable group, in place.
 
-    The output layer (``model.head``) keeps its outputs. Channels coupled by a residual add or a concatenation
-    are pruned together (torch-pruning's dependency groups). With ``global_pruning`` the same overall ratio is
-    spread by importance across layers (none loses more than 80%) instead of uniformly.
+    The output layer (``model.head``) keeps its outputs; so do recurrent layers of more than one layer or
+    direction in one module (:func:`autoarch.compress.recurrent.prunable_cell`). Channels coupled by a residual
+    add or a concatenation are pruned together (torch-pruning's dependency groups). With ``global_pruning`` the
+    same overall ratio is spread by importance across layers (none loses more than 80%) instead of uniformly.
 
     Args:
         importance: ``l1``, ``l2`` (weight magnitude), ``bn_scale`` (batch-norm scale) or ``taylor``
@@ -108,11 +122,14 @@ def prune(model: nn.Module, example_input: torch.Tensor, ratio: float, importanc
         assert gradients is not None
         model.zero_grad(set_to_none=True)
         gradients(model)
-    pruner = _Pruner(
-        model, example_input, importance=imp, pruning_ratio=ratio, global_pruning=global_pruning,
-        max_pruning_ratio=MAX_LAYER_RATIO if global_pruning else 1.0, ignored_layers=[model.head],
-        round_to=round_to if round_to and round_to > 1 else None,
-    )
+    with traced_as_one_op(model):
+        pruner = _Pruner(
+            model, traced_input(model, example_input), importance=imp, pruning_ratio=ratio,
+            global_pruning=global_pruning,
+            max_pruning_ratio=MAX_LAYER_RATIO if global_pruning else 1.0,
+            ignored_layers=[model.head, *fixed_cells(model)], round_to=round_to if round_to and round_to > 1 else None,
+            customized_pruners=custom_pruners(model), root_module_types=list(ROOT_TYPES),
+        )
     if rounding not in ("down", "nearest"):
         raise ConfigError(f"rounding must be 'down' or 'nearest', but got {rounding!r}.")
     pruner.rounding = rounding
@@ -171,6 +188,14 @@ def prune_to(model: nn.Module, example_input: torch.Tensor, measure: Callable[[n
     return best
 
 
+def dependency_graph(model: nn.Module, example_input: torch.Tensor) -> tp.DependencyGraph:
+    """torch-pruning's dependency graph of ``model``, with autoarch's custom pruners (recurrent layers, input
+    features) and its recurrent layers traced as one operation each (:mod:`autoarch.compress.recurrent`)."""
+    with traced_as_one_op(model):
+        return tp.DependencyGraph().build_dependency(model, traced_input(model, example_input),
+                                                     customized_pruners=custom_pruners(model))
+
+
 def replay_pruning(model: nn.Module, example_input: torch.Tensor, history: list[Any]) -> nn.Module:
     """Apply a recorded pruning ``history`` to ``model`` (built from the same architecture), in place.
 
@@ -178,8 +203,8 @@ def replay_pruning(model: nn.Module, example_input: torch.Tensor, history: list[
     records before it left it.
     """
     if history:
-        graph = tp.DependencyGraph().build_dependency(model, example_input)
-        graph.load_pruning_history([(str(n), bool(o), [int(i) for i in idx]) for n, o, idx in history])
+        dependency_graph(model, example_input).load_pruning_history(
+            [(str(n), bool(o), [int(i) for i in idx]) for n, o, idx in history])
     return model
 
 

@@ -28,7 +28,7 @@ from autoarch.compress.runtime import latency_ms, session
 from autoarch.exceptions import ConfigError
 from autoarch.rundir import copy_file
 
-__all__ = ["quantize_int8", "quantize_dynamic_int8", "choose_int8", "has_convolutions"]
+__all__ = ["quantize_int8", "quantize_dynamic_int8", "choose_int8", "has_convolutions", "float_weights"]
 
 logger = logging.getLogger(__name__)
 
@@ -134,6 +134,26 @@ def _quantize(fp32_path: str | Path, out_path: str | Path, method: str, short_na
     return out_path
 
 
+WEIGHTED_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm", "LSTM", "GRU", "RNN")
+
+
+def float_weights(path: str | Path) -> dict[str, int]:
+    """Bytes of float weights (initializers of at least 64 values) that weighted operators of the ONNX file at
+    ``path`` still read unquantized, by operator type: what int8 quantization left in float. onnxruntime's
+    quantizers have an int8 LSTM (``DynamicQuantizeLSTM``) but none for ``GRU`` or ``RNN`` nodes, whose weights
+    therefore stay fp32 while everything around them is quantized."""
+    graph = onnx.load(str(path), load_external_data=False).graph
+    floats = {init.name: int(np.prod(init.dims)) * 4 for init in graph.initializer
+              if init.data_type == onnx.TensorProto.FLOAT and int(np.prod(init.dims)) >= 64}
+    left: dict[str, int] = {}
+    for node in graph.node:
+        if node.op_type in WEIGHTED_OPS:
+            size = sum(floats.get(name, 0) for name in node.input)
+            if size:
+                left[node.op_type] = left.get(node.op_type, 0) + size
+    return left
+
+
 def has_convolutions(path: str | Path) -> bool:
     graph = onnx.load(str(path), load_external_data=False).graph
     return any(node.op_type in ("Conv", "ConvTranspose") for node in graph.node)
@@ -147,9 +167,19 @@ def choose_int8(fp32_path: str | Path, out_path: str | Path, calibration: np.nda
     built and timed at batch 64 (1 thread, median of ``repeats``) and the faster is kept.
 
     Returns:
-        ``(path, decision)``: ``decision`` has ``method`` (``static`` / ``dynamic``), ``reason``, and the
-        measured ``candidates`` when both were tried.
+        ``(path, decision)``: ``decision`` has ``method`` (``static`` / ``dynamic``), ``reason``, the
+        measured ``candidates`` when both were tried, and ``float_weights`` (:func:`float_weights`) when some
+        weights stayed in float.
     """
+    path, decision = _choose_int8(fp32_path, out_path, calibration, bench_X, mode, repeats)
+    left = float_weights(path)
+    if left:
+        decision["float_weights"] = left
+    return path, decision
+
+
+def _choose_int8(fp32_path: str | Path, out_path: str | Path, calibration: np.ndarray, bench_X: np.ndarray,
+                 mode: str, repeats: int) -> tuple[Path, dict[str, Any]]:
     if mode not in INT8_MODES or mode == "none":
         raise ConfigError(f"int8 mode must be one of {[m for m in INT8_MODES if m != 'none']}, but got {mode!r}.")
     out_path = Path(out_path)

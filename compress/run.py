@@ -14,7 +14,7 @@ import numpy as np
 from torch import nn
 
 from autoarch.compress.config import CompressConfig
-from autoarch.compress.pipeline import CompressionResult, compress, refuse_recurrent
+from autoarch.compress.pipeline import CompressionResult, compress
 from autoarch.compress.rows import Stage, stage_rows
 from autoarch.compress.stages import state_bytes
 from autoarch.data import Dataset, from_arrays, train_test_split
@@ -202,8 +202,6 @@ def compress_run(
     config = CompressConfig.from_options(**options)
     model, spec, weights, old_history = load_run_model(run, start)
     one_shot = config.target[0] == "channels"
-    if not one_shot:
-        refuse_recurrent(model)
     if report is None and data is None:
         raise DataError(f"{run} has no report.json to reload the data from; pass the data with --data "
                         "(split with the default seed and test size).")

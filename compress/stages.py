@@ -120,6 +120,11 @@ def verify(fp32: Stage, fp32_out: np.ndarray, int8: Stage | None = None, int8_ou
                 warnings.append(f"the int8 model ({decision['method']}) is NOT faster than fp32 at batch {batch}: "
                                 f"{ms:.4f} ms vs {fp32_ms:.4f} ms (1 thread); prefer model.onnx where latency "
                                 "matters.")
+        left = decision.get("float_weights")
+        if left:
+            info["float_weights"] = dict(left)
+            warnings.append("int8 left " + ", ".join(f"{n:,} bytes of {op} weights" for op, n in left.items())
+                            + " in float (onnxruntime has no int8 kernel for them).")
         verification["int8_size_ratio"] = int8.bytes / fp32.bytes
         if int8.bytes >= fp32.bytes:
             warnings.append(f"the int8 file ({int8.bytes:,} bytes) is not smaller than the fp32 one "

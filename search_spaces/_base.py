@@ -25,6 +25,17 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
 CONNECTIVITY = ("plain", "residual", "dense")
 
 
+class InputFeatures(nn.Module):
+    """Base of a parameter-free module that passes the network's input features on (its first layer reads them;
+    a dense connection may concatenate them). It tells structural pruning their count, ``channels``, which
+    torch-pruning cannot infer for a raw input inside a concatenation, and is never pruned itself
+    (:mod:`autoarch.compress.recurrent`)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.channels = int(channels)
+
+
 def activation(name: str) -> nn.Module:
     try:
         return ACTIVATIONS[name]()

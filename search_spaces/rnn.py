@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from autoarch.exceptions import SpaceError
-from autoarch.search_spaces._base import CONNECTIVITY, Architecture, SearchSpace, activation
+from autoarch.search_spaces._base import CONNECTIVITY, Architecture, InputFeatures, SearchSpace, activation
 
 __all__ = ["RNNSpace", "RNNNet", "CELLS", "POOLINGS"]
 
@@ -25,6 +25,22 @@ def _reverse_within_length(h: torch.Tensor, lengths: torch.Tensor) -> torch.Tens
     last = (lengths - 1).unsqueeze(1)
     index = torch.where(steps <= last, last - steps, steps)
     return h.gather(1, index.unsqueeze(-1).expand(-1, -1, h.shape[2]))
+
+
+def _cat_features(parts: Sequence[torch.Tensor]) -> torch.Tensor:
+    """``torch.cat(parts, dim=2)`` for (n, T, d) tensors, done on dimension 1 of their transposes: the same values,
+    but torch-pruning's dependency graph maps concatenated channels only on dimension 1 (for any other it couples
+    every input of the concatenation with every other)."""
+    return torch.cat([p.transpose(1, 2) for p in parts], dim=1).transpose(1, 2)
+
+
+class MaskedChannels(InputFeatures):
+    """A numeric sequence ``(n, T, channels + 1)`` -> its channels with the padded steps zeroed (the last channel
+    is the validity mask)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mask = x[:, :, -1:] > 0.5
+        return x[:, :, :-1] * mask.to(x.dtype)
 
 
 class _Recurrent(nn.Module):
@@ -43,7 +59,7 @@ class _Recurrent(nn.Module):
         if self.backward_cell is None:
             return out
         back, _ = self.backward_cell(_reverse_within_length(h, lengths))
-        return torch.cat([out, _reverse_within_length(back, lengths)], dim=2)
+        return _cat_features([out, _reverse_within_length(back, lengths)])
 
 
 class RNNNet(nn.Module):
@@ -64,6 +80,7 @@ class RNNNet(nn.Module):
         super().__init__()
         self.connectivity, self.pooling, self.grad_clip = connectivity, pooling, float(grad_clip)
         self.embed = nn.Embedding(n_embeddings, embedding_dim, padding_idx=0) if n_embeddings > 0 else None
+        self.channels = MaskedChannels(embedding_dim) if n_embeddings == 0 else None
         self.layers = nn.ModuleList()
         self.skips = nn.ModuleList()
         fan_in, total = embedding_dim, embedding_dim
@@ -85,9 +102,9 @@ class RNNNet(nn.Module):
         self.head = nn.Linear(features, n_outputs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.embed is None:  # numeric sequences: channels, then the mask
+        if self.channels is not None:  # numeric sequences: channels, then the mask
             mask = x[:, :, -1] > 0.5
-            h = x[:, :, :-1] * mask.unsqueeze(-1).to(x.dtype)
+            h = self.channels(x)
         else:
             ids = x.long()
             mask = ids != 0
@@ -95,12 +112,12 @@ class RNNNet(nn.Module):
         lengths = mask.sum(dim=1).clamp(min=1)
         seen = [h]
         for i, layer in enumerate(self.layers):
-            inp = torch.cat(seen, dim=2) if self.connectivity == "dense" else seen[-1]
+            inp = _cat_features(seen) if self.connectivity == "dense" else seen[-1]
             out = layer(self.drop(inp), lengths)
             if self.connectivity == "residual":
                 out = out + self.skips[i](seen[-1])
             seen.append(out)
-        out = torch.cat(seen, dim=2) if self.connectivity == "dense" else seen[-1]
+        out = _cat_features(seen) if self.connectivity == "dense" else seen[-1]
         valid = mask.unsqueeze(-1)
         if self.pooling == "mean":
             pooled = (out * valid.to(out.dtype)).sum(dim=1) / lengths.unsqueeze(1).to(out.dtype)

@@ -1,7 +1,8 @@
 """A contract test suite every search space must pass (in the spirit of ``optuna.testing.pytest_samplers``).
 
 Subclass :class:`SearchSpaceContract` in a test module and override the ``space`` and ``input_shape``
-fixtures (and ``extremes`` for hand-picked architectures)::
+fixtures (``extremes`` for hand-picked architectures; ``make_inputs`` and ``statistics`` where the space does
+not take real-valued features standardised by the model, such as token ids)::
 
     class TestMySpace(SearchSpaceContract):
         @pytest.fixture
@@ -16,6 +17,7 @@ from __future__ import annotations
 import io
 import json
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +37,7 @@ from autoarch.compress import (
     run_onnx,
     session,
 )
-from autoarch.data import from_arrays
+from autoarch.data import Dataset, from_arrays
 from autoarch.model import Model
 from autoarch.search_spaces import Architecture, SearchSpace
 from autoarch.trainer import TrainConfig
@@ -57,11 +59,17 @@ def sample_architectures(space: SearchSpace, n: int, seed: int = 0) -> list[Arch
     return archs
 
 
-def _model(space: SearchSpace, arch: Architecture, input_shape: tuple[int, ...], seed: int = 0) -> Model:
+Inputs = Callable[[int], torch.Tensor]
+"""``make_inputs(n)``: ``n`` samples of the space's input shape."""
+
+
+def _model(space: SearchSpace, arch: Architecture, input_shape: tuple[int, ...], seed: int = 0,
+           statistics: tuple[float, float] = (0.5, 2.0)) -> Model:
     torch.manual_seed(seed)
     net = space.build(arch, input_shape, N_OUTPUTS)
     stat_shape = (input_shape[0], 1, 1) if len(input_shape) == 3 else input_shape
-    return Model(net, np.full(stat_shape, 0.5, np.float32), np.full(stat_shape, 2.0, np.float32)).eval()
+    mean, std = statistics
+    return Model(net, np.full(stat_shape, mean, np.float32), np.full(stat_shape, std, np.float32)).eval()
 
 
 class SearchSpaceContract:
@@ -80,6 +88,17 @@ class SearchSpaceContract:
         return []
 
     @pytest.fixture
+    def make_inputs(self, input_shape: tuple[int, ...]) -> Inputs:
+        """Standard normal features (the default); override for token ids or masked sequences."""
+        generator = torch.Generator().manual_seed(0)
+        return lambda n: torch.randn(n, *input_shape, generator=generator)
+
+    @pytest.fixture
+    def statistics(self) -> tuple[float, float]:
+        """The mean and scale the model standardises its inputs with; ``(0, 1)`` leaves them as they are."""
+        return (0.5, 2.0)
+
+    @pytest.fixture
     def architectures(self, space: SearchSpace, extremes: list[Architecture]) -> list[Architecture]:
         return sample_architectures(space, N_SAMPLED) + list(extremes)
 
@@ -89,29 +108,32 @@ class SearchSpaceContract:
             assert json.loads(json.dumps(arch)) == arch
 
     def test_builds_and_runs_forward(self, space: SearchSpace, input_shape: tuple[int, ...],
-                                     architectures: list[Architecture]) -> None:
-        x = torch.randn(4, *input_shape)
+                                     architectures: list[Architecture], make_inputs: Inputs,
+                                     statistics: tuple[float, float]) -> None:
+        x = make_inputs(4)
         for arch in architectures:
-            out = _model(space, arch, input_shape)(x)
+            out = _model(space, arch, input_shape, statistics=statistics)(x)
             assert out.shape == (4, N_OUTPUTS), space.describe(arch)
             assert torch.isfinite(out).all(), space.describe(arch)
 
     def test_json_round_trip_builds_the_same_network(self, space: SearchSpace, input_shape: tuple[int, ...],
-                                                     architectures: list[Architecture]) -> None:
-        x = torch.randn(3, *input_shape)
+                                                     architectures: list[Architecture], make_inputs: Inputs,
+                                                     statistics: tuple[float, float]) -> None:
+        x = make_inputs(3)
         for arch in architectures:
-            a = _model(space, arch, input_shape)
-            b = _model(space, json.loads(json.dumps(arch)), input_shape, seed=1)
+            a = _model(space, arch, input_shape, statistics=statistics)
+            b = _model(space, json.loads(json.dumps(arch)), input_shape, seed=1, statistics=statistics)
             assert [(k, v.shape) for k, v in a.state_dict().items()] == \
                    [(k, v.shape) for k, v in b.state_dict().items()], space.describe(arch)
             b.load_state_dict(a.state_dict())
             torch.testing.assert_close(a(x), b(x))
 
     def test_prunes_with_torch_pruning(self, space: SearchSpace, input_shape: tuple[int, ...],
-                                       architectures: list[Architecture]) -> None:
-        x = torch.randn(4, *input_shape)
+                                       architectures: list[Architecture], make_inputs: Inputs,
+                                       statistics: tuple[float, float]) -> None:
+        x = make_inputs(4)
         for arch in architectures:
-            model = _model(space, arch, input_shape)
+            model = _model(space, arch, input_shape, statistics=statistics)
             before = sum(p.numel() for p in model.parameters())
             history = prune(model, x[:2], 0.4)
             after = sum(p.numel() for p in model.parameters())
@@ -119,15 +141,16 @@ class SearchSpaceContract:
             out = model(x)
             assert out.shape == (4, N_OUTPUTS), space.describe(arch)
             # The pruning history rebuilds the pruned network from the architecture alone.
-            rebuilt = replay_pruning(_model(space, arch, input_shape, seed=7), x[:2],
+            rebuilt = replay_pruning(_model(space, arch, input_shape, seed=7, statistics=statistics), x[:2],
                                      json.loads(json.dumps(history)))
             rebuilt.load_state_dict(model.state_dict())
             torch.testing.assert_close(rebuilt(x), out)
 
     def test_exports_to_onnx(self, space: SearchSpace, input_shape: tuple[int, ...],
-                             architectures: list[Architecture]) -> None:
-        x = torch.randn(5, *input_shape)
-        models = [_model(space, arch, input_shape) for arch in architectures]
+                             architectures: list[Architecture], make_inputs: Inputs,
+                             statistics: tuple[float, float]) -> None:
+        x = make_inputs(5)
+        models = [_model(space, arch, input_shape, statistics=statistics) for arch in architectures]
         with tempfile.TemporaryDirectory() as tmp:  # one network alone, as the search exports it
             path = export_onnx(models[0], x[:2], Path(tmp) / "0.onnx")
             assert check_onnx(path)["checker"] == "ok"
@@ -138,21 +161,25 @@ class SearchSpaceContract:
         _assert_export_together(models, x, [space.describe(a) for a in architectures])
 
     def test_iterative_compression_keeps_the_contract(self, space: SearchSpace, input_shape: tuple[int, ...],
-                                                      architectures: list[Architecture]) -> None:
+                                                      architectures: list[Architecture], make_inputs: Inputs,
+                                                      statistics: tuple[float, float]) -> None:
         """The standalone compression schedule on every architecture, cycling through the importance criteria
         and global / uniform pruning: strictly fewer parameters, output shape intact, finite outputs; the
         architecture + pruning record + state_dict, saved and reloaded with ``weights_only=True``, rebuild a
         network with identical outputs; and every pruned network exports to ONNX with matching outputs."""
-        rng = np.random.default_rng(0)
-        X = rng.normal(size=(48, *input_shape)).astype(np.float32)
-        data = from_arrays(X, np.arange(48) % N_OUTPUTS, task="classification")
+        X = make_inputs(48).numpy()
+        if getattr(space, "input_kind", None) == "sequence":  # from_arrays reads (n, T, C) as images
+            data = Dataset(X=X, y=np.arange(48) % N_OUTPUTS, task="classification", classes=list(range(N_OUTPUTS)),
+                           kind="sequence")
+        else:
+            data = from_arrays(X, np.arange(48) % N_OUTPUTS, task="classification")
         fit_data, val_data = data.subset(np.arange(32)), data.subset(np.arange(32, 48))
         x = torch.as_tensor(X[:5])
         importances = ("l1", "l2", "taylor", "bn_scale")
         pruned_models = []
         for i, arch in enumerate(architectures):
             label = space.describe(arch)
-            model = _model(space, arch, input_shape)
+            model = _model(space, arch, input_shape, statistics=statistics)
             norms = [m for m in model.modules() if isinstance(m, batch_norm_base())]
             for norm in norms:  # as after training: untrained scales are all 1, a tie for bn_scale
                 norm.weight.data.uniform_(0.5, 1.5)
@@ -173,8 +200,8 @@ class SearchSpaceContract:
                        buffer)
             buffer.seek(0)
             saved = torch.load(buffer, weights_only=True)
-            rebuilt = replay_pruning(_model(space, saved["architecture"], input_shape, seed=7), x[:2],
-                                     saved["pruning_history"])
+            rebuilt = replay_pruning(_model(space, saved["architecture"], input_shape, seed=7, statistics=statistics),
+                                     x[:2], saved["pruning_history"])
             rebuilt.load_state_dict(saved["state_dict"])
             torch.testing.assert_close(rebuilt.eval()(x), out, rtol=0, atol=0, msg=label)
             pruned_models.append(pruned)

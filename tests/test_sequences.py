@@ -231,23 +231,33 @@ def test_search_ts_with_its_official_test_then_predict_ts_and_npz(tmp_path, caps
     with torch.no_grad():
         reloaded = model(torch.as_tensor(pad_sequences(seqs[80:], 15))).argmax(1).numpy()
     assert [["a", "b"][i] for i in reloaded] == Predictor(out / "model.onnx").predict_sequences(seqs[80:])[0]
-    # autoarch compress says plainly that recurrent layers are not pruned, exit 2, and writes nothing
-    assert main(["compress", str(out), "--out", str(tmp_path / "c")]) == 2
-    assert "recurrent layers (LSTM/GRU/RNN), which autoarch cannot prune yet" in capsys.readouterr().err
-    assert not (tmp_path / "c").exists()
+    # the search pruned the recurrent winner (--prune 0.15: hidden units, the head's hidden layer)
+    pruned, unpruned = (next(s for s in report["compression"]["stages"] if s["stage"] == name)
+                        for name in ("torch pruned", "torch fp32"))
+    assert pruned["params"] < unpruned["params"]
+    # autoarch compress prunes it in steps toward a MACs target; the compressed int8 model predicts raw .ts files
+    assert main(["compress", str(out), "--out", str(tmp_path / "c"), "--target-macs", "0.5", "--max-drop", "100",
+                 "--steps", "2", "--finetune-epochs", "1", "--quiet"]) == 0
+    compressed = json.loads((tmp_path / "c" / "compression.json").read_text())
+    steps = compressed["steps"]
+    assert compressed["pruning"]["kept_step"] >= 1 and steps[-1]["macs"] <= 0.5 * steps[0]["macs"]
+    capsys.readouterr()
+    assert main(["predict", str(tmp_path / "c" / "model.int8.onnx"), str(unlabelled)]) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == 1 + 40
 
 
-def test_a_stepped_compress_target_exports_a_recurrent_winner_unpruned(tmp_path, caplog):
+def test_a_stepped_compress_target_prunes_a_recurrent_winner(tmp_path):
     from autoarch.compress import CompressConfig
 
     seqs, labels = _toy(60)
-    with caplog.at_level("WARNING", logger="autoarch"):
-        result = autoarch.search(from_sequences(seqs, labels), trials=1, cv=2, epochs=2, out=tmp_path / "run",
-                                 compress=CompressConfig(target_macs=0.5, calibration_samples=16))
-    assert "cannot prune recurrent layers (LSTM/GRU/RNN) yet" in caplog.text
+    result = autoarch.search(from_sequences(seqs, labels), trials=1, cv=2, epochs=2, out=tmp_path / "run",
+                             compress=CompressConfig(target_macs=0.5, max_drop=100.0, steps=2, finetune_epochs=1,
+                                                     calibration_samples=16))
     pruning = result.report["compression"]["pruning"]
-    assert pruning["kept_step"] == 0 and pruning["stop_reason"].startswith("not pruned")
-    assert [s.stage for s in result.compression.stages] == ["torch fp32", "onnx fp32", "onnx int8"]
+    assert pruning["kept_step"] >= 1
+    stages = {s.stage: s for s in result.compression.stages}
+    assert {"torch fp32", "torch pruned", "onnx fp32", "onnx int8"} <= set(stages)
+    assert stages["torch pruned"].macs <= 0.5 * stages["torch fp32"].macs
 
 
 def test_sequence_bad_input_is_one_line_and_exit_2(tmp_path, capsys):

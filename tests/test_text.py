@@ -152,7 +152,9 @@ def test_search_then_predict_raw_text_from_txt_and_csv(tmp_path, capsys):
     assert code == 0
     report = json.loads((out / "report.json").read_text())
     assert report["test"]["accuracy"] >= 0.8
-    assert report["compression"]["verification"]["pruning_skipped"]
+    pruned, unpruned = (next(s for s in report["compression"]["stages"] if s["stage"] == name)
+                        for name in ("torch pruned", "torch fp32"))
+    assert pruned["params"] < unpruned["params"]  # hidden units and embedding dimensions were pruned
     spec = json.loads((out / "architecture.json").read_text())
     assert spec["input_kind"] == "text" and spec["text"]["max_length"] == 64
 

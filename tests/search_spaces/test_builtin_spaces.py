@@ -136,3 +136,96 @@ def test_the_builtin_spaces_are_registered_once_by_import_path() -> None:
     assert config.SearchConfig.__dataclass_fields__["space"].metadata["metavar"] == \
         "{auto," + ",".join(config.SPACES) + ",MODULE:CLASS}"
     assert set(config.AUTO_SPACE.values()) <= set(SPACES)
+
+
+def _token_ids(input_shape: tuple[int, ...]):
+    """Right-padded token ids (0 = padding) below the smallest vocabulary, every text at least one token long."""
+    generator = torch.Generator().manual_seed(0)
+
+    def make(n: int) -> torch.Tensor:
+        ids = torch.randint(1, 2002, (n, *input_shape), generator=generator)
+        lengths = torch.randint(1, input_shape[0] + 1, (n, 1), generator=generator)
+        return torch.where(torch.arange(input_shape[0]) < lengths, ids, 0).float()
+
+    return make
+
+
+def _masked_sequences(input_shape: tuple[int, ...]):
+    """(n, T, channels + 1): standard normal channels, then the validity mask (1 for the first 1..T steps)."""
+    generator = torch.Generator().manual_seed(0)
+
+    def make(n: int) -> torch.Tensor:
+        steps, width = input_shape
+        x = torch.randn(n, steps, width, generator=generator)
+        lengths = torch.randint(1, steps + 1, (n, 1), generator=generator)
+        valid = (torch.arange(steps) < lengths).float()
+        x[:, :, -1] = valid
+        return x * torch.cat([valid.unsqueeze(-1).expand(-1, -1, width - 1), torch.ones(n, steps, 1)], dim=2)
+
+    return make
+
+
+def _rnn(cell: str, hiddens: list[int], bidirectional: bool, connectivity: str, pooling: str, **kw: object) -> dict:
+    arch: dict = {"cell": cell, "n_layers": len(hiddens), **{f"hidden_{i}": h for i, h in enumerate(hiddens)},
+                  "bidirectional": bidirectional, "connectivity": connectivity, "dropout": 0.2, "pooling": pooling,
+                  "head_width": 32, "head_activation": "gelu", "grad_clip": 1.0}
+    arch.update(kw)
+    return arch
+
+
+@pytest.mark.slow  # about 4 minutes (36 recurrent networks exported to ONNX, pruned in steps and fine-tuned)
+class TestRNNOnText(SearchSpaceContract):
+    """Token ids: every cell, direction, connectivity and pooling among the sampled and extreme architectures."""
+
+    @pytest.fixture
+    def space(self):
+        from autoarch.search_spaces import RNNSpace
+
+        return RNNSpace()
+
+    @pytest.fixture
+    def input_shape(self) -> tuple[int, ...]:
+        return (12,)
+
+    @pytest.fixture
+    def make_inputs(self, input_shape):
+        return _token_ids(input_shape)
+
+    @pytest.fixture
+    def statistics(self) -> tuple[float, float]:
+        return (0.0, 1.0)
+
+    @pytest.fixture
+    def extremes(self) -> list[dict]:
+        text = {"embedding_dim": 32, "vocab_size": 2000}
+        return [_rnn(cell, [32, 128], bi, conn, pool, **text)
+                for cell, bi, conn, pool in [("lstm", True, "dense", "max"), ("gru", True, "residual", "last"),
+                                             ("rnn", False, "plain", "mean"), ("gru", False, "dense", "mean"),
+                                             ("lstm", False, "residual", "last"), ("rnn", True, "residual", "max")]]
+
+
+@pytest.mark.slow  # about 3 minutes
+class TestRNNOnSequences(SearchSpaceContract):
+    """Numeric sequences (two channels and the mask): no embedding."""
+
+    @pytest.fixture
+    def space(self):
+        from autoarch.search_spaces import RNNSpace
+
+        return RNNSpace(input_kind="sequence")
+
+    @pytest.fixture
+    def input_shape(self) -> tuple[int, ...]:
+        return (9, 3)
+
+    @pytest.fixture
+    def make_inputs(self, input_shape):
+        return _masked_sequences(input_shape)
+
+    @pytest.fixture
+    def statistics(self) -> tuple[float, float]:
+        return (0.0, 1.0)
+
+    @pytest.fixture
+    def extremes(self) -> list[dict]:
+        return [_rnn("gru", [64, 32], True, "dense", "max"), _rnn("lstm", [32, 32], True, "residual", "mean")]
