@@ -31,7 +31,7 @@ from autoarch.search_spaces._base import InputFeatures
 __all__ = ["RecurrentPruner", "RecurrentImportance", "custom_pruners", "ROOT_TYPES", "gates", "fixed_cells",
            "prunable_cell", "traced_as_one_op", "traced_input"]
 
-ROOT_TYPES = (nn.modules.conv._ConvNd, nn.Linear, nn.LSTM, nn.GRU, nn.RNN, nn.Embedding)  # noqa: SLF001
+ROOT_TYPES = (tp.ops.TORCH_CONV, nn.Linear, nn.LSTM, nn.GRU, nn.RNN, nn.Embedding)
 """The layers whose out channels start a pruning group (torch-pruning's default: convolutions, linear, LSTM)."""
 
 
@@ -193,10 +193,10 @@ class RecurrentImportance(tp.importance.Importance):
             if not isinstance(layer, nn.RNNBase) or not isinstance(dep.handler.__self__, RecurrentPruner):
                 continue
             root = group[i].root_idxs
-            index = torch.tensor(list(idxs), dtype=torch.long)
+            index = torch.tensor(list(idxs), dtype=torch.long, device=layer.weight_ih_l0.device)
             if dep.handler == dep.handler.__self__.prune_out_channels:
                 hidden, n_gates = layer.hidden_size, gates(layer)
-                score = torch.zeros(hidden)
+                score = torch.zeros(hidden, device=layer.weight_hh_l0.device)
                 for name in ("weight_ih_l0", "weight_hh_l0"):
                     score += self._score(getattr(layer, name)).sum(1).view(n_gates, hidden).sum(0)
                 score += self._score(layer.weight_hh_l0).sum(0)
@@ -212,16 +212,16 @@ class RecurrentImportance(tp.importance.Importance):
         terms = self._terms(group)
         if not terms:
             return self.base(group)
-        n = len(group[0][1])
-        total, count = torch.zeros(n), 0
+        device = terms[0][0].device
+        total, count = torch.zeros(len(group[0][1]), device=device), 0
         raw = self.raw(group)
         if raw is not None:
-            total += raw.float()
+            total += raw.float().to(device)
             count += 1
         for score, root in terms:
             if any(r is None for r in root):
                 continue
-            total.scatter_add_(0, torch.tensor(root, dtype=torch.long), score.float())
+            total.scatter_add_(0, torch.tensor(root, dtype=torch.long, device=device), score.float())
             count += 1
         total /= max(count, 1)
         mean = total.mean()

@@ -24,7 +24,7 @@ def _run(script: str, out: Path, *extra: str) -> str:
 
 def test_every_example_is_tested() -> None:
     tested = {"search_digits_api.py", "csv_string_labels.py", "regression_arrays.py", "fashion_mnist_cnn.py",
-              "breast_cancer_tabular.py", "airline_tweets_lstm.py"}
+              "breast_cancer_tabular.py", "airline_tweets_lstm.py", "japanese_vowels_rnn.py"}
     assert {p.name for p in EXAMPLES.glob("*.py")} == tested
 
 
@@ -87,3 +87,12 @@ def test_airline_tweets_example_predicts_raw_tweets(tmp_path: Path) -> None:
     assert "held-out accuracy" in out and "macro-F1" in out
     lines = out[out.index("int8 model on three new tweets:"):].splitlines()[1:4]
     assert len(lines) == 3 and all(line.split()[0] in {"negative", "neutral", "positive"} for line in lines)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("sktime") is None and os.environ.get("CI") != "true",
+                    reason="the .ts files come with `pip install --no-deps sktime==1.2.0` (.ci/run installs it)")
+def test_japanese_vowels_example_predicts_a_ts_file(tmp_path: Path) -> None:
+    out = _run("japanese_vowels_rnn.py", tmp_path / "run", "--timeout", "120")
+    assert "official test accuracy" in out and "pruned:" in out
+    line = next(line for line in out.splitlines() if line.startswith("int8 model on all 370 test utterances"))
+    assert float(line.split()[-1]) > 1 / 9  # better than guessing one of nine speakers
