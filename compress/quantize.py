@@ -140,8 +140,9 @@ WEIGHTED_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm", "LSTM", "GRU", "RNN")
 def float_weights(path: str | Path) -> dict[str, int]:
     """Bytes of float weights (initializers of at least 64 values) that weighted operators of the ONNX file at
     ``path`` still read unquantized, by operator type: what int8 quantization left in float. onnxruntime's
-    quantizers have an int8 LSTM (``DynamicQuantizeLSTM``) but none for ``GRU`` or ``RNN`` nodes, whose weights
-    therefore stay fp32 while everything around them is quantized."""
+    quantizers have an int8 LSTM (``DynamicQuantizeLSTM``, dynamic mode only: static QDQ leaves an LSTM in float)
+    but none for ``GRU`` or ``RNN`` nodes, whose weights therefore stay fp32 while everything around them is
+    quantized."""
     graph = onnx.load(str(path), load_external_data=False).graph
     floats = {init.name: int(np.prod(init.dims)) * 4 for init in graph.initializer
               if init.data_type == onnx.TensorProto.FLOAT and int(np.prod(init.dims)) >= 64}

@@ -124,7 +124,8 @@ def verify(fp32: Stage, fp32_out: np.ndarray, int8: Stage | None = None, int8_ou
         if left:
             info["float_weights"] = dict(left)
             warnings.append("int8 left " + ", ".join(f"{n:,} bytes of {op} weights" for op, n in left.items())
-                            + " in float (onnxruntime has no int8 kernel for them).")
+                            + f" in float ({decision['method']} int8 does not quantize these operators; "
+                            "onnxruntime has no int8 GRU or RNN operator at all).")
         verification["int8_size_ratio"] = int8.bytes / fp32.bytes
         if int8.bytes >= fp32.bytes:
             warnings.append(f"the int8 file ({int8.bytes:,} bytes) is not smaller than the fp32 one "
