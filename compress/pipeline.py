@@ -241,7 +241,7 @@ def compress(
             "scope": scope, "steps_planned": 1,
             "finetune_epochs": config.finetune_epochs if pruned else 0, "kept_step": int(pruned),
             "stop_reason": (f"one shot: {1 - share:g} of every hidden layer's channels removed" if pruned
-                            else "not pruned: " + record.get("pruning_skipped", "the target keeps every channel"))}
+                            else "not pruned: the target keeps every channel")}
         calibration_pool, steps = train, []
     else:
         fit_data, val_data = train_test_split(train, config.val_size, seed=config.seed)

@@ -19,7 +19,7 @@ from autoarch.compress.recurrent import (
     ROOT_TYPES,
     RecurrentImportance,
     custom_pruners,
-    fixed_cells,
+    kept_whole,
     traced_as_one_op,
     traced_input,
 )
@@ -127,7 +127,7 @@ def prune(model: nn.Module, example_input: torch.Tensor, ratio: float, importanc
             model, traced_input(model, example_input), importance=imp, pruning_ratio=ratio,
             global_pruning=global_pruning,
             max_pruning_ratio=MAX_LAYER_RATIO if global_pruning else 1.0,
-            ignored_layers=[model.head, *fixed_cells(model)], round_to=round_to if round_to and round_to > 1 else None,
+            ignored_layers=[model.head, *kept_whole(model)], round_to=round_to if round_to and round_to > 1 else None,
             customized_pruners=custom_pruners(model), root_module_types=list(ROOT_TYPES),
         )
     if rounding not in ("down", "nearest"):

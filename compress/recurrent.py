@@ -9,7 +9,7 @@ are part of and the head that reads the pooled states; an embedding's dimensions
 A cell's *hidden units* (its out channels) are pruned only for a one-layer, one-way cell without projections
 (what :class:`autoarch.search_spaces.rnn.RNNNet` builds: a bidirectional layer there is two one-way cells): the
 unit's row in every gate block of ``weight_ih`` / ``weight_hh`` / the biases goes together with its column of
-``weight_hh``. Any other cell keeps its hidden units (:func:`fixed_cells` lists them for ``ignored_layers``),
+``weight_hh``. Any other cell keeps its hidden units (:func:`kept_whole` lists them for ``ignored_layers``),
 but its inputs can still be pruned.
 
 :class:`RecurrentImportance` adds the recurrent weights to torch-pruning's group importance, which otherwise
@@ -28,7 +28,7 @@ from torch import nn
 
 from autoarch.search_spaces._base import InputFeatures
 
-__all__ = ["RecurrentPruner", "RecurrentImportance", "custom_pruners", "ROOT_TYPES", "gates", "fixed_cells",
+__all__ = ["RecurrentPruner", "RecurrentImportance", "custom_pruners", "ROOT_TYPES", "gates", "kept_whole",
            "prunable_cell", "traced_as_one_op", "traced_input"]
 
 ROOT_TYPES = (tp.ops.TORCH_CONV, nn.Linear, nn.LSTM, nn.GRU, nn.RNN, nn.Embedding)
@@ -45,7 +45,7 @@ def prunable_cell(cell: nn.RNNBase) -> bool:
     return cell.num_layers == 1 and not cell.bidirectional and not getattr(cell, "proj_size", 0)
 
 
-def fixed_cells(model: nn.Module) -> list[nn.Module]:
+def kept_whole(model: nn.Module) -> list[nn.Module]:
     """What pruning must leave whole in ``model`` (for ``ignored_layers``): recurrent layers whose hidden units
     stay (see :func:`prunable_cell`) and the input features of :class:`InputFeatures` modules."""
     return [m for m in model.modules()

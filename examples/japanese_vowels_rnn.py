@@ -39,11 +39,10 @@ def main() -> None:
     # onnxruntime + numpy: sequences of any length in, speaker labels out
     _, test_file = sequence_builtin_files("japanese-vowels")
     sequences, speakers, _ = read_ts(test_file)
-    labels, _ = Predictor(result.out_dir / "model.int8.onnx").predict_sequences(sequences[:5])
-    print("int8 model on the first five test utterances:", labels, "(true:", list(speakers[:5]), ")")
-    agree = np.mean(np.array(Predictor(result.out_dir / "model.int8.onnx").predict_sequences(sequences)[0])
-                    == np.array(speakers))
-    print(f"int8 model on all {len(sequences)} test utterances: accuracy {agree:.4f}")
+    labels, _ = Predictor(result.out_dir / "model.int8.onnx").predict_sequences(sequences)
+    print("int8 model on the first five test utterances:", labels[:5], "(true:", list(speakers[:5]), ")")
+    accuracy = np.mean(np.array(labels) == np.array(speakers))
+    print(f"int8 model on all {len(sequences)} test utterances: accuracy {accuracy:.4f}")
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ from autoarch.compress import (
     run_onnx,
     session,
 )
-from autoarch.data import Dataset, from_arrays
+from autoarch.data import from_arrays, from_padded_sequences
 from autoarch.model import Model
 from autoarch.search_spaces import Architecture, SearchSpace
 from autoarch.trainer import TrainConfig
@@ -168,11 +168,11 @@ class SearchSpaceContract:
         architecture + pruning record + state_dict, saved and reloaded with ``weights_only=True``, rebuild a
         network with identical outputs; and every pruned network exports to ONNX with matching outputs."""
         X = make_inputs(48).numpy()
+        y = np.arange(48) % N_OUTPUTS
         if getattr(space, "input_kind", None) == "sequence":  # from_arrays reads (n, T, C) as images
-            data = Dataset(X=X, y=np.arange(48) % N_OUTPUTS, task="classification", classes=list(range(N_OUTPUTS)),
-                           kind="sequence")
+            data = from_padded_sequences(X, y, task="classification")
         else:
-            data = from_arrays(X, np.arange(48) % N_OUTPUTS, task="classification")
+            data = from_arrays(X, y, task="classification")
         fit_data, val_data = data.subset(np.arange(32)), data.subset(np.arange(32, 48))
         x = torch.as_tensor(X[:5])
         importances = ("l1", "l2", "taylor", "bn_scale")

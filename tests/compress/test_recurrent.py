@@ -12,7 +12,7 @@ import torch_pruning as tp
 from torch import nn
 
 from autoarch.compress.pruning import dependency_graph
-from autoarch.compress.recurrent import ROOT_TYPES, RecurrentPruner, fixed_cells, gates
+from autoarch.compress.recurrent import ROOT_TYPES, RecurrentPruner, gates, kept_whole
 from autoarch.search_spaces.rnn import RNNNet
 
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
@@ -64,7 +64,7 @@ def test_pruning_input_features_equals_zeroing_them(cell, bidirectional):
 
 def test_only_one_layer_one_way_cells_lose_hidden_units():
     model = nn.ModuleList([nn.LSTM(3, 4), nn.GRU(4, 4, bidirectional=True), nn.RNN(4, 4, num_layers=2)])
-    assert fixed_cells(model) == [model[1], model[2]]
+    assert kept_whole(model) == [model[1], model[2]]
     with pytest.raises(ValueError, match="ignored_layers"):
         RecurrentPruner().prune_out_channels(model[1], [0])
 
@@ -118,7 +118,7 @@ def test_every_pruning_group_removes_exactly_what_it_couples(arch, text):
     x = _inputs(text)
     graph = dependency_graph(net, x[:2])
     chosen = []
-    for group in graph.get_all_groups(ignored_layers=[net.head, *fixed_cells(net)], root_module_types=ROOT_TYPES):
+    for group in graph.get_all_groups(ignored_layers=[net.head, *kept_whole(net)], root_module_types=ROOT_TYPES):
         root = group[0].dep
         n = len(group[0].idxs)
         chosen.append((root.target.module, root.handler, list(range(0, n, 2))))
@@ -129,9 +129,9 @@ def test_every_pruning_group_removes_exactly_what_it_couples(arch, text):
             if dep.handler.__name__ == "prune_out_channels":
                 covered.add(dep.target.module)
     # every cell, the hidden layer of the head and the embedding lose units (each in some group)
-    expected = {m for m in net.modules() if isinstance(m, nn.RNNBase)} | {net.hidden[0]}
-    expected |= {net.embed} if text else set()
-    assert expected <= covered
+    prunable = {m for m in net.modules() if isinstance(m, nn.RNNBase)} | {net.hidden[0]}
+    prunable |= {net.embed} if text else set()
+    assert prunable <= covered
     pruned = copy.deepcopy(net)
     with torch.no_grad():
         expected = net(x)
