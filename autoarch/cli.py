@@ -51,9 +51,13 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         if "unrecognized arguments:" in message:
-            bad = message.split(":", 1)[1].split()[0]
-            options = [s for p in _parsers(self) for a in p._actions for s in a.option_strings]
-            message += did_you_mean(bad.split("=")[0], options)
+            bad = message.split(":", 1)[1].split()[0].split("=")[0]
+            owners = [p.prog for p in _parsers(self) if any(bad in a.option_strings for a in p._actions)]
+            if owners:  # a real option, of another command (the top parser reports a subcommand's leftovers)
+                message += f" ({bad} is an option of {', '.join(repr(o) for o in owners)} only)"
+            else:
+                options = [s for p in _parsers(self) for a in p._actions for s in a.option_strings]
+                message += did_you_mean(bad, options)
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 

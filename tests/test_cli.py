@@ -41,6 +41,7 @@ def _bad_inputs(tmp_path):
         (["search", str(tmp_path / "missing.csv"), "--target", "y"], "does not exist"),
         (["search", "digitz"], "Did you mean 'digits'"),
         (["search", "iris", "--trails", "3"], "Did you mean '--trials'"),
+        (["compress", str(tmp_path), "--prune", "0.5"], "--prune is an option of 'autoarch search' only"),
         (["search", "iris", "--metric", "acc"], "invalid choice"),
         (["search", "iris", "--metric", "neg_mse"], "regression metric"),
         (["search", str(text), "--target", "label"], "different text in most rows"),
