@@ -17,7 +17,8 @@ from typing import Any
 
 __all__ = ["TESTED", "search_space_transform", "distribution_contains", "storage_of", "study_id", "trial_id",
            "set_trial_system_attr", "fail_trial", "heartbeat_enabled",
-           "overrides_round_to", "batch_norm_base", "rnn_dynamic_steps", "onnxruntime_errors"]
+           "overrides_round_to", "batch_norm_base", "rnn_dynamic_steps", "onnxruntime_errors",
+           "nni_missing_label"]
 
 TESTED = {"optuna": "5.0.0", "torch-pruning": "1.6.1", "torch": "2.13.0", "onnxruntime": "1.32.0"}
 """The versions this module was checked against (the pins of ``constraints.txt``)."""
@@ -126,6 +127,16 @@ def onnxruntime_errors() -> tuple[type[BaseException], ...]:
     from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidArgument
 
     return (InvalidArgument, Fail)
+
+
+# nni (the optional extra; only autoarch.integrations.nni calls this) -------------------------------------------
+
+def nni_missing_label(exc: BaseException, labels: Any) -> str | None:
+    """The label an NNI 3.0 ``SampleMissingError`` is about, which NNI gives only inside its message ("Label L
+    is missing from sample. Existing keys are: [...]"): the longest of ``labels`` named that way, or None."""
+    text = str(exc)
+    named = [label for label in labels if f"Label {label} is missing" in text]
+    return max(named, key=len) if named else None
 
 
 def names() -> dict[str, Callable[..., Any]]:

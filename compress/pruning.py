@@ -23,7 +23,7 @@ from autoarch.compress.recurrent import (
     traced_as_one_op,
     traced_input,
 )
-from autoarch.exceptions import ConfigError, did_you_mean
+from autoarch.exceptions import ConfigError, SpaceError, did_you_mean
 
 __all__ = ["IMPORTANCES", "PruningHistory", "PrunedCopy", "prune", "prune_to", "replay_pruning", "dependency_graph",
            "count_macs_params", "count_params", "has_batch_norm"]
@@ -132,6 +132,12 @@ def prune(model: nn.Module, example_input: torch.Tensor, ratio: float, importanc
         )
     if rounding not in ("down", "nearest"):
         raise ConfigError(f"rounding must be 'down' or 'nearest', but got {rounding!r}.")
+    dead = [name for name, module in model.named_modules()
+            if isinstance(module, ROOT_TYPES) and module not in pruner.DG.module2node]
+    if dead:  # its input may be pruned while it is not: the next forward pass would fail
+        raise SpaceError(f"layers {dead[:3]} compute but never reach the network's output (a branch no input "
+                         "choice reads?), so structured pruning cannot shrink them consistently; remove the unused "
+                         "branch from the network, or ship it without pruning (--prune 0).")
     pruner.rounding = rounding
     pruner.step()
     model.zero_grad(set_to_none=True)

@@ -38,6 +38,11 @@ def get_space(name: str | SearchSpace, input_kind: str = "tabular", *, augment: 
         name = AUTO_SPACE.get(input_kind, "mlp")
     if ":" in name:
         cls = _import_space(name)
+        if _is_nni_space(cls):  # NNI's ModelSpace, through the optional integration (which imports NNI)
+            from autoarch.integrations.nni import NNISpace
+
+            space: SearchSpace = NNISpace(cls, ref=name)
+            return _check_kind(space, name, input_kind)
     elif name not in SPACES:
         choices = ["auto", *SPACES]
         raise SpaceError(f"space must be one of {choices} or an import path 'module:Class', but got {name!r}."
@@ -53,6 +58,10 @@ def get_space(name: str | SearchSpace, input_kind: str = "tabular", *, augment: 
     except TypeError as exc:
         raise SpaceError(f"space {name!r} cannot be built without arguments ({exc}); give defaults to its "
                          "__init__ parameters, or pass an instance to autoarch.search.") from None
+    return _check_kind(space, name, input_kind)
+
+
+def _check_kind(space: SearchSpace, name: str, input_kind: str) -> SearchSpace:
     if input_kind not in space.input_kinds:
         raise SpaceError(f"the {name} space does not take {input_kind} input (it takes "
                          f"{', '.join(space.input_kinds) or 'nothing'}); use --space auto (cnn for images, rnn for "
@@ -63,6 +72,9 @@ def get_space(name: str | SearchSpace, input_kind: str = "tabular", *, augment: 
 def space_ref(space: SearchSpace) -> str:
     """How a run records ``space``: a built-in's name, else the import path ``module:Class`` of its class, which
     :func:`get_space` imports again (a class defined in a script's ``__main__`` reloads only in that script)."""
+    import_path = getattr(space, "import_path", None)  # a wrapped class (an NNI model space) names its own
+    if import_path:
+        return str(import_path)
     cls = type(space)
     for name, builtin in SPACES.items():
         if cls is builtin:
@@ -70,9 +82,16 @@ def space_ref(space: SearchSpace) -> str:
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
-def _import_space(path: str) -> type[SearchSpace]:
+def _import_space(path: str) -> type:
+    """The class at ``path``: a :class:`SearchSpace` subclass or an NNI ``ModelSpace`` subclass."""
     return import_class(path, SearchSpace, "space", SpaceError,
-                        "subclass autoarch.search_spaces.SearchSpace (suggest, build, grid)")
+                        "subclass autoarch.search_spaces.SearchSpace (suggest, build, grid), or give an NNI "
+                        "ModelSpace subclass", accept=_is_nni_space)
+
+
+def _is_nni_space(cls: type) -> bool:
+    """An NNI ``ModelSpace`` subclass, told without importing NNI (a class that has one imported it already)."""
+    return any(base.__name__ == "ModelSpace" and base.__module__.startswith("nni.") for base in cls.__mro__)
 
 
 SPACES: dict[str, type[SearchSpace]] = {name: _import_space(path) for name, path in BUILTIN_SPACES.items()}

@@ -338,3 +338,20 @@ def test_a_closed_pipe_ends_quietly(world, tmp_path) -> None:
     done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=120)
     assert done.stdout.splitlines() == ["prediction,proba_x,proba_y,proba_z", "status=141"], done.stdout
     assert (tmp_path / "err.txt").read_text() == ""
+
+
+def test_a_space_that_needs_nni_without_nni_names_the_install_command(tmp_path, monkeypatch, capsys) -> None:
+    """``--space module:Class`` where the module imports NNI and NNI is absent (the core never needs it)."""
+    import importlib.util
+
+    if importlib.util.find_spec("nni") is not None:
+        pytest.skip("NNI is installed here (the nni extra's venv); tests/integrations/test_nni.py covers it")
+    (tmp_path / "my_nni_space.py").write_text("import nni\n\nclass Space:\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    assert _exit_code(["search", "iris", "--space", "my_nni_space:Space", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "needs NNI, which is not installed" in lines[0], err
+    assert 'pip install -c constraints-nni.txt "autoarch[nni]"' in lines[0] and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["my_nni_space.py"]

@@ -124,3 +124,28 @@ def test_no_private_name_of_a_dependency_outside_the_compat_module() -> None:
             for path in sorted((ROOT / folder).rglob("*.py")) if path.name != "_compat.py"
             for i, line in enumerate(path.read_text().splitlines(), 1) if PRIVATE.search(line)]
     assert not hits, hits
+
+
+def test_the_nni_extra_pins_are_the_ci_pins_but_filelock() -> None:
+    """constraints-nni.txt (the nni extra's venv) is constraints.txt with filelock below NNI 3.0's <3.12 bound,
+    plus NNI and what it brings; nothing else may drift apart."""
+    def pins(name: str) -> dict[str, str]:
+        lines = (ROOT / name).read_text().splitlines()
+        return {re.sub(r"[-_.]+", "-", k).lower(): v for k, v in
+                (line.split("==") for line in lines if "==" in line and not line.startswith("#"))}
+
+    core, extra = pins("constraints.txt"), pins("constraints-nni.txt")
+    assert {k: v for k, v in core.items() if k != "filelock"} == \
+           {k: v for k, v in extra.items() if k in core and k != "filelock"}
+    assert tuple(int(x) for x in extra["filelock"].split(".")[:2]) < (3, 12) and extra["nni"] == "3.0"
+    assert "pytorch-lightning" in extra
+
+
+def test_nni_names_the_missing_label_only_in_its_message() -> None:
+    """The nni extra (skipped without it: the core never imports NNI)."""
+    nni = pytest.importorskip("nni")
+    choice = nni.choice("xdepth", [1, 2])
+    with pytest.raises(nni.mutable.SampleMissingError) as info:
+        choice.freeze({})
+    assert _compat.nni_missing_label(info.value, ["xdept", "xdepth", "y"]) == "xdepth"
+    assert _compat.nni_missing_label(ValueError("other"), ["xdepth"]) is None
