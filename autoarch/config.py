@@ -13,15 +13,19 @@ if TYPE_CHECKING:
     from autoarch.compress.config import CompressConfig
     from autoarch.search_spaces import SearchSpace
 
-__all__ = ["SearchConfig", "SPACES", "AUTO_SPACE", "CONTROLLERS", "OBJECTIVES",
+__all__ = ["SearchConfig", "SPACES", "AUTO_SPACE", "LONG_SEQUENCE", "CONTROLLERS", "OBJECTIVES",
            "EARLY_STOP", "HOLDOUT", "LARGE_DATA", "BAD_IMAGE", "AUGMENT", "AUGMENT_MIN_SIDE",
            "SEARCH_SAMPLES", "resolve_cv", "resolve_augment", "resolve_search_samples"]
 
 SPACES = {"mlp": "autoarch.search_spaces.mlp:MLPSpace", "cnn": "autoarch.search_spaces.cnn:CNNSpace",
-          "rnn": "autoarch.search_spaces.rnn:RNNSpace"}
+          "rnn": "autoarch.search_spaces.rnn:RNNSpace", "conv1d": "autoarch.search_spaces.conv1d:Conv1DSpace"}
 """The built-in search spaces, by name: the registry ``--space`` reads (import paths, so that the CLI imports no
 torch); :data:`autoarch.search_spaces.SPACES` holds their classes. A user's space is given by its import path."""
 AUTO_SPACE = {"tabular": "mlp", "image": "cnn", "text": "rnn", "sequence": "rnn"}
+LONG_SEQUENCE = 100
+"""``--space auto`` gives numeric sequences of more steps than this the ``conv1d`` space instead of ``rnn``:
+recurrent networks over hundreds of raw steps learn too slowly (OSULeaf, 427 steps: every rnn candidate was still
+at chance level after 4 epochs; BENCHMARKS.md)."""
 """``--space auto``: the built-in space for each input kind."""
 CONTROLLERS = ("evolution", "reinforce", "random", "tpe", "nsga2", "grid")
 """The ``--controller`` names (:func:`autoarch.controllers.make_sampler` builds them). Here, not in the

@@ -23,6 +23,7 @@ import torch
 from autoarch.budget import Budget, Progress, n_done, resolve_workers, run_until_budget
 from autoarch.config import (
     AUGMENT_MIN_SIDE,
+    LONG_SEQUENCE,
     OBJECTIVES,
     SearchConfig,
     resolve_augment,
@@ -108,7 +109,10 @@ def _prepare(data: Any, y: Any, target: str | None, task: str | None, options: M
     dataset = resolve_data(data, y, target, task, cfg.max_samples, cfg.seed, cfg.image_size, cfg.on_bad_image,
                             cfg.text_column, cfg.max_length)
     augment = resolve_augment(cfg.augment, dataset.input_shape)
-    space = get_space(cfg.space, dataset.input_kind, augment=augment == "search")
+    space = get_space(cfg.space, dataset.input_kind, augment=augment == "search", input_shape=dataset.input_shape)
+    if cfg.space == "auto" and dataset.input_kind == "sequence":
+        logger.info("sequences of %d steps: --space auto searches the %s space (conv1d above %d steps, rnn up to "
+                    "it)", dataset.input_shape[0], space.name, LONG_SEQUENCE)
     if ":" in cfg.controller:  # a user's sampler: refused before anything is written
         import_sampler(cfg.controller)
     metric = cfg.metric or default_metric(dataset.task)

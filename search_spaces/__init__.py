@@ -1,7 +1,8 @@
 """Search spaces: families of networks that a controller samples from.
 
-``get_space("mlp")`` / ``get_space("cnn")`` return the built-in spaces; write your own by subclassing
-:class:`SearchSpace` (``suggest`` + ``build`` + ``grid``) and give it by import path, ``"mypkg.spaces:MySpace"``
+``get_space("mlp")`` / ``get_space("cnn")`` (``rnn``, ``conv1d``) return the built-in spaces; write your own by
+subclassing :class:`SearchSpace` (``suggest`` + ``build`` + ``grid``) and give it by import path,
+``"mypkg.spaces:MySpace"``
 (``--space mypkg.spaces:MySpace``), or as an instance to :func:`autoarch.search`. A run records its space as
 :func:`space_ref` says, so that ``autoarch.load`` and ``autoarch compress`` rebuild a user's space too.
 """
@@ -9,24 +10,29 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Sequence
 from typing import Any
 
-from autoarch.config import AUTO_SPACE
+from autoarch.config import AUTO_SPACE, LONG_SEQUENCE
 from autoarch.config import SPACES as BUILTIN_SPACES
 from autoarch.exceptions import SpaceError, did_you_mean
 from autoarch.imports import import_class
 from autoarch.search_spaces._base import ACTIVATIONS, CONNECTIVITY, Architecture, SearchSpace
 from autoarch.search_spaces.cnn import CNNSpace
+from autoarch.search_spaces.conv1d import Conv1DSpace
 from autoarch.search_spaces.mlp import MLPSpace
 from autoarch.search_spaces.rnn import RNNSpace
 
 __all__ = ["ACTIVATIONS", "CONNECTIVITY", "Architecture", "SearchSpace", "MLPSpace", "CNNSpace", "RNNSpace",
+           "Conv1DSpace",
            "get_space", "SPACES", "space_ref"]
 
 
 
-def get_space(name: str | SearchSpace, input_kind: str = "tabular", *, augment: bool | None = None) -> SearchSpace:
-    """Return a search space instance: by name, ``"auto"`` (cnn for images, rnn for text and sequences, mlp
+def get_space(name: str | SearchSpace, input_kind: str = "tabular", *, augment: bool | None = None,
+              input_shape: Sequence[int] | None = None) -> SearchSpace:
+    """Return a search space instance: by name, ``"auto"`` (cnn for images, rnn for text and sequences of up to
+    :data:`~autoarch.config.LONG_SEQUENCE` steps, conv1d for longer sequences when ``input_shape`` is given, mlp
     otherwise) or as given.
 
     ``augment`` (for a space built by name) switches the search over training augmentation on or off where the
@@ -36,6 +42,8 @@ def get_space(name: str | SearchSpace, input_kind: str = "tabular", *, augment: 
         return name
     if name == "auto":
         name = AUTO_SPACE.get(input_kind, "mlp")
+        if input_kind == "sequence" and input_shape is not None and int(input_shape[0]) > LONG_SEQUENCE:
+            name = "conv1d"
     if ":" in name:
         cls = _import_space(name)
         if _is_nni_space(cls):  # NNI's ModelSpace, through the optional integration (which imports NNI)

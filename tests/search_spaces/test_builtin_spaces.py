@@ -5,7 +5,7 @@ import torch
 
 from autoarch.exceptions import SpaceError
 from autoarch.search_spaces import ACTIVATIONS, CNNSpace, MLPSpace, get_space
-from autoarch.search_spaces.testing import SearchSpaceContract
+from autoarch.search_spaces.testing import SearchSpaceContract, sample_architectures
 
 
 def _mlp(n_layers: int, width: int, connectivity: str, **kw: object) -> dict:
@@ -229,3 +229,50 @@ class TestRNNOnSequences(SearchSpaceContract):
     @pytest.fixture
     def extremes(self) -> list[dict]:
         return [_rnn("gru", [64, 32], True, "dense", "max"), _rnn("lstm", [32, 32], True, "residual", "mean")]
+
+
+class TestConv1DOnSequences(SearchSpaceContract):
+    """Numeric sequences (two channels and the mask) through 1-D convolutions."""
+
+    @pytest.fixture
+    def space(self):
+        from autoarch.search_spaces import Conv1DSpace
+
+        return Conv1DSpace()
+
+    @pytest.fixture
+    def input_shape(self) -> tuple[int, ...]:
+        return (11, 3)
+
+    @pytest.fixture
+    def make_inputs(self, input_shape):
+        return _masked_sequences(input_shape)
+
+    @pytest.fixture
+    def statistics(self) -> tuple[float, float]:
+        return (0.0, 1.0)
+
+    @pytest.fixture
+    def extremes(self, space) -> list[dict]:  # the FCN warm start, without its training hyperparameters
+        return [{k: v for k, v in arch.items() if k != "lr"} for _, arch in space.warm_starts()]
+
+
+def test_conv1d_output_ignores_padding_and_auto_takes_it_for_long_sequences() -> None:
+    """A padded series gives the same output as the series alone (eval mode), whatever the padding holds;
+    ``--space auto`` picks conv1d above LONG_SEQUENCE steps and rnn up to it."""
+    from autoarch.config import LONG_SEQUENCE
+    from autoarch.search_spaces import Conv1DSpace, RNNSpace, get_space
+
+    space = Conv1DSpace()
+    for arch in [a for _, a in space.warm_starts()] + sample_architectures(space, 6, seed=1):
+        torch.manual_seed(0)
+        net = space.build(arch, (20, 3), 4).eval()
+        series = torch.randn(1, 12, 3)
+        series[:, :, -1] = 1.0
+        padded = torch.cat([series, torch.randn(1, 8, 3)], dim=1)
+        padded[:, 12:, -1] = 0.0
+        with torch.no_grad():
+            torch.testing.assert_close(net(padded), net(series), atol=1e-5, rtol=1e-5, msg=space.describe(arch))
+    assert isinstance(get_space("auto", "sequence", input_shape=(LONG_SEQUENCE + 1, 2)), Conv1DSpace)
+    assert isinstance(get_space("auto", "sequence", input_shape=(LONG_SEQUENCE, 2)), RNNSpace)
+    assert isinstance(get_space("auto", "sequence"), RNNSpace)
