@@ -121,8 +121,9 @@ class SearchConfig:
     metadata: help, flag, section) the flags of ``autoarch search``. :meth:`validate` checks them."""
 
     space: str | SearchSpace = option(
-        "auto", "search space; auto = cnn for images, rnn for text and sequences, mlp otherwise; or the import path "
-        "of your own SearchSpace subclass, e.g. mypkg.spaces:MySpace (default: %(default)s)",
+        "auto", "search space; auto = cnn for images, rnn for text and sequences (conv1d above 100 steps), mlp "
+        "otherwise; or the import path of your own SearchSpace subclass (or NNI ModelSpace), e.g. "
+        "mypkg.spaces:MySpace (default: %(default)s)",
         group="search", metavar="{" + ",".join(["auto", *SPACES]) + ",MODULE:CLASS}")
     controller: str = option(
         "evolution", "evolution = regularized (aging) evolution, reinforce = REINFORCE policy gradient; random, "

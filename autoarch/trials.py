@@ -36,6 +36,10 @@ CHANCE_EPOCHS = 2
 class after this many epochs (a space's ``chance_epochs`` where it sets one: recurrent nets start slower) is
 stopped (a sigmoid/SGD candidate of a Fashion-MNIST search trained 921 s at 10%)."""
 CHANCE_MARGIN = 0.02
+CHANCE_STEPS = 40
+"""... and only once it has taken at least this many optimizer steps: on small data an epoch is a few batches
+(OSULeaf's 160 training series at batch 128: two), and the fully convolutional warm start, stopped at chance
+after 2 epochs (4 steps), is the network that learns the data set."""
 DIVERGENCE = 3.0
 """A candidate whose epoch training loss exceeds this multiple of its first epoch's is stopped as diverging."""
 DIVERGENCE_BATCHES = 4
@@ -113,6 +117,8 @@ def make_objective(space: SearchSpace, train: Dataset, cfg: SearchConfig, metric
             trained = [0]
             rows = fold_rows(len(train), cfg.cv, cfg.search_samples)
             watch_divergence = rows >= DIVERGENCE_BATCHES * tcfg.batch_size
+            chance_epoch = max(getattr(space, "chance_epochs", CHANCE_EPOCHS),
+                               math.ceil(CHANCE_STEPS / max(1, math.ceil(rows / tcfg.batch_size))))
 
             def on_epoch(fold: int, epoch: int, record: dict[str, float]) -> None:
                 trained[0] += 1
@@ -127,7 +133,7 @@ def make_objective(space: SearchSpace, train: Dataset, cfg: SearchConfig, metric
                 if f"val_{plain}" not in record:
                     return
                 majority = record.get("val_majority")
-                if (majority is not None and fold == 0 and epoch == getattr(space, "chance_epochs", CHANCE_EPOCHS)
+                if (majority is not None and fold == 0 and epoch == chance_epoch
                         and record["val_accuracy"] <= majority + CHANCE_MARGIN):
                     trial.set_user_attr("pruned_reason", f"at chance level after {epoch} epochs (accuracy "
                                                          f"{record['val_accuracy']:.3f}, majority class "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 import subprocess
 import sys
 import time
@@ -76,27 +77,47 @@ def test_successive_halving_stops_candidates_after_an_epoch() -> None:
     assert "epochs_trained" in board and board["epochs_trained"].notna().all()
 
 
-def test_a_candidate_at_chance_level_is_stopped_after_two_epochs() -> None:
+def test_a_candidate_at_chance_level_is_stopped_after_two_epochs_and_40_steps() -> None:
+    """Stopped at chance level after CHANCE_EPOCHS epochs, or later on small data: not before CHANCE_STEPS
+    optimizer steps (100 training rows per fold: a few batches an epoch, so well after 2 epochs)."""
     rng = np.random.default_rng(0)
-    X = np.zeros((300, 4), dtype=np.float32)  # nothing to learn: the network predicts one class
-    y = rng.permutation(np.repeat([0, 1, 2], 100))
+    X = np.zeros((150, 4), dtype=np.float32)  # nothing to learn: the network predicts one class
+    y = rng.permutation(np.repeat([0, 1, 2], 50))
     result_error = None
     try:
-        autoarch.search(X, y, space="mlp", cv=3, trials=2, epochs=8, patience=8, finetune_epochs=1, prune=0.0)
+        autoarch.search(X, y, space="mlp", cv=3, trials=2, epochs=60, patience=60, finetune_epochs=1, prune=0.0)
     except autoarch.AutoArchError as exc:
         result_error = str(exc)
     assert result_error is not None and "completed" in result_error
     # the same through the objective directly, to read the trial
-    ctx = runner._prepare(X, y, None, None, {"space": "mlp", "cv": 3, "trials": 1, "epochs": 8, "patience": 8})
-    # a fixed candidate: an unseeded sampler sometimes drew one that diverged before it was at chance for 2 epochs
+    ctx = runner._prepare(X, y, None, None, {"space": "mlp", "cv": 3, "trials": 1, "epochs": 60, "patience": 60})
+    # a fixed candidate: an unseeded sampler sometimes drew one that diverged before it was at chance
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
     objective = autoarch.trials.make_objective(ctx.space, ctx.train, ctx.cfg, ctx.metric,
                                                   autoarch.trainer.resolve_device("cpu"))
     study.optimize(objective, n_trials=1, catch=(Exception,))
     trial = study.trials[0]
     assert trial.state == TrialState.PRUNED
+    batches = math.ceil(autoarch.trials.fold_rows(len(ctx.train), 3, None) / trial.params["batch_size"])
+    expected = max(autoarch.trials.CHANCE_EPOCHS, math.ceil(autoarch.trials.CHANCE_STEPS / batches))
+    assert expected > 2  # small data: the step count decides
+    assert trial.user_attrs["pruned_reason"].startswith(f"at chance level after {expected} epochs")
+    assert trial.user_attrs["epochs_trained"] == expected
+
+
+def test_on_large_data_the_chance_level_stop_comes_after_two_epochs() -> None:
+    rng = np.random.default_rng(0)
+    X = np.zeros((6000, 4), dtype=np.float32)
+    y = rng.permutation(np.repeat([0, 1, 2], 2000))
+    ctx = runner._prepare(X, y, None, None, {"space": "mlp", "cv": 0.2, "trials": 1, "epochs": 8, "patience": 8})
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
+    study.enqueue_trial({"batch_size": 128})
+    objective = autoarch.trials.make_objective(ctx.space, ctx.train, ctx.cfg, ctx.metric,
+                                                  autoarch.trainer.resolve_device("cpu"))
+    study.optimize(objective, n_trials=1, catch=(Exception,))
+    trial = study.trials[0]
+    assert trial.state == TrialState.PRUNED, trial.user_attrs
     assert trial.user_attrs["pruned_reason"].startswith("at chance level after 2 epochs")
-    assert trial.user_attrs["epochs_trained"] == 2
 
 
 def test_warm_starts_are_the_first_trials_of_a_cnn_search(tmp_path) -> None:
