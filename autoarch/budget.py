@@ -282,9 +282,10 @@ def run_until_budget(study: optuna.Study, objective: Callable[[optuna.Trial], fl
 
 
 class Progress:
-    """A tqdm bar: trial n/N (every worker's trials), best so far, time left."""
+    """A tqdm bar: trial n/N (every worker's trials; n alone when the search runs until --timeout), best so far,
+    time left."""
 
-    def __init__(self, total: int, done: int, deadline: float | None, enabled: bool) -> None:
+    def __init__(self, total: int | None, done: int, deadline: float | None, enabled: bool) -> None:
         from tqdm.auto import tqdm
 
         self._bar = tqdm(total=total, initial=done, desc="trials", unit="trial", disable=not enabled,
@@ -296,7 +297,8 @@ class Progress:
             logger.warning("trial %d failed: %s", trial.number, trial.user_attrs["fail_reason"])
         elif "stopped_reason" in trial.user_attrs:
             logger.info("trial %d: %s", trial.number, trial.user_attrs["stopped_reason"])
-        self._bar.n = min(self._bar.total, n_done(study))
+        done = n_done(study)
+        self._bar.n = done if self._bar.total is None else min(self._bar.total, done)
         post = {}
         try:
             if len(study.directions) > 1:

@@ -13,9 +13,9 @@ if TYPE_CHECKING:
     from autoarch.compress.config import CompressConfig
     from autoarch.search_spaces import SearchSpace
 
-__all__ = ["SearchConfig", "SPACES", "AUTO_SPACE", "LONG_SEQUENCE", "CONTROLLERS", "OBJECTIVES",
-           "EARLY_STOP", "HOLDOUT", "LARGE_DATA", "BAD_IMAGE", "AUGMENT", "AUGMENT_MIN_SIDE",
-           "SEARCH_SAMPLES", "resolve_cv", "resolve_augment", "resolve_search_samples"]
+__all__ = ["SearchConfig", "SPACES", "DEFAULT_TRIALS", "UNTIL_TIMEOUT", "AUTO_SPACE", "LONG_SEQUENCE",
+           "CONTROLLERS", "OBJECTIVES", "EARLY_STOP", "HOLDOUT", "LARGE_DATA", "BAD_IMAGE", "AUGMENT",
+           "AUGMENT_MIN_SIDE", "SEARCH_SAMPLES", "resolve_cv", "resolve_augment", "resolve_search_samples"]
 
 SPACES = {"mlp": "autoarch.search_spaces.mlp:MLPSpace", "cnn": "autoarch.search_spaces.cnn:CNNSpace",
           "rnn": "autoarch.search_spaces.rnn:RNNSpace", "conv1d": "autoarch.search_spaces.conv1d:Conv1DSpace"}
@@ -27,6 +27,12 @@ LONG_SEQUENCE = 100
 recurrent networks over hundreds of raw steps learn too slowly (OSULeaf, 427 steps: every rnn candidate was still
 at chance level after 4 epochs; BENCHMARKS.md)."""
 """``--space auto``: the built-in space for each input kind."""
+DEFAULT_TRIALS = 30
+"""``--trials`` when neither it nor ``--timeout`` is given."""
+UNTIL_TIMEOUT = 1_000_000
+"""The trial budget of a search given ``--timeout`` and no ``--trials``: it runs trials until the deadline (four
+benchmark searches given only ``--timeout`` ended after 15-50% of it, their 30 default trials spent:
+BENCHMARKS.md)."""
 CONTROLLERS = ("evolution", "reinforce", "random", "tpe", "nsga2", "grid")
 """The ``--controller`` names (:func:`autoarch.controllers.make_sampler` builds them). Here, not in the
 controllers package, so that the CLI's parser imports no optuna."""
@@ -148,9 +154,9 @@ class SearchConfig:
         "validating on 10%% of the training split, a share in (0, 1) for another holdout size; auto = holdout "
         "from 10,000 training samples on, else 5-fold (default: %(default)s)",
         group="validation and budget", metavar="K|holdout|SHARE|auto", parse=_cv)
-    trials: int = option(
-        30, "number of candidates to evaluate; a resumed run counts the trials already done (default: %(default)s)",
-        group="search")
+    trials: int | None = option(
+        None, f"number of candidates to evaluate; a resumed run counts the trials already done (default: "
+        f"{DEFAULT_TRIALS}, or with --timeout as many as it leaves time for)", group="search")
     timeout: float | None = option(
         None, "end the search after this many seconds: no trial starts after it and a trial still training is "
         "stopped (not counted); the winner's retrain and compression follow", group="validation and budget",
@@ -270,6 +276,20 @@ class SearchConfig:
                               calibration_samples=self.calibration_samples, seed=self.seed, device=self.device)
 
     @property
+    def until_timeout(self) -> bool:
+        """Whether the search runs trials until ``--timeout`` (given, with no ``--trials``), as optuna's
+        ``study.optimize(n_trials=None, timeout=T)`` does."""
+        return self.trials is None and self.timeout is not None
+
+    @property
+    def trial_budget(self) -> int:
+        """How many counted trials end the search: ``--trials``, else :data:`DEFAULT_TRIALS` without
+        ``--timeout``, else :data:`UNTIL_TIMEOUT` (the deadline ends it first)."""
+        if self.trials is not None:
+            return self.trials
+        return UNTIL_TIMEOUT if self.timeout is not None else DEFAULT_TRIALS
+
+    @property
     def finetune_budget(self) -> int:
         """Epochs of fine-tuning the winner's compression plans (what ``--timeout`` reserves for it): the one-shot
         fine-tune, or for a target pruned in steps the reference, every step and the final fine-tune."""
@@ -286,7 +306,8 @@ class SearchConfig:
         need(self.cv in ("auto", "holdout") or (isinstance(self.cv, int) and not isinstance(self.cv, bool)
              and self.cv >= 2) or (isinstance(self.cv, float) and 0.0 < self.cv < 1.0), "cv",
              "an int >= 2 (k-fold), a float in (0, 1) (holdout share), 'holdout' or 'auto'", self.cv)
-        need(isinstance(self.trials, int) and self.trials >= 1, "trials", "an int >= 1", self.trials)
+        need(self.trials is None or (isinstance(self.trials, int) and not isinstance(self.trials, bool)
+                                     and self.trials >= 1), "trials", "None or an int >= 1", self.trials)
         need(self.timeout is None or self.timeout > 0, "timeout", "None or > 0 seconds", self.timeout)
         need(isinstance(self.epochs, int) and self.epochs >= 1, "epochs", "an int >= 1", self.epochs)
         need(isinstance(self.patience, int) and self.patience >= 1, "patience", "an int >= 1", self.patience)

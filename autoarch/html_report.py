@@ -263,8 +263,8 @@ def render_html(report: RunReport | Mapping[str, Any], study: Any) -> str:
     parts.append(f"<p>{_esc(data.task)}, input shape {_esc(tuple(data.input_shape))}, {data.n_train:,} "
                  f"samples for the search, {data.n_test:,} held out. Space <code>{_esc(srch.space)}</code>, "
                  f"controller <code>{_esc(srch.controller)}</code>, objective <code>{_esc(metric)}</code> by "
-                 f"{_esc(srch.validation or srch.cv)} validation; {srch.trials_requested} trials "
-                 f"requested ({_esc(states)}), {srch.seconds_this_run:.0f} s.</p>")
+                 f"{_esc(srch.validation or srch.cv)} validation; {_esc(srch.trials_text)} "
+                 f"({_esc(states)}), {srch.seconds_this_run:.0f} s.</p>")
     parts.append("<h2>Search</h2>")
     chart(_history(trials, metric))
     if report.front:

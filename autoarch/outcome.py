@@ -53,8 +53,8 @@ def no_trial_completed(trials: list[optuna.trial.FrozenTrial], cfg: SearchConfig
         parts.append(f"{pruned} were stopped early (--early-stop {cfg.early_stop}, chance level or divergence)")
     if stopped:
         parts.append(f"{stopped} were stopped still training by {timeout}")
-    spent = n_done_of(trials) >= cfg.trials
-    more = (f"; this study has used its --trials {cfg.trials}: rerun with a higher --trials, or a new --out"
+    spent = not cfg.until_timeout and n_done_of(trials) >= cfg.trial_budget
+    more = (f"; this study has used its --trials {cfg.trial_budget}: rerun with a higher --trials, or a new --out"
             if spent else "")
     return f"none of the {len(trials)} trials completed: " + "; ".join(parts) + more + "."
 

@@ -84,7 +84,7 @@ def render_markdown(report: RunReport | dict[str, Any], board: pd.DataFrame) -> 
         *([f"- Table encoding (inside the model, fitted on each fold's training rows): {data.encoding}"]
           if data.encoding else []),
         f"- Search: space `{srch.space}`, controller `{srch.controller}`, objective `{metric}` by "
-        f"{srch.validation or str(srch.cv) + '-fold'} validation, {srch.trials_requested} trials "
+        f"{srch.validation or str(srch.cv) + '-fold'} validation, {srch.trials_text} "
         f"({states}), "
         f"{srch.seconds_this_run:.0f} s in this run, seed {srch.seed}, device {srch.device}",
         *([f"- Multi-fidelity over data: during the search each candidate trained on at most "

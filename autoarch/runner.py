@@ -183,7 +183,7 @@ def _sampler(ctx: _Context, worker: int, done: int) -> optuna.samplers.BaseSampl
     # number instead, so trial n gets the same candidate whatever the workers and resumes.
     grid = {**ctx.space.grid(), **training_grid()} if ctx.cfg.controller == "grid" else None
     seed = ctx.cfg.seed if ctx.cfg.controller == "random" else ctx.cfg.seed + 7919 * worker + done
-    return make_sampler(ctx.cfg.controller, seed=seed, n_trials=ctx.cfg.trials, grid=grid)
+    return make_sampler(ctx.cfg.controller, seed=seed, n_trials=ctx.cfg.trial_budget, grid=grid)
 
 
 def _worker_loop(ctx: _Context, storage: optuna.storages.BaseStorage, worker: int, deadline: float | None,
@@ -199,7 +199,7 @@ def _worker_loop(ctx: _Context, storage: optuna.storages.BaseStorage, worker: in
                       retrain=keep is None, threads=ctx.finish_threads, timeout=ctx.cfg.timeout))
     objective = make_objective(ctx.space, ctx.train, ctx.cfg, ctx.metric, resolve_device(ctx.cfg.device),
                                 search_deadline=budget, keep_dir=keep, objectives=ctx.objectives)
-    return run_until_budget(study, objective, ctx.cfg.trials, budget, callbacks or [], stopped, workers_alive)
+    return run_until_budget(study, objective, ctx.cfg.trial_budget, budget, callbacks or [], stopped, workers_alive)
 
 
 def _local_worker(ctx: _Context, url: str, worker: int, deadline: float | None, threads: int, parent: int,
@@ -254,7 +254,7 @@ def search(
         ctx = replace(ctx, keep_dir=Path(out) / KEEP_DIR)
     cfg = ctx.cfg
     device = resolve_device(cfg.device)
-    workers = resolve_workers(cfg.workers, trials=cfg.trials, shared=out is not None or cfg.storage is not None,
+    workers = resolve_workers(cfg.workers, trials=cfg.trial_budget, shared=out is not None or cfg.storage is not None,
                               device=device)
     if workers > 1 and out is None and cfg.storage is None:
         raise ConfigError("--workers > 1 needs a shared study: give --out DIR (SQLite file inside) or --storage URL.")
@@ -281,15 +281,21 @@ def search(
             if new_out and out_dir is not None and not any(out_dir.iterdir()):
                 out_dir.rmdir()
             raise
+        if deadline is not None:  # a remote worker (run_worker) starts no trial after it either
+            study.set_user_attr("job_deadline", deadline)
         if not has_heartbeat(study):
             fail_running(study)
         queue_warm_starts(study, ctx.space, cfg, len(ctx.train))
         done = n_done(study)
         if done:
-            logger.info("resuming the study in %s: %d of %d trials done", out_dir or redact(url), done, cfg.trials)
-        if done < cfg.trials:
+            logger.info("resuming the study in %s: %d trials done%s", out_dir or redact(url), done,
+                        "" if cfg.until_timeout else f" of {cfg.trial_budget}")
+        if cfg.until_timeout:
+            logger.info("--timeout %g s and no --trials: trials run until the search's share of it is spent",
+                        cfg.timeout)
+        if done < cfg.trial_budget:
             children = []
-            workers = min(workers, cfg.trials - done)
+            workers = min(workers, cfg.trial_budget - done)
             if workers > 1:
                 import multiprocessing
 
@@ -301,7 +307,7 @@ def search(
                 for child in children:
                     child.start()
             threads = torch.get_num_threads()
-            bar = Progress(cfg.trials, done, deadline, progress)
+            bar = Progress(None if cfg.until_timeout else cfg.trial_budget, done, deadline, progress)
             try:
                 if workers > 1:
                     torch.set_num_threads(1)  # one thread per worker process
@@ -384,8 +390,10 @@ def run_worker(storage: str, study_name: str = STUDY_NAME, *, threads: int = 1, 
                           "'autoarch search DATA --storage URL --study NAME' first.") from None
     ctx = _study_context(study, study_name, "a worker")
     torch.set_num_threads(threads)
-    deadline = None
-    bar = Progress(ctx.cfg.trials, n_done(study), deadline, progress)
+    # The search's --timeout deadline binds its remote workers too (a search run until --timeout would otherwise
+    # leave them running trials after it ended); None when the search has none.
+    deadline = study.user_attrs.get("job_deadline") if ctx.cfg.timeout is not None else None
+    bar = Progress(None if ctx.cfg.until_timeout else ctx.cfg.trial_budget, n_done(study), deadline, progress)
     try:
         return _worker_loop(ctx, store, 1 + os.getpid() % 1000, deadline, [bar])
     finally:

@@ -95,6 +95,11 @@ class SearchInfo(_Section):
     seed: int = 0
     device: str = "cpu"
 
+    @property
+    def trials_text(self) -> str:
+        """``40 trials``, or ``trials until --timeout`` for a search given ``--timeout`` and no ``--trials``."""
+        return "trials until --timeout" if self.trials_requested is None else f"{self.trials_requested} trials"
+
 
 @dataclass
 class BestTrial(_Section):

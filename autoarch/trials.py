@@ -306,7 +306,7 @@ def queue_warm_starts(study: optuna.Study, space: SearchSpace, cfg: SearchConfig
     training = dict(WARM_START_TRAINING)
     if n_train < LARGE_DATA:
         training["batch_size"] = WARM_START_SMALL_BATCH
-    for name, arch in space.warm_starts()[:cfg.trials]:
+    for name, arch in space.warm_starts()[:cfg.trial_budget]:
         # a space's warm start may carry its own training values (the rnn space's LSTM its learning rate)
         study.enqueue_trial({**training, **arch}, user_attrs={"warm_start": name})
         logger.info("warm start: trial %s is the %s network", len(study.get_trials(deepcopy=False)) - 1, name)

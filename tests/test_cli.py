@@ -114,7 +114,7 @@ def test_a_finished_runs_report_json_repeats_the_run(tmp_path) -> None:
 
 @pytest.mark.parametrize(("text", "expected"), [
     ("trails = 3\n", "unknown option 'trails'. Did you mean 'trials'?"),
-    ('trials = "many"\n', "trials must be int, not 'many'"),
+    ('trials = "many"\n', "trials must be int or null, not 'many'"),
     ("cv = 1\n", "The 'cv' parameter of search must be"),
     ("trials = [\n", "is not valid TOML"),
 ])

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import onnx
@@ -91,6 +92,31 @@ def test_a_trial_left_running_is_not_counted_and_the_budget_is_run_in_full(tmp_p
     # trials asked for were all run besides it.
     assert states[3] == "RUNNING"
     assert states.count("COMPLETE") == 4 and len(states) == 5
+
+
+def test_a_timeout_without_trials_runs_trials_until_the_deadline(tmp_path, monkeypatch) -> None:
+    """--timeout and no --trials: trials run until the search's deadline (optuna's ``n_trials=None, timeout=T``),
+    not the default count of a search given neither (made 2 here to keep the test short); its remote workers stop
+    at that deadline too."""
+    import autoarch.config
+    from autoarch.runner import run_worker
+
+    monkeypatch.setattr(autoarch.config, "DEFAULT_TRIALS", 2)
+    options = {**TINY, "epochs": 1, "workers": 1}
+    del options["trials"]
+    capped = autoarch.search("iris", **options)
+    assert len(capped.study.trials) == 2 and capped.report["search"]["trials_requested"] == 2
+    out = tmp_path / "run"
+    started = time.time()
+    timed = autoarch.search("iris", out=out, timeout=12, **options)
+    counted = [t for t in timed.study.trials if t.state.name in ("COMPLETE", "PRUNED")]
+    assert len(counted) > 2
+    assert timed.report["search"]["trials_requested"] is None
+    assert "trials until --timeout" in (out / "report.md").read_text()
+    assert started + 12 <= timed.study.user_attrs["job_deadline"] <= time.time() + 12
+    # A worker joining after the deadline starts nothing (without it, it would run until 3 more trials counted).
+    monkeypatch.setattr(autoarch.config, "UNTIL_TIMEOUT", len(counted) + 3)
+    assert run_worker(f"sqlite:///{out / 'study.db'}") == 0
 
 
 def test_same_seed_same_leaderboard(tmp_path) -> None:
