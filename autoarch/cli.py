@@ -105,7 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     w = sub.add_parser(
         "worker", help="join a study started by 'autoarch search --storage URL' and evaluate its trials",
         description="Join a study that 'autoarch search DATA --storage URL --study NAME' created, on this or "
-                    "another machine, and evaluate trials until its --trials budget is spent. The data is "
+                    "another machine, and evaluate trials until its --trials budget is spent or its --timeout "
+                    "deadline passes. The data is "
                     "loaded as the search loaded it (a built-in name, or a file at the same path).",
         epilog=EXIT_HELP, formatter_class=_Formatter)
     w.add_argument("--storage", required=True, metavar="URL", help="the study's storage URL")

@@ -372,7 +372,8 @@ def export_trial(run_dir: str | os.PathLike[str], trial: int, *, out: str | os.P
 
 
 def run_worker(storage: str, study_name: str = STUDY_NAME, *, threads: int = 1, progress: bool = False) -> int:
-    """Join the study ``study_name`` in ``storage`` and evaluate trials until its budget is spent.
+    """Join the study ``study_name`` in ``storage`` and evaluate trials until its budget is spent (its trials, or the
+    search's ``--timeout`` deadline).
 
     The study must have been created by :func:`search` (``autoarch search ... --storage URL``), which stored its
     options and how to load its data (a built-in data set, or a file at the same path on this machine).
