@@ -22,11 +22,11 @@ SPACES = {"mlp": "autoarch.search_spaces.mlp:MLPSpace", "cnn": "autoarch.search_
 """The built-in search spaces, by name: the registry ``--space`` reads (import paths, so that the CLI imports no
 torch); :data:`autoarch.search_spaces.SPACES` holds their classes. A user's space is given by its import path."""
 AUTO_SPACE = {"tabular": "mlp", "image": "cnn", "text": "rnn", "sequence": "rnn"}
+"""``--space auto``: the built-in space for each input kind."""
 LONG_SEQUENCE = 100
 """``--space auto`` gives numeric sequences of more steps than this the ``conv1d`` space instead of ``rnn``:
 recurrent networks over hundreds of raw steps learn too slowly (OSULeaf, 427 steps: every rnn candidate was still
 at chance level after 4 epochs; BENCHMARKS.md)."""
-"""``--space auto``: the built-in space for each input kind."""
 DEFAULT_TRIALS = 30
 """``--trials`` when neither it nor ``--timeout`` is given."""
 UNTIL_TIMEOUT = 1_000_000
