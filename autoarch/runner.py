@@ -281,8 +281,9 @@ def search(
             if new_out and out_dir is not None and not any(out_dir.iterdir()):
                 out_dir.rmdir()
             raise
-        if deadline is not None:  # a remote worker (run_worker) starts no trial after it either
-            study.set_user_attr("job_deadline", deadline)
+        # What this run asks for, read by its remote workers (run_worker): the options the study records are its
+        # first run's, and a resumed run may change --trials and --timeout.
+        study.set_user_attr("job", {"trials": cfg.trials, "timeout": cfg.timeout, "deadline": deadline})
         if not has_heartbeat(study):
             fail_running(study)
         queue_warm_starts(study, ctx.space, cfg, len(ctx.train))
@@ -391,9 +392,13 @@ def run_worker(storage: str, study_name: str = STUDY_NAME, *, threads: int = 1, 
                           "'autoarch search DATA --storage URL --study NAME' first.") from None
     ctx = _study_context(study, study_name, "a worker")
     torch.set_num_threads(threads)
-    # The search's --timeout deadline binds its remote workers too (a search run until --timeout would otherwise
-    # leave them running trials after it ended); None when the search has none.
-    deadline = study.user_attrs.get("job_deadline") if ctx.cfg.timeout is not None else None
+    # The search's latest run sets the budget: its --trials, and its --timeout deadline (a search run until
+    # --timeout would otherwise leave its workers running trials after it ended). Studies made before it was
+    # recorded: the first run's options, no deadline.
+    job = study.user_attrs.get("job", {})
+    if job:
+        ctx = replace(ctx, cfg=replace(ctx.cfg, trials=job["trials"], timeout=job["timeout"]))
+    deadline = job.get("deadline")
     bar = Progress(None if ctx.cfg.until_timeout else ctx.cfg.trial_budget, n_done(study), deadline, progress)
     try:
         return _worker_loop(ctx, store, 1 + os.getpid() % 1000, deadline, [bar])

@@ -99,6 +99,7 @@ def test_a_timeout_without_trials_runs_trials_until_the_deadline(tmp_path, monke
     not the default count of a search given neither (made 2 here to keep the test short); its remote workers stop
     at that deadline too."""
     import autoarch.config
+    from autoarch.budget import n_done
     from autoarch.runner import run_worker
 
     monkeypatch.setattr(autoarch.config, "DEFAULT_TRIALS", 2)
@@ -109,13 +110,17 @@ def test_a_timeout_without_trials_runs_trials_until_the_deadline(tmp_path, monke
     out = tmp_path / "run"
     started = time.time()
     timed = autoarch.search("iris", out=out, timeout=12, **options)
-    counted = [t for t in timed.study.trials if t.state.name in ("COMPLETE", "PRUNED")]
-    assert len(counted) > 2
+    counted = n_done(timed.study)  # trials that count toward a budget (not those rejected before training)
+    assert counted > 2
     assert timed.report["search"]["trials_requested"] is None
     assert "trials until --timeout" in (out / "report.md").read_text()
-    assert started + 12 <= timed.study.user_attrs["job_deadline"] <= time.time() + 12
+    assert started + 12 <= timed.study.user_attrs["job"]["deadline"] <= time.time() + 12
     # A worker joining after the deadline starts nothing (without it, it would run until 3 more trials counted).
-    monkeypatch.setattr(autoarch.config, "UNTIL_TIMEOUT", len(counted) + 3)
+    monkeypatch.setattr(autoarch.config, "UNTIL_TIMEOUT", counted + 3)
+    assert run_worker(f"sqlite:///{out / 'study.db'}") == 0
+    # Resumed without --timeout, the search's budget is the default 2 (spent): a worker follows that run, not the
+    # first run's recorded --timeout (which, with no deadline left, would have it run until UNTIL_TIMEOUT).
+    autoarch.search("iris", out=out, **options)
     assert run_worker(f"sqlite:///{out / 'study.db'}") == 0
 
 
