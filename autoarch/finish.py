@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shutil
 import tempfile
@@ -102,6 +103,8 @@ class SearchResult:
             lines.append(f"compression: {pr['stop_reason']}; kept step {pr['kept_step']} (target keep "
                          f"{pr['target']['keep']:g} of {pr['target']['kind']}: "
                          f"{'reached' if pr['target_reached'] else 'NOT reached'})")
+        elif pr.get("check"):  # the one-shot pruning, checked on a held-back part
+            lines.append(f"pruning: {pr['stop_reason']}")
         for row in self.compression.stages:
             lat = f"  b64 {row.latency_b64_ms:.2f} ms" if row.latency_b64_ms is not None else ""
             lines.append(f"  {row.stage:<20} {row.params:>9,} params  {row.bytes / 1024:>8.1f} KiB  "
@@ -145,8 +148,9 @@ def finish_run(study: optuna.Study, space: SearchSpace, dataset: Dataset, train:
         chosen, pick_note = pick_point(front, objectives, parse_pick(cfg.pick))
         logger.info("Pareto front: %d of %d completed trials; --pick %s: trial %d, %s", len(front), len(complete),
                     cfg.pick, chosen.number, pick_note)
-    best, substitute = affordable_best(study, complete, len(train), finetune_epochs, job_deadline, out_dir,
-                                        cfg.timeout, chosen=chosen)
+    factor = cfg.finetune_factor  # the checked one-shot pruning may fine-tune twice, each on part of the split
+    best, substitute = affordable_best(study, complete, len(train), math.ceil(finetune_epochs * factor),
+                                        job_deadline, out_dir, cfg.timeout, chosen=chosen)
     arch = dict(best.user_attrs["architecture"])
     tcfg = TrainConfig(**best.user_attrs["training"])
     epochs = retrain_epochs(best)
@@ -160,9 +164,9 @@ def finish_run(study: optuna.Study, space: SearchSpace, dataset: Dataset, train:
     if job_deadline is not None and per is not None:
         fit_epochs = int((job_deadline - time.time() - finish_overhead(cfg.timeout)) / (per * len(train)))
         short = short_finetune(finetune_epochs, epochs) if finetune_epochs else 0
-        if kept is not None and epochs + short > fit_epochs:
+        if kept is not None and epochs + short * factor > fit_epochs:
             # No time to retrain: ship the holdout model the trial trained (on its fit part only).
-            finetune_epochs = min(finetune_epochs, max(short, fit_epochs)) if finetune_epochs else 0
+            finetune_epochs = min(finetune_epochs, max(short, int(fit_epochs / factor))) if finetune_epochs else 0
             model = build_model(space, arch, train)
             model.load_state_dict(torch.load(kept, map_location="cpu", weights_only=True))
             model = model.eval()
@@ -170,10 +174,11 @@ def finish_run(study: optuna.Study, space: SearchSpace, dataset: Dataset, train:
                          "skipped": f"{epochs} retrain epochs did not fit in what is left of --timeout; the model "
                                     f"trial {best.number} trained on its holdout fit part is shipped"}
             logger.info("budget: %s", retrained["skipped"])
-        elif epochs + finetune_epochs > fit_epochs:
+        elif epochs + finetune_epochs * factor > fit_epochs:
             planned = (epochs, finetune_epochs)
-            finetune_epochs = min(finetune_epochs, max(short, fit_epochs - epochs)) if finetune_epochs else 0
-            epochs = max(1, min(epochs, fit_epochs - finetune_epochs))
+            finetune_epochs = (min(finetune_epochs, max(short, int((fit_epochs - epochs) / factor)))
+                               if finetune_epochs else 0)
+            epochs = max(1, min(epochs, fit_epochs - math.ceil(finetune_epochs * factor)))
             retrained["epochs"] = epochs
             logger.info("budget: %d retrain and %d fine-tune epochs fit in what is left of --timeout (planned %d "
                         "and %d)", epochs, finetune_epochs, *planned)

@@ -59,8 +59,10 @@ def _compression_line(comp: CompressionInfo) -> str:
     pr = comp.pruning or {}
     timing = "ONNX Runtime latency is the median of 30 runs on 1 thread."
     if pr.get("max_drop") is None:
+        checked = (f" {pr['stop_reason'][:1].upper()}{pr['stop_reason'][1:]} (validation: {pr['validation']})."
+                   if pr.get("check") else "")
         return (f"Structural pruning ratio {comp.prune_ratio} (share of channels/units removed from every hidden "
-                f"layer), {comp.finetune_epochs} fine-tuning epochs; {timing}")
+                f"layer), {comp.finetune_epochs} fine-tuning epochs.{checked} {timing}")
     target = pr["target"]
     return (f"Pruned toward keeping {target['keep']:g} of the {target['kind']} in up to {pr['steps_planned']} steps "
             f"({pr['finetune_epochs']} fine-tuning epochs each), within {pr['max_drop']} {pr['drop_unit']} of "

@@ -9,6 +9,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 import warnings
@@ -195,7 +196,7 @@ def _worker_loop(ctx: _Context, storage: optuna.storages.BaseStorage, worker: in
     # Holdout models are worth shipping only when they trained on the whole training part of the split.
     keep = ctx.keep_dir if isinstance(ctx.cfg.cv, float) and ctx.cfg.search_samples is None else None
     budget = (None if deadline is None else
-              Budget(deadline, len(ctx.train), ctx.cfg.finetune_budget,
+              Budget(deadline, len(ctx.train), math.ceil(ctx.cfg.finetune_budget * ctx.cfg.finetune_factor),
                       retrain=keep is None, threads=ctx.finish_threads, timeout=ctx.cfg.timeout))
     objective = make_objective(ctx.space, ctx.train, ctx.cfg, ctx.metric, resolve_device(ctx.cfg.device),
                                 search_deadline=budget, keep_dir=keep, objectives=ctx.objectives)

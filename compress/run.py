@@ -212,7 +212,8 @@ def compress_run(
     training = report.best.training if report is not None else None
     train_config = TrainConfig(**training) if training else TrainConfig()
     winner, started_from = model, weights
-    if config.retrain and weights == "winner.pt" and training and not one_shot:  # one shot holds nothing back
+    # one shot: not retrained (its check fine-tunes a fairer reference itself, only when it is needed)
+    if config.retrain and weights == "winner.pt" and training and not one_shot:
         epochs = int((report.best.retrain_epochs if report is not None else None) or train_config.max_epochs)
         model = _retrain(spec, train, config, train_config, epochs)
         started_from = (f"winner.pt's architecture, retrained from scratch for {epochs} epochs on the training "
@@ -281,10 +282,17 @@ def render_markdown(summary: dict[str, Any]) -> str:
     lines = [f"# autoarch compression: {summary.get('data') or summary['run_dir']}", "",
              f"- Started from {summary['started_from']} (run `{summary['run_dir']}`)."]
     if pr["max_drop"] is None:  # a channel target: one shot, no budget
-        lines += [f"- Target: keep {target['keep']:g} of every hidden layer's channels, in one shot (no accuracy "
-                  f"budget; validation: {pr['validation']}).",
-                  f"- Importance `{pr['importance']}`, {pr['finetune_epochs']} fine-tuning epochs on the whole "
-                  f"training split.", f"- Outcome: {pr['stop_reason']}.", ""]
+        if pr.get("check"):
+            lines += [f"- Target: keep {target['keep']:g} of every hidden layer's channels, in one shot, kept only "
+                      f"within {pr['check']['max_drop']:g} {Objective(metric).drop_unit} of validation {metric} "
+                      f"beyond the noise margin; validation: {pr['validation']}.",
+                      f"- Importance `{pr['importance']}`, {pr['finetune_epochs']} fine-tuning epochs.",
+                      f"- Outcome: {pr['stop_reason']}.", ""]
+        else:
+            lines += [f"- Target: keep {target['keep']:g} of every hidden layer's channels, in one shot (no accuracy "
+                      f"budget; validation: {pr['validation']}).",
+                      f"- Importance `{pr['importance']}`, {pr['finetune_epochs']} fine-tuning epochs on the whole "
+                      f"training split.", f"- Outcome: {pr['stop_reason']}.", ""]
     else:
         lines += [
             f"- Target: keep {target['keep']:g} of the {target['kind']}; budget: at most {pr['max_drop']} "

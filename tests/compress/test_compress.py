@@ -140,7 +140,7 @@ def test_a_channel_target_prunes_in_one_shot_and_reports_every_stage(trained, tm
     model, train, test, cfg = trained
     before = {k: v.clone() for k, v in model.state_dict().items()}
     epochs: list[int] = []
-    config = CompressConfig(target_channels=0.7, finetune_epochs=1, calibration_samples=64)
+    config = CompressConfig(target_channels=0.7, finetune_epochs=1, calibration_samples=64, check=False)
     res = compress(model, train, test, tmp_path, train_config=cfg, config=config, measure_memory=False,
                    on_epoch=lambda epoch, record: epochs.append(epoch))
     stages = [r.stage for r in res.stages]
@@ -164,6 +164,48 @@ def test_a_channel_target_prunes_in_one_shot_and_reports_every_stage(trained, tm
     assert (tmp_path / "model.onnx").exists() and (tmp_path / "model.int8.onnx").exists()
     for k, v in model.state_dict().items():  # the input model is left untouched
         torch.testing.assert_close(v, before[k])
+
+
+def _checked(trained, tmp_path, **options):
+    model, train, test, cfg = trained
+    seen: list[str] = []
+    epochs: list[int] = []
+    config = CompressConfig(target_channels=0.5, finetune_epochs=1, calibration_samples=32, round_to=1, **options)
+    res = compress(model, train, test, tmp_path, train_config=cfg, metric="accuracy", config=config,
+                   measure_memory=False, on_stage=seen.append, on_epoch=lambda epoch, record: epochs.append(epoch))
+    return res, seen, epochs
+
+
+def test_the_one_shot_pruning_is_checked_on_a_held_back_part_and_kept_within_max_drop(trained, tmp_path) -> None:
+    _, train, _, _ = trained
+    res, seen, epochs = _checked(trained, tmp_path, max_drop=100.0)
+    check = res.pruning["check"]
+    assert res.pruning["kept_step"] == 1 and res.stage("torch pruned") is not None
+    assert res.stage("onnx fp32").params == res.stage("torch pruned").params < res.stage("torch fp32").params
+    # 15% of the training split held back (stratified), the pruned model fine-tuned on the rest only
+    assert check["n_val"] == res.pruning["n_val"] == round(0.15 * len(train))
+    assert check["n_fit"] + check["n_val"] == len(train) and check["within_budget"]
+    assert "val_accuracy_pruned" in check and "val_accuracy_reference" in check
+    # within the budget against the unpruned model as given: no second fine-tune for a fairer reference
+    assert "fine-tune reference" not in seen and "reference_as_given" not in check and len(epochs) == 1
+    assert "within --max-drop 100" in res.pruning["stop_reason"]
+
+
+def test_a_one_shot_pruning_that_loses_more_than_max_drop_ships_the_unpruned_model(trained, tmp_path) -> None:
+    model, *_ = trained
+    res, seen, epochs = _checked(trained, tmp_path, max_drop=0.0, confidence=None)
+    check = res.pruning["check"]
+    # rejected against the model as given, then against the reference fine-tuned like the pruned model
+    assert "fine-tune reference" in seen and "reference_as_given" in check
+    assert check["reference"].startswith("the unpruned model fine-tuned") and not check["within_budget"]
+    assert check["drop"] > 0 and res.pruning["kept_step"] == 0 and not res.pruning["target_reached"]
+    assert res.pruning_history == [] and res.stage("torch pruned") is None
+    assert res.stage("onnx fp32").params == res.stage("torch fp32").params
+    shipped = res.model.state_dict()
+    assert shipped.keys() == model.state_dict().keys()
+    assert all(torch.equal(shipped[k], v) for k, v in model.state_dict().items())
+    assert res.pruning["stop_reason"].startswith("not pruned: removing 0.5 of every hidden layer's channels lost")
+    assert "the unpruned model is shipped" in res.verification["warnings"][0]
 
 
 @pytest.mark.parametrize(("rounding", "kept"), [("down", {16, 40}), ("nearest", {24, 48})])
