@@ -450,6 +450,19 @@ def test_a_short_timeout_reserves_a_share_of_itself_for_the_finish_and_the_whole
     assert short == pytest.approx(autoarch.budget.finish_overhead(500) + 4.0 * (4 + 2))
 
 
+def test_kept_holdout_models_leave_the_retrain_unreserved_unless_it_is_cheap() -> None:
+    study = optuna.create_study(direction="maximize")
+    study.add_trial(optuna.trial.create_trial(value=0.9, user_attrs={
+        "seconds": 10.0, "epochs_run": [5], "n_fit": 500, "best_epochs": [4]}))
+    # 4 ms per sample-epoch, 1000 samples: the 4-epoch retrain costs 16 s, at most 10% of a 1000 s budget ...
+    cheap = autoarch.budget.finish_estimate(study, 1000, 0, retrain=False, timeout=1000)
+    assert cheap == pytest.approx(autoarch.budget.finish_overhead(1000) + 16.0)
+    # ... but not of a 100 s one: the kept model ships when no retrain fits, and none is reserved
+    dear = autoarch.budget.finish_estimate(study, 1000, 0, retrain=False, timeout=100)
+    assert dear == pytest.approx(autoarch.budget.finish_overhead(100))
+    assert autoarch.budget.finish_estimate(study, 1000, 0, timeout=100) == pytest.approx(dear + 16.0)
+
+
 @pytest.mark.parametrize("rows, stopped", [(3000, True), (10, False)])
 def test_a_diverging_candidate_is_stopped_unless_an_epoch_is_too_few_batches_to_tell(monkeypatch, rows, stopped):
     # The training loss is fed to the trial's epoch callback directly: epoch 1 at 1.0, epoch 2 at 10 (> 3x).
