@@ -173,8 +173,7 @@ class SearchConfig:
         0.15, "structural pruning of the winner: the share of channels (conv), units (linear, LSTM/GRU/RNN) or "
         "embedding dimensions removed from every hidden layer, coupled layers together, output layer untouched, "
         "kept counts rounded to the nearest multiple of 8 (layers of <= 8 left alone); 0.15 keeps 56 of 64, 24 of "
-        "32 and 16 of 16 channels, 0.3 keeps 48, 24 and 8; checked on 15%% of the training split held back: the "
-        "unpruned winner ships when pruning loses more than 1 point there; 0 disables (default: %(default)s)",
+        "32 and 16 of 16 channels, 0.3 keeps 48, 24 and 8; 0 disables (default: %(default)s)",
         group="compression", metavar="RATIO")
     finetune_epochs: int = option(20, "fine-tuning epochs after pruning (default: %(default)s)",
                                   group="compression")

@@ -151,7 +151,7 @@ def _prune_channels(model: nn.Module, train: Dataset, test: Dataset, keep: float
     """A channel target: one shot. Remove ``1 - keep`` of every hidden layer's channels (kept counts rounded to
     the nearest multiple of ``round_to``) and fine-tune.
 
-    With ``config.check`` (the default) ``config.val_size`` of ``train`` is held back (stratified, seeded): the
+    With ``config.check`` (off by default) ``config.val_size`` of ``train`` is held back (stratified, seeded): the
     pruned model fine-tunes on the rest and is kept only when it loses at most ``config.max_drop`` of the
     validation metric beyond the noise margin (:func:`~autoarch.compress.schedule.drop_margin`); otherwise the
     unpruned model is returned. It is first compared with the unpruned model as given, which has trained on the
@@ -184,7 +184,8 @@ def _prune_channels(model: nn.Module, train: Dataset, test: Dataset, keep: float
                 device=device, epochs=config.finetune_epochs, on_epoch=epoch_hook)
         return m.eval().cpu()
 
-    notify("fine-tune")
+    if config.finetune_epochs > 0:
+        notify("fine-tune")
     final = finetune(final, on_epoch)
     if val_data is None:
         return final, history, record, None

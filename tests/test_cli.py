@@ -270,7 +270,7 @@ EVERY_COMPRESS_OPTION = {
     "steps": (["--steps", "2"], 2), "finetune_epochs": (["--finetune-epochs", "1"], 1),
     "val_size": (["--val-size", "0.2"], 0.2), "calibration_samples": (["--calibration-samples", "64"], 64),
     "retrain": (["--no-retrain"], False), "final_finetune": (["--no-final-finetune"], False),
-    "check": (["--no-check"], False),
+    "check": (["--check"], True),
     "int8": (["--int8", "dynamic"], "dynamic"), "seed": (["--seed", "5"], 5), "device": (["--device", "cpu"], "cpu"),
 }
 

@@ -140,7 +140,7 @@ def test_a_channel_target_prunes_in_one_shot_and_reports_every_stage(trained, tm
     model, train, test, cfg = trained
     before = {k: v.clone() for k, v in model.state_dict().items()}
     epochs: list[int] = []
-    config = CompressConfig(target_channels=0.7, finetune_epochs=1, calibration_samples=64, check=False)
+    config = CompressConfig(target_channels=0.7, finetune_epochs=1, calibration_samples=64)
     res = compress(model, train, test, tmp_path, train_config=cfg, config=config, measure_memory=False,
                    on_epoch=lambda epoch, record: epochs.append(epoch))
     stages = [r.stage for r in res.stages]
@@ -170,7 +170,8 @@ def _checked(trained, tmp_path, **options):
     model, train, test, cfg = trained
     seen: list[str] = []
     epochs: list[int] = []
-    config = CompressConfig(target_channels=0.5, finetune_epochs=1, calibration_samples=32, round_to=1, **options)
+    config = CompressConfig(target_channels=0.5, finetune_epochs=1, calibration_samples=32, round_to=1, check=True,
+                            **options)
     res = compress(model, train, test, tmp_path, train_config=cfg, metric="accuracy", config=config,
                    measure_memory=False, on_stage=seen.append, on_epoch=lambda epoch, record: epochs.append(epoch))
     return res, seen, epochs
