@@ -50,10 +50,10 @@ class CompressConfig:
             the noise margin; the unpruned model is fine-tuned the same way as a fair reference only when the
             comparison with it as given (flattered: it has trained on that part) fails. Off (the default): the
             pruned model fine-tunes on the whole split, unchecked. Measured (BENCHMARKS.md, airline tweets and the
-            digits main job): on digits the check's fine-tune on 85% of the split cost the shipped model 0.2-0.6
-            points on 3 of 5 splits; on airline tweets it passed a pruning whose 19-epoch fine-tune cost 2.7 points
-            held out, because the reference fine-tuned the same way lost as much (the check measures pruning,
-            not an over-long fine-tune).
+            digits main job): on digits every check passed and the shipped models were 1-2 images (of 360) worse
+            on 2 of 5 splits, fine-tuned on 85% of the split; on airline tweets it passed a pruning whose 19-epoch
+            fine-tune cost 2.7 points held out, because the reference fine-tuned the same way lost as much (the
+            check measures pruning, not an over-long fine-tune).
         calibration_samples: training samples that calibrate int8 activation ranges.
         final_finetune: once the step is chosen, fine-tune the kept model ``finetune_epochs`` more epochs on
             the whole training split, validation part included (its job, choosing the step, is done).
@@ -104,8 +104,8 @@ class CompressConfig:
         0.15, "share of the training split held back as validation data (default: %(default)s)", group="pruning")
     check: bool = option(
         False, "check a channel target: hold back --val-size of the training split, fine-tune the pruned model on "
-        "the rest, and ship the unpruned model when pruning loses more than --max-drop there (off by default: on "
-        "digits fine-tuning on 85%% of the split cost the shipped model 0.2-0.6 points)", group="pruning")
+        "the rest, and ship the unpruned model when pruning loses more than --max-drop there (off by default: "
+        "measured on digits and airline tweets it did not help; BENCHMARKS.md)", group="pruning")
     calibration_samples: int = option(
         256, "training samples that calibrate int8 activation ranges (default: %(default)s)", group="int8")
     retrain: bool = option(
