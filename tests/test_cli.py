@@ -235,6 +235,13 @@ def test_a_compress_table_gives_the_search_any_compression_target(tmp_path, monk
     # without it, --prune is a one-shot channel target
     assert SearchConfig(prune=0.3).compression.target == ("channels", 0.7)
     assert SearchConfig(prune=0.3).finetune_budget == 20 and SearchConfig(prune=0.0).finetune_budget == 0
+    # --timeout reserves the checked one-shot pruning's two fine-tunes, each on 1 - val_size of the split
+    from autoarch.compress.config import CompressConfig
+
+    assert SearchConfig(prune=0.3).finetune_factor == 1.0 and cfg.finetune_factor == 1.0
+    checked = SearchConfig(compress=CompressConfig(target_channels=0.7, check=True, val_size=0.2))
+    assert checked.finetune_factor == pytest.approx(1.6)
+    assert SearchConfig(compress=CompressConfig(target_channels=1.0, check=True)).finetune_factor == 1.0
 
 
 @pytest.mark.parametrize(("text", "expected"), [
