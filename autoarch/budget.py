@@ -325,9 +325,9 @@ class Progress:
 
 
 @contextlib.contextmanager
-def epoch_bar(desc: str, total: int, enabled: bool) -> Iterator[Callable[[int, dict[str, float]], None]]:
+def epoch_bar(desc: str, total: int | None, enabled: bool) -> Iterator[Callable[[int, dict[str, float]], None]]:
     """A tqdm bar over the epochs of one phase after the search (the retrain, the fine-tune): an ``on_epoch``
-    callback for :func:`~autoarch.trainer.fit`, with the epoch's training loss."""
+    callback for :func:`~autoarch.trainer.fit`, with the epoch's training loss; ``total`` None: a count."""
     from tqdm.auto import tqdm
 
     bar = tqdm(total=total, desc=desc, unit="epoch", disable=not enabled, dynamic_ncols=True)

@@ -301,13 +301,16 @@ class SearchConfig:
     @property
     def finetune_factor(self) -> float:
         """What one planned fine-tune epoch (:attr:`finetune_budget`) costs at most, in epochs of the whole training
-        split: for the checked one-shot pruning (:attr:`~autoarch.compress.config.CompressConfig.check`) the pruned
-        model and, when the first comparison fails, the unpruned reference each fine-tune on ``1 - val_size`` of
-        it; 1 otherwise."""
+        split. For the one-shot pruning: early stopping on ``1 - val_size`` of it, then at most as long on all of it
+        (:attr:`~autoarch.compress.config.CompressConfig.finetune_stop`); checked
+        (:attr:`~autoarch.compress.config.CompressConfig.check`), the unpruned reference too on ``1 - val_size``
+        when the first comparison fails. 1 otherwise."""
         c = self.compression
-        if c.target[0] == "channels" and c.target[1] < 1 and c.check:
-            return 2.0 * (1.0 - c.val_size)
-        return 1.0
+        if c.target[0] != "channels" or c.target[1] >= 1:
+            return 1.0
+        part = 1.0 - c.val_size
+        tuned = part + 1.0 if c.finetune_stop else (part if c.check else 1.0)
+        return tuned + (part if c.check else 0.0)
 
     def validate(self) -> None:
         def need(ok: bool, name: str, rule: str, value: Any) -> None:

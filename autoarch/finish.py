@@ -204,7 +204,9 @@ def finish_run(study: optuna.Study, space: SearchSpace, dataset: Dataset, train:
         if one_shot:  # the budget may have shortened the fine-tune
             compression = replace(compression, finetune_epochs=max(1, finetune_epochs))
         pruned = one_shot and compression.target[1] < 1
-        with epoch_bar("fine-tune", compression.finetune_epochs if pruned else 0, progress and pruned) as on_epoch:
+        # early stopping then the fine-tune on the whole split: how many epochs is known only as it goes
+        bar_total = None if compression.finetune_stop else compression.finetune_epochs
+        with epoch_bar("fine-tune", bar_total if pruned else 0, progress and pruned) as on_epoch:
             comp = compress(model, train, test, gen.staging, train_config=tcfg, metric=metric, metadata=metadata,
                             config=compression, on_stage=_on_stage, on_epoch=on_epoch)
     except BaseException:

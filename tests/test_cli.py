@@ -4,6 +4,7 @@ import json
 import re
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -85,8 +86,9 @@ def test_search_shows_progress_and_summary(tmp_path) -> None:
                 "--finetune-epochs", "1", "--out", str(tmp_path / "run"))
     assert proc.returncode == 0, proc.stderr
     assert "2/2" in proc.stderr and "best=" in proc.stderr
-    # the phases after the search have their own bars (epochs of the retrain and of the fine-tune)
-    assert re.search(r"retrain: 100%.*epoch", proc.stderr) and re.search(r"fine-tune: 100%.*1/1", proc.stderr)
+    # the phases after the search have their own bars (epochs of the retrain and of the fine-tune: early-stopped
+    # on a held-back part, then on the whole split, so a count)
+    assert re.search(r"retrain: 100%.*epoch", proc.stderr) and re.search(r"fine-tune: 2epoch", proc.stderr)
     assert "held-out accuracy" in proc.stdout and "onnx int8" in proc.stdout
     assert (tmp_path / "run" / "model.int8.onnx").exists()
 
@@ -235,12 +237,17 @@ def test_a_compress_table_gives_the_search_any_compression_target(tmp_path, monk
     # without it, --prune is a one-shot channel target
     assert SearchConfig(prune=0.3).compression.target == ("channels", 0.7)
     assert SearchConfig(prune=0.3).finetune_budget == 20 and SearchConfig(prune=0.0).finetune_budget == 0
-    # --timeout reserves the checked one-shot pruning's two fine-tunes, each on 1 - val_size of the split
+    # --timeout reserves the one-shot pruning's early-stopped fine-tune on 1 - val_size of the split and the one
+    # on all of it; checked, the reference's too; the checked one without early stopping: two on 1 - val_size
     from autoarch.compress.config import CompressConfig
 
-    assert SearchConfig(prune=0.3).finetune_factor == 1.0 and cfg.finetune_factor == 1.0
+    assert SearchConfig(prune=0.3).finetune_factor == pytest.approx(1.85) and cfg.finetune_factor == 1.0
     checked = SearchConfig(compress=CompressConfig(target_channels=0.7, check=True, val_size=0.2))
-    assert checked.finetune_factor == pytest.approx(1.6)
+    assert checked.finetune_factor == pytest.approx(2.6)
+    unstopped = SearchConfig(compress=CompressConfig(target_channels=0.7, finetune_stop=False))
+    assert unstopped.finetune_factor == 1.0
+    assert replace(unstopped, compress=replace(unstopped.compression, check=True, val_size=0.2)
+                   ).finetune_factor == pytest.approx(1.6)
     assert SearchConfig(compress=CompressConfig(target_channels=1.0, check=True)).finetune_factor == 1.0
 
 
@@ -277,7 +284,7 @@ EVERY_COMPRESS_OPTION = {
     "steps": (["--steps", "2"], 2), "finetune_epochs": (["--finetune-epochs", "1"], 1),
     "val_size": (["--val-size", "0.2"], 0.2), "calibration_samples": (["--calibration-samples", "64"], 64),
     "retrain": (["--no-retrain"], False), "final_finetune": (["--no-final-finetune"], False),
-    "check": (["--check"], True),
+    "check": (["--check"], True), "finetune_stop": (["--no-finetune-stop"], False),
     "int8": (["--int8", "dynamic"], "dynamic"), "seed": (["--seed", "5"], 5), "device": (["--device", "cpu"], "cpu"),
 }
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -140,7 +142,7 @@ def test_a_channel_target_prunes_in_one_shot_and_reports_every_stage(trained, tm
     model, train, test, cfg = trained
     before = {k: v.clone() for k, v in model.state_dict().items()}
     epochs: list[int] = []
-    config = CompressConfig(target_channels=0.7, finetune_epochs=1, calibration_samples=64)
+    config = CompressConfig(target_channels=0.7, finetune_epochs=1, calibration_samples=64, finetune_stop=False)
     res = compress(model, train, test, tmp_path, train_config=cfg, config=config, measure_memory=False,
                    on_epoch=lambda epoch, record: epochs.append(epoch))
     stages = [r.stage for r in res.stages]
@@ -152,8 +154,9 @@ def test_a_channel_target_prunes_in_one_shot_and_reports_every_stage(trained, tm
     assert res.stage("onnx fp32").params == res.stage("onnx int8").params == res.stage("torch pruned").params
     assert res.stage("onnx fp32").macs == res.stage("torch pruned").macs
     assert res.stage("onnx fp32 unpruned").params == res.stage("torch fp32").params
-    # one shot, no budget: nothing held back, the whole training split fine-tunes (one epoch, reported)
+    # one shot, no budget, no early stopping: nothing held back, the whole split fine-tunes (one epoch, reported)
     assert res.steps == [] and res.pruning["n_val"] == 0 and res.pruning["n_fit"] == len(train)
+    assert res.pruning["finetune_stop"] is None and res.pruning["finetune_epochs"] == 1
     assert res.pruning["target"] == {"kind": "channels", "keep": 0.7} and res.pruning["max_drop"] is None
     assert len(epochs) == 1 and "pruned_before_finetune" in res.verification
     # 0.3 of 32 and 64 channels, kept counts rounded to the nearest multiple of 8: 24 and 48
@@ -164,6 +167,42 @@ def test_a_channel_target_prunes_in_one_shot_and_reports_every_stage(trained, tm
     assert (tmp_path / "model.onnx").exists() and (tmp_path / "model.int8.onnx").exists()
     for k, v in model.state_dict().items():  # the input model is left untouched
         torch.testing.assert_close(v, before[k])
+
+
+def test_a_channel_target_chooses_its_fine_tune_length_by_early_stopping(trained, tmp_path, monkeypatch) -> None:
+    model, train, test, cfg = trained
+    import autoarch.compress.pipeline as pipeline
+
+    calls: list[dict] = []
+    starts: list[dict] = []
+    real_fit = pipeline.fit
+
+    def fit(m, X, y, task, tcfg, **kw):
+        start = {k: v.clone() for k, v in m.state_dict().items()}
+        result = real_fit(m, X, y, task, tcfg, **kw)
+        calls.append({"n": len(X), "epochs": kw.get("epochs"), "n_val": None if kw.get("X_val") is None
+                      else len(kw["X_val"]), "ran": result.epochs_run, "lr": tcfg.lr})
+        starts.append(start)
+        if kw.get("X_val") is not None:
+            result.best_epoch = 2  # as if the held-back part had been best after epoch 2 of 4
+        return result
+
+    monkeypatch.setattr(pipeline, "fit", fit)
+    config = CompressConfig(target_channels=0.7, finetune_epochs=4, calibration_samples=32)
+    res = compress(model, train, test, tmp_path, train_config=replace(cfg, patience=10), metric="accuracy",
+                   config=config, measure_memory=False)
+    n_val = round(0.15 * len(train))
+    # at most 4 epochs on the split less its held-back 15%, validated after each; then the pruned model (not the
+    # early-stopped one) fine-tuned on the whole split for the best epoch's count, at the fine-tune's rate
+    assert calls[0] == {"n": len(train) - n_val, "epochs": 4, "n_val": n_val, "ran": 4, "lr": cfg.lr / 4}
+    assert calls[1] == {"n": len(train), "epochs": 2, "n_val": None, "ran": 2, "lr": cfg.lr / 4}
+    assert len(calls) == 2 and res.pruning["finetune_epochs"] == 2 and res.pruning["kept_step"] == 1
+    assert all(torch.equal(starts[1][k], v) for k, v in starts[0].items())  # both from the pruned weights
+    stopping = res.pruning["finetune_stop"]
+    assert stopping["best_epoch"] == 2 and stopping["epochs_run"] == 4 and stopping["n_val"] == n_val
+    assert res.pruning["n_val"] == n_val and res.pruning["check"] is None
+    assert "best epoch 2 of 4 run" in res.pruning["validation"]
+    assert res.pruning["validation"].endswith(f"then on all {len(train)} for 2 epochs")
 
 
 def _checked(trained, tmp_path, **options):
@@ -187,8 +226,10 @@ def test_the_one_shot_pruning_is_checked_on_a_held_back_part_and_kept_within_max
     assert check["n_val"] == res.pruning["n_val"] == round(0.15 * len(train))
     assert check["n_fit"] + check["n_val"] == len(train) and check["within_budget"]
     assert "val_accuracy_pruned" in check and "val_accuracy_reference" in check
-    # within the budget against the unpruned model as given: no second fine-tune for a fairer reference
-    assert "fine-tune reference" not in seen and "reference_as_given" not in check and len(epochs) == 1
+    # within the budget against the unpruned model as given: no second fine-tune for a fairer reference; the
+    # early-stopped fine-tune (one epoch) and then the one on the whole split (its best epoch: one)
+    assert "fine-tune reference" not in seen and "reference_as_given" not in check and epochs == [1, 1]
+    assert seen[seen.index("fine-tune"):seen.index("export")] == ["fine-tune", "fine-tune on the whole split"]
     assert "within --max-drop 100" in res.pruning["stop_reason"]
 
 

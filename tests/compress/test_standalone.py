@@ -293,7 +293,7 @@ def test_compress_run_restarts_from_the_winner_and_reloads_identically(run_dir, 
 
 def test_compress_run_with_a_channel_target_prunes_winner_pt_in_one_shot(run_dir, tmp_path) -> None:
     res = compress_run(run_dir, out=tmp_path / "c", target_channels=0.5, finetune_epochs=1, round_to=1,
-                       calibration_samples=32, measure_memory=False)
+                       calibration_samples=32, measure_memory=False, finetune_stop=False)
     summary = json.loads((tmp_path / "c" / "compression.json").read_text())
     assert summary["started_from"] == "winner.pt" and summary["n_val"] == 0  # nothing held back, no retrain
     assert res.steps == [] and res.pruning["kept_step"] == 1
