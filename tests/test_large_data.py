@@ -429,6 +429,11 @@ def test_the_finish_retrains_the_best_trial_that_fits_when_the_best_no_longer_do
     roomy = time.time() + autoarch.budget.FINISH_OVERHEAD + 60.0
     assert autoarch.budget.affordable_best(study, complete, 1000, 0, roomy, None) == (study.best_trial, None)
     assert autoarch.budget.affordable_best(study, complete, 1000, 0, None, None) == (study.best_trial, None)
+    # the best trial is kept when its retrain fits with the fine-tune cut short (the finish cuts it): with 20
+    # fine-tune epochs, cheap under --timeout 1000 and so reserved whole by the search, it would need 96 s; with the
+    # short fine-tune (2 epochs: a quarter of 4 retrain epochs, at least 2) 24 s of the 30 left
+    tight = time.time() + autoarch.budget.finish_overhead(1000) + 30.0
+    assert autoarch.budget.affordable_best(study, complete, 1000, 20, tight, None, 1000) == (study.best_trial, None)
     # a best trial whose holdout model was kept is shipped as it is when no retrain fits, never replaced
     (tmp_path / autoarch.rundir.KEEP_DIR).mkdir()
     (tmp_path / autoarch.rundir.KEEP_DIR / "trial_0.pt").write_bytes(b"")
