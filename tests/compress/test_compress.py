@@ -169,7 +169,9 @@ def test_a_channel_target_prunes_in_one_shot_and_reports_every_stage(trained, tm
         torch.testing.assert_close(v, before[k])
 
 
-def test_a_channel_target_chooses_its_fine_tune_length_by_early_stopping(trained, tmp_path, monkeypatch) -> None:
+def _stopped(trained, tmp_path, monkeypatch, right: dict[int, int]):
+    """A one-shot pruning whose early-stopped fine-tune sees, after epoch e, outputs that get ``right[e]`` of the
+    held-back samples right (0 for epochs not named); every call of ``fit`` recorded."""
     model, train, test, cfg = trained
     import autoarch.compress.pipeline as pipeline
 
@@ -179,30 +181,60 @@ def test_a_channel_target_chooses_its_fine_tune_length_by_early_stopping(trained
 
     def fit(m, X, y, task, tcfg, **kw):
         start = {k: v.clone() for k, v in m.state_dict().items()}
+        if kw.get("val_scorer") is not None:
+            scorer, y_val, epoch = kw["val_scorer"], kw["y_val"], iter(range(1, 100))
+
+            def fake(out):
+                hits = right.get(next(epoch), 0)
+                logits = np.zeros_like(out)
+                logits[np.arange(len(y_val)), (y_val + (np.arange(len(y_val)) >= hits)) % out.shape[1]] = 1.0
+                return scorer(logits)
+
+            kw["val_scorer"] = fake
         result = real_fit(m, X, y, task, tcfg, **kw)
         calls.append({"n": len(X), "epochs": kw.get("epochs"), "n_val": None if kw.get("X_val") is None
                       else len(kw["X_val"]), "ran": result.epochs_run, "lr": tcfg.lr})
         starts.append(start)
-        if kw.get("X_val") is not None:
-            result.best_epoch = 2  # as if the held-back part had been best after epoch 2 of 4
         return result
 
     monkeypatch.setattr(pipeline, "fit", fit)
     config = CompressConfig(target_channels=0.7, finetune_epochs=4, calibration_samples=32)
     res = compress(model, train, test, tmp_path, train_config=replace(cfg, patience=10), metric="accuracy",
                    config=config, measure_memory=False)
+    return res, calls, starts
+
+
+def test_a_channel_target_shortens_its_fine_tune_when_the_held_back_part_shows_the_longer_one_worse(
+        trained, tmp_path, monkeypatch) -> None:
+    _, train, _, cfg = trained
     n_val = round(0.15 * len(train))
-    # at most 4 epochs on the split less its held-back 15%, validated after each; then the pruned model (not the
-    # early-stopped one) fine-tuned on the whole split for the best epoch's count, at the fine-tune's rate
+    right = {1: n_val - 60, 2: n_val, 3: n_val - 60, 4: n_val - 60}
+    res, calls, starts = _stopped(trained, tmp_path, monkeypatch, right)
+    # at most 4 epochs on the split less its held-back 15%, validated after each: epoch 2 best, epoch 4 (the last)
+    # 28 points below it, far beyond the noise; then the pruned model (not the early-stopped one) fine-tuned on the
+    # whole split for 2 epochs, at the fine-tune's rate
     assert calls[0] == {"n": len(train) - n_val, "epochs": 4, "n_val": n_val, "ran": 4, "lr": cfg.lr / 4}
     assert calls[1] == {"n": len(train), "epochs": 2, "n_val": None, "ran": 2, "lr": cfg.lr / 4}
     assert len(calls) == 2 and res.pruning["finetune_epochs"] == 2 and res.pruning["kept_step"] == 1
     assert all(torch.equal(starts[1][k], v) for k, v in starts[0].items())  # both from the pruned weights
     stopping = res.pruning["finetune_stop"]
-    assert stopping["best_epoch"] == 2 and stopping["epochs_run"] == 4 and stopping["n_val"] == n_val
+    assert stopping["best_epoch"] == 2 and stopping["epochs_run"] == 4 and stopping["epochs"] == 2
+    assert stopping["val_accuracy_best"] == 1.0 and stopping["drop"] > stopping["margin"] > 0
     assert res.pruning["n_val"] == n_val and res.pruning["check"] is None
-    assert "best epoch 2 of 4 run" in res.pruning["validation"]
+    assert "(2 epochs: best epoch 2 of 4 run" in res.pruning["validation"]
     assert res.pruning["validation"].endswith(f"then on all {len(train)} for 2 epochs")
+
+
+def test_a_channel_target_keeps_its_whole_fine_tune_when_the_best_epoch_is_within_the_noise(
+        trained, tmp_path, monkeypatch) -> None:
+    _, train, _, _ = trained
+    n_val = round(0.15 * len(train))
+    # epoch 2 gets one held-back sample more right than the others: best, but not beyond the noise margin
+    res, calls, _ = _stopped(trained, tmp_path, monkeypatch, {1: n_val - 10, 2: n_val - 9, 3: n_val - 10,
+                                                             4: n_val - 10})
+    stopping = res.pruning["finetune_stop"]
+    assert stopping["best_epoch"] == 2 and 0 < stopping["drop"] <= stopping["margin"]
+    assert stopping["epochs"] == 4 and calls[1]["epochs"] == 4 and res.pruning["finetune_epochs"] == 4
 
 
 def _checked(trained, tmp_path, **options):
