@@ -60,7 +60,7 @@ def _compression_line(comp: CompressionInfo) -> str:
     timing = "ONNX Runtime latency is the median of 30 runs on 1 thread."
     if pr.get("max_drop") is None:
         checked = (f" {pr['stop_reason'][:1].upper()}{pr['stop_reason'][1:]} (validation: {pr['validation']})."
-                   if pr.get("check") else "")
+                   if pr.get("check") or pr.get("finetune_stop") else "")
         return (f"Structural pruning ratio {comp.prune_ratio} (share of channels/units removed from every hidden "
                 f"layer), {comp.finetune_epochs} fine-tuning epochs.{checked} {timing}")
     target = pr["target"]

@@ -91,6 +91,8 @@ def test_search_shows_progress_and_summary(tmp_path) -> None:
     assert re.search(r"retrain: 100%.*epoch", proc.stderr) and re.search(r"fine-tune: 2epoch", proc.stderr)
     assert "held-out accuracy" in proc.stdout and "onnx int8" in proc.stdout
     assert (tmp_path / "run" / "model.int8.onnx").exists()
+    # the report says how the fine-tune's length was chosen
+    assert "choose the fine-tune's length by early stopping" in (tmp_path / "run" / "report.md").read_text()
 
 
 def test_config_file_gives_the_options_and_a_flag_wins(tmp_path) -> None:
