@@ -116,8 +116,9 @@ class CompressConfig:
         "the rest, and ship the unpruned model when pruning loses more than --max-drop there (off by default: "
         "measured on digits and airline tweets it did not help; BENCHMARKS.md)", group="pruning")
     finetune_stop: bool = option(
-        True, "channel targets: fine-tune --finetune-epochs on the whole split instead of choosing the length by "
-        "early stopping on --val-size held back (then fine-tuning on the whole split that long)", group="pruning")
+        True, "channel targets: always fine-tune --finetune-epochs on the whole split, instead of fine-tuning first on "
+        "all but --val-size and shortening to the best epoch when that part shows the longer fine-tune worse beyond "
+        "its noise margin", group="pruning")
     calibration_samples: int = option(
         256, "training samples that calibrate int8 activation ranges (default: %(default)s)", group="int8")
     retrain: bool = option(
