@@ -37,6 +37,7 @@ from autoarch.compress.schedule import (
 )
 from autoarch.compress.stages import export_stage, quantize_stage, torch_stage, verify
 from autoarch.data import Dataset, train_test_split
+from autoarch.exceptions import DataError
 from autoarch.metrics import check_metric, compute_metrics, default_metric
 from autoarch.objectives import Objective
 from autoarch.trainer import TrainConfig, fit, predict, resolve_device
@@ -179,10 +180,17 @@ def _prune_channels(model: nn.Module, train: Dataset, test: Dataset, keep: float
         return model, [], record, None, None
     notify("prune")
     stop = config.finetune_stop and config.finetune_epochs > 0
+    fit_data, val_data = train, None
     if config.check or stop:
-        fit_data, val_data = train_test_split(train, config.val_size, seed=config.seed)
-    else:
-        fit_data, val_data = train, None
+        try:
+            fit_data, val_data = train_test_split(train, config.val_size, seed=config.seed)
+        except DataError:
+            if config.check:
+                raise
+            # a class with one training sample cannot be held back: the fine-tune keeps its fixed length
+            logger.info("fine-tune: a class has one training sample, so nothing is held back to choose the "
+                        "length; %d epochs on the whole split", config.finetune_epochs)
+            stop = False
     example = torch.as_tensor(train.X[:2], dtype=torch.float32)
     pruned = copy.deepcopy(model)
     gradients = taylor_gradients(fit_data, config.seed) if config.importance == "taylor" else None
@@ -216,8 +224,8 @@ def _prune_channels(model: nn.Module, train: Dataset, test: Dataset, keep: float
                   epochs=config.finetune_epochs, X_val=val_data.X, y_val=val_data.y, val_scorer=scorer,
                   monitor=None if Objective(metric).lower_is_better else plain, on_epoch=epoch_hook)
         best, last = outs[res.best_epoch - 1], outs[res.epochs_run - 1]
-        score = {k: compute_metrics(val_data.task, val_data.y, o, val_data.n_outputs)[plain]
-                 for k, o in (("best", best), ("last", last))}
+        score = {k: res.history[epoch - 1][f"val_{plain}"]
+                 for k, epoch in (("best", res.best_epoch), ("last", res.epochs_run))}
         drop = metric_drop(metric, score["best"], score["last"])
         margin = drop_margin(metric, val_data, best, last, config.confidence, config.seed)
         shorter = res.best_epoch < config.finetune_epochs and drop > margin + 1e-9

@@ -237,6 +237,16 @@ def test_a_channel_target_keeps_its_whole_fine_tune_when_the_best_epoch_is_withi
     assert stopping["epochs"] == 4 and calls[1]["epochs"] == 4 and res.pruning["finetune_epochs"] == 4
 
 
+def test_a_class_with_one_training_sample_keeps_the_fixed_fine_tune_instead_of_failing(trained, tmp_path) -> None:
+    model, train, test, cfg = trained
+    keep = np.flatnonzero(train.y != 9)
+    lone = train.subset(np.sort(np.concatenate([keep, np.flatnonzero(train.y == 9)[:1]])))
+    config = CompressConfig(target_channels=0.7, finetune_epochs=1, calibration_samples=32)
+    res = compress(model, lone, test, tmp_path, train_config=cfg, config=config, measure_memory=False)
+    assert res.pruning["kept_step"] == 1 and res.pruning["finetune_stop"] is None
+    assert res.pruning["n_val"] == 0 and res.pruning["n_fit"] == len(lone) and res.pruning["finetune_epochs"] == 1
+
+
 def _checked(trained, tmp_path, **options):
     model, train, test, cfg = trained
     seen: list[str] = []
