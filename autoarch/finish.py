@@ -164,15 +164,18 @@ def finish_run(study: optuna.Study, space: SearchSpace, dataset: Dataset, train:
     if job_deadline is not None and per is not None:
         fit_epochs = int((job_deadline - time.time() - finish_overhead(cfg.timeout)) / (per * len(train)))
         short = short_finetune(finetune_epochs, epochs) if finetune_epochs else 0
-        if kept is not None and epochs + short * factor > fit_epochs:
-            # No time to retrain: ship the holdout model the trial trained (on its fit part only).
+        # A holdout model is shipped when the retrain and a short fine-tune do not fit; a fold model (trained on
+        # less: (k-1)/k of the split) only when the retrain alone does not, else the retrain is cut short.
+        if kept is not None and (epochs + short * factor if isinstance(cfg.cv, float) else epochs) > fit_epochs:
+            # No time to retrain: ship the model the trial trained (its holdout or last fold's fit part only).
             finetune_epochs = min(finetune_epochs, max(short, int(fit_epochs / factor))) if finetune_epochs else 0
             model = build_model(space, arch, train)
             model.load_state_dict(torch.load(kept, map_location="cpu", weights_only=True))
             model = model.eval()
+            part = "holdout" if isinstance(cfg.cv, float) else "last fold's"
             retrained = {"epochs": 0, "samples": best.user_attrs.get("n_fit"),
                          "skipped": f"{epochs} retrain epochs did not fit in what is left of --timeout; the model "
-                                    f"trial {best.number} trained on its holdout fit part is shipped"}
+                                    f"trial {best.number} trained on its {part} fit part is shipped"}
             logger.info("budget: %s", retrained["skipped"])
         elif epochs + finetune_epochs * factor > fit_epochs:
             planned = (epochs, finetune_epochs)

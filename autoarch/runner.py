@@ -24,11 +24,15 @@ import torch
 from autoarch.budget import Budget, Progress, n_done, resolve_workers, run_until_budget
 from autoarch.config import (
     AUGMENT_MIN_SIDE,
+    DEFAULT_EPOCHS,
+    EPOCH_SAMPLES,
     LONG_SEQUENCE,
     OBJECTIVES,
     SearchConfig,
     resolve_augment,
     resolve_cv,
+    resolve_epochs,
+    resolve_patience,
     resolve_search_samples,
 )
 from autoarch.configfile import recorded_options
@@ -83,7 +87,8 @@ class _Context:
     objectives: tuple[Objective, ...] = ()
     """What the study optimises: the metric first, then any other objectives of ``--objectives``."""
     keep_dir: Path | None = None
-    """Where holdout models of the best trials are kept (the run directory's ``.trial-models``), or None."""
+    """Where the models of the best trials (holdout, or the last fold's) are kept (the run directory's
+    ``.trial-models``), or None."""
     finish_threads: int = 1
     """The torch threads the finish (retrain, fine-tune) runs with, for the budget planner."""
     data_sha256: str = ""
@@ -139,7 +144,14 @@ def _prepare(data: Any, y: Any, target: str | None, task: str | None, options: M
                     "training part; the winner is retrained on all %d (--search-samples%s)", len(train),
                     search_samples, len(train), " auto; give all to train on everything"
                     if cfg.search_samples == "auto" else f" {search_samples}")
-    cfg = replace(cfg, cv=cv, early_stop=early_stop, augment=augment, search_samples=search_samples,
+    epochs = resolve_epochs(cfg.epochs, len(train))
+    patience = resolve_patience(cfg.patience, epochs)
+    if cfg.epochs == "auto" and epochs > DEFAULT_EPOCHS:
+        logger.info("%d training samples: each candidate trains for at most %d epochs, patience %d (--epochs auto "
+                    "gives a small training split enough epochs to see %s samples; give --epochs N to choose)",
+                    len(train), epochs, patience, f"{EPOCH_SAMPLES:,}")
+    cfg = replace(cfg, cv=cv, epochs=epochs, patience=patience, early_stop=early_stop, augment=augment,
+                  search_samples=search_samples,
                   test=cfg.test if cfg.test is not None else ("official" if official is not None else "split"))
     check_folds(train, cfg.cv)
     if options.get("augment", "auto") == "auto" and dataset.input_kind == "image" and isinstance(cfg.space, str):
@@ -193,11 +205,13 @@ def _worker_loop(ctx: _Context, storage: optuna.storages.BaseStorage, worker: in
     study = optuna.load_study(study_name=ctx.cfg.study_name, storage=storage)
     study.sampler = _sampler(ctx, worker, n_done(study))
     study.pruner = make_pruner(ctx.cfg.early_stop, ctx.cfg.cv, ctx.cfg.epochs)
-    # Holdout models are worth shipping only when they trained on the whole training part of the split.
-    keep = ctx.keep_dir if isinstance(ctx.cfg.cv, float) and ctx.cfg.search_samples is None else None
+    # Trial models are worth shipping only when they trained on the whole training part of their split. With
+    # k-fold the last fold's model is a fallback the budget does not count on: the retrain stays reserved.
+    keep = ctx.keep_dir if ctx.cfg.search_samples is None else None
     budget = (None if deadline is None else
               Budget(deadline, len(ctx.train), math.ceil(ctx.cfg.finetune_budget * ctx.cfg.finetune_factor),
-                      retrain=keep is None, threads=ctx.finish_threads, timeout=ctx.cfg.timeout))
+                      retrain=keep is None or not isinstance(ctx.cfg.cv, float), threads=ctx.finish_threads,
+                      timeout=ctx.cfg.timeout))
     objective = make_objective(ctx.space, ctx.train, ctx.cfg, ctx.metric, resolve_device(ctx.cfg.device),
                                 search_deadline=budget, keep_dir=keep, objectives=ctx.objectives)
     return run_until_budget(study, objective, ctx.cfg.trial_budget, budget, callbacks or [], stopped, workers_alive)

@@ -121,8 +121,10 @@ class _AutoArchEstimator(BaseEstimator):
         trials: candidates evaluated.
         timeout: seconds for the whole search (retrain and export included), or None.
         random_state: the search's ``seed`` (an int); None or a ``RandomState`` draws one.
-        epochs: the most epochs a candidate trains (early stopping with ``patience``).
-        patience: epochs without improvement before a candidate stops.
+        epochs: the most epochs a candidate trains (early stopping with ``patience``); ``"auto"``: 20, more on a
+            training split under 1,000 samples (enough to see 20,000 samples, at most 200).
+        patience: epochs without improvement before a candidate stops; ``"auto"``: a quarter of ``epochs``, at
+            least 5.
         test_size: share of ``X`` held out of the search; the winner is retrained on the rest and scored on it
             (``test_scores_``).
         prune: share of channels/units pruned from the winner (0 = no pruning).
@@ -145,8 +147,8 @@ class _AutoArchEstimator(BaseEstimator):
 
     def __init__(self, *, space: Any = "auto", controller: str = "evolution", metric: str | None = None,
                  cv: int | float | str = "auto", trials: int = 30, timeout: float | None = None,
-                 random_state: Any = 0, epochs: int = 20, patience: int = 5, test_size: float = 0.2,
-                 prune: float = 0.15, finetune_epochs: int = 20, calibration_samples: int = 256,
+                 random_state: Any = 0, epochs: int | str = "auto", patience: int | str = "auto",
+                 test_size: float = 0.2, prune: float = 0.15, finetune_epochs: int = 20, calibration_samples: int = 256,
                  early_stop: str = "auto", trial_timeout: float | None = None, max_params: int | None = None,
                  max_macs: int | None = None, warm_start_networks: bool = True, device: str = "auto",
                  workers: int | str = 1, out: str | os.PathLike[str] | None = None, verbose: int = 0) -> None:

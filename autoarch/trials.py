@@ -71,12 +71,14 @@ def make_objective(space: SearchSpace, train: Dataset, cfg: SearchConfig, metric
     ``fold * epochs + epoch``) so that the pruner of ``--early-stop`` can stop the candidate; a classifier still
     at chance level after :data:`CHANCE_EPOCHS` epochs, or a diverging one, is stopped too. Every trial records
     its fidelity: ``epochs_trained`` (all folds) and the folds it finished. The warm-start candidates are never
-    pruned by ``--early-stop`` (they are the references), only by the chance and divergence checks.
+    stopped by ``--early-stop`` or the chance check (they are the references), only by the divergence check: on
+    OSULeaf (160 training series per fold, 16 to validate on) the UCR archive's FCN was still at chance after 8
+    epochs of its first fold, and it scores 0.91 held-out after 50.
 
     With holdout validation, ``--timeout`` ends a candidate still training as early stopping would: it is scored
-    with its best epoch so far (``fidelity_note`` says so). With ``keep_dir``, the holdout model of a candidate
-    that beats every completed one is saved there (``trial_<n>.pt``), so that the finish can ship it when the
-    budget leaves no time to retrain it."""
+    with its best epoch so far (``fidelity_note`` says so). With ``keep_dir``, the holdout model (with k-fold,
+    the last fold's) of a candidate that beats every completed one is saved there (``trial_<n>.pt``), so that the
+    finish can ship it when the budget leaves no time to retrain it."""
     example = torch.as_tensor(train.X[:2], dtype=torch.float32)
     plain = Objective(metric).metric
     objectives = tuple(objectives) or (Objective(metric),)
@@ -119,6 +121,7 @@ def make_objective(space: SearchSpace, train: Dataset, cfg: SearchConfig, metric
             watch_divergence = rows >= DIVERGENCE_BATCHES * tcfg.batch_size
             chance_epoch = max(getattr(space, "chance_epochs", CHANCE_EPOCHS),
                                math.ceil(CHANCE_STEPS / max(1, math.ceil(rows / tcfg.batch_size))))
+            warm = "warm_start" in trial.user_attrs  # a reference: neither the pruner nor the chance check stops it
 
             def on_epoch(fold: int, epoch: int, record: dict[str, float]) -> None:
                 trained[0] += 1
@@ -133,7 +136,7 @@ def make_objective(space: SearchSpace, train: Dataset, cfg: SearchConfig, metric
                 if f"val_{plain}" not in record:
                     return
                 majority = record.get("val_majority")
-                if (majority is not None and fold == 0 and epoch == chance_epoch
+                if (majority is not None and fold == 0 and epoch == chance_epoch and not warm
                         and record["val_accuracy"] <= majority + CHANCE_MARGIN):
                     trial.set_user_attr("pruned_reason", f"at chance level after {epoch} epochs (accuracy "
                                                          f"{record['val_accuracy']:.3f}, majority class "
@@ -143,7 +146,7 @@ def make_objective(space: SearchSpace, train: Dataset, cfg: SearchConfig, metric
                     return
                 trial.report(objective_value(metric, {k[4:]: v for k, v in record.items() if k.startswith("val_")}),
                              fold * cfg.epochs + epoch)
-                if trial.should_prune() and "warm_start" not in trial.user_attrs:
+                if trial.should_prune() and not warm:
                     trial.set_user_attr("pruned_reason", f"--early-stop {cfg.early_stop} after {trained[0]} "
                                                          f"epoch(s) (fold {fold + 1}, epoch {epoch})")
                     raise optuna.TrialPruned()
@@ -187,7 +190,7 @@ def make_objective(space: SearchSpace, train: Dataset, cfg: SearchConfig, metric
         if not math.isfinite(value):
             trial.set_user_attr("fail_reason", f"the {metric} score is {value} (undefined on these folds)")
             return [float("nan")] * len(objectives) if multi else float("nan")
-        if keep_dir is not None and result.model is not None and isinstance(cfg.cv, float):
+        if keep_dir is not None and result.model is not None:
             done = [t.values[0] for t in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
             if not done or value > max(done):
                 keep_dir.mkdir(exist_ok=True)

@@ -25,15 +25,21 @@ import autoarch.trials
 from autoarch import loaders, runner
 from autoarch.config import (
     AUGMENT_MIN_SIDE,
+    DEFAULT_EPOCHS,
+    EPOCH_SAMPLES,
     HOLDOUT,
     LARGE_DATA,
+    MAX_AUTO_EPOCHS,
     SEARCH_SAMPLES,
+    SearchConfig,
     resolve_augment,
     resolve_cv,
+    resolve_epochs,
+    resolve_patience,
     resolve_search_samples,
 )
 from autoarch.evaluate import cross_validate
-from autoarch.exceptions import DataError
+from autoarch.exceptions import ConfigError, DataError
 
 TINY = dict(trials=3, epochs=2, patience=1, finetune_epochs=1, calibration_samples=32, seed=0, prune=0.0)
 
@@ -103,6 +109,12 @@ def test_a_candidate_at_chance_level_is_stopped_after_two_epochs_and_40_steps() 
     assert expected > 2  # small data: the step count decides
     assert trial.user_attrs["pruned_reason"].startswith(f"at chance level after {expected} epochs")
     assert trial.user_attrs["epochs_trained"] == expected
+    # the same candidate as a warm start (a reference network) is trained on every fold all the same
+    study.enqueue_trial(trial.params, user_attrs={"warm_start": "reference"})
+    study.optimize(objective, n_trials=1, catch=(Exception,))
+    warm = study.trials[1]
+    assert warm.state == TrialState.COMPLETE and "pruned_reason" not in warm.user_attrs
+    assert warm.user_attrs["epochs_trained"] > 2 * expected
 
 
 def test_on_large_data_the_chance_level_stop_comes_after_two_epochs() -> None:
@@ -171,6 +183,42 @@ def test_search_samples_auto_subsamples_only_large_training_splits() -> None:
     assert resolve_search_samples("auto", SEARCH_SAMPLES + 1) == SEARCH_SAMPLES
     assert resolve_search_samples("all", 10**6) is None and resolve_search_samples(None, 10**6) is None
     assert resolve_search_samples(300, 1000) == 300 and resolve_search_samples(300, 200) is None
+
+
+def test_epochs_auto_gives_a_small_training_split_as_many_samples_as_20_epochs_of_digits() -> None:
+    assert resolve_epochs("auto", 1437) == DEFAULT_EPOCHS == 20  # digits, the README's job: unchanged
+    assert resolve_epochs("auto", EPOCH_SAMPLES // DEFAULT_EPOCHS) == DEFAULT_EPOCHS
+    assert resolve_epochs("auto", EPOCH_SAMPLES // DEFAULT_EPOCHS - 1) == DEFAULT_EPOCHS + 1
+    assert resolve_epochs("auto", 200) == 100  # OSULeaf
+    assert resolve_epochs("auto", 270) == 75  # JapaneseVowels: 20,000 / 270 = 74.1, rounded up
+    assert resolve_epochs("auto", 10) == MAX_AUTO_EPOCHS
+    assert resolve_epochs(7, 10) == 7 and resolve_epochs(50, 10**6) == 50
+    assert resolve_patience("auto", 20) == 5 and resolve_patience("auto", 100) == 25
+    assert resolve_patience("auto", 2) == 5 and resolve_patience(3, 100) == 3
+
+
+@pytest.mark.parametrize("name, value", [("epochs", 0), ("epochs", "many"), ("patience", True), ("patience", 1.5)])
+def test_epochs_and_patience_are_positive_ints_or_auto(name, value) -> None:
+    with pytest.raises(ConfigError, match=f"'{name}' parameter of search must be an int >= 1 or 'auto'"):
+        SearchConfig(**{name: value}).validate()
+
+
+def test_a_search_on_a_small_training_split_trains_candidates_for_more_epochs(caplog) -> None:
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 4)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(int)  # 96 training samples after the 20% held out: 200 epochs, patience 50
+    with caplog.at_level("INFO", logger="autoarch"):
+        result = autoarch.search(X, y, space="mlp", trials=1, cv=2, finetune_epochs=1, calibration_samples=32,
+                                 prune=0.0, warm_start=False)
+    training = result.study.best_trial.user_attrs["training"]
+    assert (training["max_epochs"], training["patience"]) == (MAX_AUTO_EPOCHS, MAX_AUTO_EPOCHS // 4)
+    options = result.study.user_attrs["spec"]["options"]
+    assert (options["epochs"], options["patience"]) == (MAX_AUTO_EPOCHS, MAX_AUTO_EPOCHS // 4)
+    assert "96 training samples: each candidate trains for at most 200 epochs, patience 50" in caplog.text
+    given = autoarch.search(X, y, space="mlp", trials=1, cv=2, epochs=3, finetune_epochs=1, calibration_samples=32,
+                            prune=0.0, warm_start=False)
+    assert given.study.best_trial.user_attrs["training"]["max_epochs"] == 3
+    assert given.study.best_trial.user_attrs["training"]["patience"] == 5
 
 
 def test_cross_validate_trains_on_a_stratified_subset_and_validates_on_the_whole_fold(monkeypatch) -> None:
@@ -438,6 +486,44 @@ def test_the_finish_retrains_the_best_trial_that_fits_when_the_best_no_longer_do
     (tmp_path / autoarch.rundir.KEEP_DIR).mkdir()
     (tmp_path / autoarch.rundir.KEEP_DIR / "trial_0.pt").write_bytes(b"")
     assert autoarch.budget.affordable_best(study, complete, 1000, 0, deadline, tmp_path)[0].number == 0
+
+
+@pytest.mark.parametrize(("runner_up", "kept", "shipped"), [
+    (0.88, True, 0),  # 0.02 below the best: more than its folds' standard error (0.0094): the best's fold model
+    (0.895, True, 1),  # within it: the runner-up, retrained on the whole split
+    (0.88, False, 1),  # no fold model kept: the runner-up
+])
+def test_with_k_fold_the_best_trials_kept_fold_model_beats_a_runner_up_below_its_standard_error(
+        tmp_path, runner_up, kept, shipped) -> None:
+    study = optuna.create_study(direction="maximize")
+    # 30 s / (3 folds * 5 epochs * 500 samples) = 4 ms per sample-epoch: 16 s to retrain on 1000, 8 s are left
+    study.add_trial(optuna.trial.create_trial(value=0.90, user_attrs={
+        "seconds": 30.0, "epochs_run": [5, 5, 5], "n_fit": 500, "best_epochs": [4, 4, 4], "threads": 2,
+        "fold_scores": [0.90, 0.92, 0.88]}))
+    study.add_trial(optuna.trial.create_trial(value=runner_up, user_attrs={
+        "seconds": 3.0, "epochs_run": [5, 5, 5], "n_fit": 500, "best_epochs": [4, 4, 4], "threads": 2,
+        "fold_scores": [runner_up] * 3}))
+    if kept:
+        (tmp_path / autoarch.rundir.KEEP_DIR).mkdir()
+        (tmp_path / autoarch.rundir.KEEP_DIR / "trial_0.pt").write_bytes(b"")
+    deadline = time.time() + autoarch.budget.FINISH_OVERHEAD + 8.0
+    chosen, note = autoarch.budget.affordable_best(study, study.get_trials(), 1000, 0, deadline, tmp_path)
+    assert chosen.number == shipped and (note is None) == (shipped == 0)
+
+
+def test_a_k_fold_search_ships_the_best_trials_last_fold_model_when_no_time_is_left(tmp_path, monkeypatch) -> None:
+    finish = autoarch.finish.finish_run
+
+    def no_time_left(*args, **kwargs):
+        assert list((tmp_path / "run" / autoarch.rundir.KEEP_DIR).glob("trial_*.pt"))  # kept while the search runs
+        return finish(*args[:-1], time.time())  # the job deadline is now: nothing fits
+
+    monkeypatch.setattr(runner, "finish_run", no_time_left)
+    result = autoarch.search("wine", cv=3, out=tmp_path / "run", **TINY)
+    retrain = result.report["best"]["retrain"]
+    assert retrain["epochs"] == 0 and "on its last fold's fit part is shipped" in retrain["skipped"]
+    assert retrain["samples"] == result.study.best_trial.user_attrs["n_fit"]
+    assert not (tmp_path / "run" / autoarch.rundir.KEEP_DIR).exists()
 
 
 def test_a_short_timeout_reserves_a_share_of_itself_for_the_finish_and_the_whole_fine_tune_when_cheap() -> None:
