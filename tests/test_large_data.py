@@ -393,7 +393,8 @@ def test_a_candidate_whose_epoch_would_not_fit_the_budget_is_rejected_before_tra
     assert "epochs_trained" not in trial.user_attrs
 
 
-def test_holdout_search_ships_the_kept_trial_model_when_no_time_is_left(tmp_path, monkeypatch) -> None:
+@pytest.mark.parametrize(("cv", "part"), [("holdout", "holdout"), (3, "last fold's")])
+def test_a_search_ships_the_kept_trial_model_when_no_time_is_left(tmp_path, monkeypatch, cv, part) -> None:
     finish = autoarch.finish.finish_run
 
     def no_time_left(*args, **kwargs):
@@ -401,9 +402,9 @@ def test_holdout_search_ships_the_kept_trial_model_when_no_time_is_left(tmp_path
         return finish(*args[:-1], time.time())  # the job deadline is now: nothing fits
 
     monkeypatch.setattr(runner, "finish_run", no_time_left)
-    result = autoarch.search("wine", cv="holdout", out=tmp_path / "run", **{**TINY, "prune": 0.15})
+    result = autoarch.search("wine", cv=cv, out=tmp_path / "run", **{**TINY, "prune": 0.15})
     retrain = result.report["best"]["retrain"]
-    assert retrain["epochs"] == 0 and "is shipped" in retrain["skipped"]
+    assert retrain["epochs"] == 0 and f"trained on its {part} fit part is shipped" in retrain["skipped"]
     assert retrain["samples"] == result.study.best_trial.user_attrs["n_fit"]
     assert not (tmp_path / "run" / autoarch.rundir.KEEP_DIR).exists()
 
@@ -509,21 +510,6 @@ def test_with_k_fold_the_best_trials_kept_fold_model_beats_a_runner_up_below_its
     deadline = time.time() + autoarch.budget.FINISH_OVERHEAD + 8.0
     chosen, note = autoarch.budget.affordable_best(study, study.get_trials(), 1000, 0, deadline, tmp_path)
     assert chosen.number == shipped and (note is None) == (shipped == 0)
-
-
-def test_a_k_fold_search_ships_the_best_trials_last_fold_model_when_no_time_is_left(tmp_path, monkeypatch) -> None:
-    finish = autoarch.finish.finish_run
-
-    def no_time_left(*args, **kwargs):
-        assert list((tmp_path / "run" / autoarch.rundir.KEEP_DIR).glob("trial_*.pt"))  # kept while the search runs
-        return finish(*args[:-1], time.time())  # the job deadline is now: nothing fits
-
-    monkeypatch.setattr(runner, "finish_run", no_time_left)
-    result = autoarch.search("wine", cv=3, out=tmp_path / "run", **TINY)
-    retrain = result.report["best"]["retrain"]
-    assert retrain["epochs"] == 0 and "on its last fold's fit part is shipped" in retrain["skipped"]
-    assert retrain["samples"] == result.study.best_trial.user_attrs["n_fit"]
-    assert not (tmp_path / "run" / autoarch.rundir.KEEP_DIR).exists()
 
 
 def test_a_short_timeout_reserves_a_share_of_itself_for_the_finish_and_the_whole_fine_tune_when_cheap() -> None:
