@@ -19,7 +19,6 @@ import numpy as np
 import optuna
 import torch
 
-from autoarch.config import AUTO_SPACE, LONG_SEQUENCE
 from autoarch.evaluate import retrain
 from autoarch.loaders import load_dataset, official_test
 from autoarch.search_spaces import get_space
@@ -43,10 +42,7 @@ def main() -> None:
     train, test = load_dataset(args.data), official_test(args.data)
     if test is None:
         raise SystemExit(f"{args.data} has no official test split")
-    kind = AUTO_SPACE[train.input_kind]
-    if train.input_kind == "sequence" and train.input_shape[0] > LONG_SEQUENCE:
-        kind = "conv1d"
-    space = get_space(kind, train.input_kind)
+    space = get_space("auto", train.input_kind, input_shape=train.input_shape)  # the space a search would take
     networks = []
     for name, arch in space.warm_starts():
         params = {**WARM_START_TRAINING, "batch_size": WARM_START_SMALL_BATCH, **arch}
