@@ -49,14 +49,16 @@ def finish_overhead(timeout: float | None) -> float:
 
 
 def _planned_finetune(per: float, n_train: int, finetune_epochs: int, retrain_epochs: int,
-                      timeout: float | None) -> int:
-    """The fine-tune epochs the budget plans for: all of them when cheap (:data:`FULL_FINETUNE_SHARE`), else the
-    short fine-tune the finish cuts them to when time is short."""
+                      timeout: float | None, factor: float = 1.0) -> float:
+    """The fine-tune the budget plans for, in epochs of the whole training split: all of it when cheap
+    (:data:`FULL_FINETUNE_SHARE`), else the short fine-tune the finish cuts it to when time is short; each planned
+    epoch costs ``factor`` (:attr:`~autoarch.config.SearchConfig.finetune_factor`: early stopping on part of the
+    split, then the fine-tune on all of it)."""
     if not finetune_epochs:
-        return 0
-    if timeout is not None and per * n_train * finetune_epochs <= FULL_FINETUNE_SHARE * timeout:
-        return finetune_epochs
-    return short_finetune(finetune_epochs, retrain_epochs)
+        return 0.0
+    if timeout is not None and per * n_train * finetune_epochs * factor <= FULL_FINETUNE_SHARE * timeout:
+        return finetune_epochs * factor
+    return short_finetune(finetune_epochs, retrain_epochs) * factor
 
 
 THREAD_SPEEDUP = 1.35
@@ -96,11 +98,12 @@ def estimate_epoch_seconds(study: optuna.Study, macs: int) -> float | None:
 
 
 def finish_estimate(study: optuna.Study, n_train: int, finetune_epochs: int, retrain: bool = True,
-                    threads: int | None = None, timeout: float | None = None) -> float | None:
+                    threads: int | None = None, timeout: float | None = None, factor: float = 1.0) -> float | None:
     """Estimated seconds of the winner's retrain, fine-tune and compression, from the best trial's measured cost
     per sample-epoch (None before a trial completes), trained with ``threads`` torch threads, under a --timeout of
     ``timeout`` seconds. The fine-tune is counted whole when it is cheap (:func:`_planned_finetune`), else for a
-    quarter of the retrain's epochs (at least 2), which is what the finish cuts it to when time is short. With
+    quarter of the retrain's epochs (at least 2), which is what the finish cuts it to when time is short, each
+    fine-tune epoch ``factor`` epochs of the split (:func:`_planned_finetune`). With
     ``retrain=False`` (kept holdout models) the retrain is still counted when it is cheap
     (:data:`CHEAP_RETRAIN_SHARE` of ``timeout``)."""
     try:
@@ -111,7 +114,7 @@ def finish_estimate(study: optuna.Study, n_train: int, finetune_epochs: int, ret
     if per is None:
         return None
     epochs = retrain_epochs(best)
-    finetune = _planned_finetune(per, n_train, finetune_epochs, epochs, timeout)
+    finetune = _planned_finetune(per, n_train, finetune_epochs, epochs, timeout, factor)
     if not retrain and timeout is not None and per * n_train * epochs <= CHEAP_RETRAIN_SHARE * timeout:
         retrain = True  # cheap: reserved, so the finish retrains on the whole training split
     return finish_overhead(timeout) + per * n_train * (epochs * retrain + finetune)
@@ -129,10 +132,11 @@ class Budget:
     ``threads`` is what the finish trains with."""
 
     def __init__(self, job_deadline: float | None, n_train: int, finetune_epochs: int, retrain: bool = True,
-                 threads: int | None = None, timeout: float | None = None) -> None:
+                 threads: int | None = None, timeout: float | None = None, factor: float = 1.0) -> None:
         self.job_deadline = job_deadline
         self.n_train = n_train
         self.finetune_epochs = finetune_epochs
+        self.factor = factor
         self.retrain = retrain
         self.threads = threads
         self.timeout = timeout
@@ -145,7 +149,7 @@ class Budget:
         if self.job_deadline is None:
             return None
         reserve = finish_estimate(study, self.n_train, self.finetune_epochs, retrain=self.retrain,
-                                  threads=self.threads, timeout=self.timeout)
+                                  threads=self.threads, timeout=self.timeout, factor=self.factor)
         if reserve is None:
             return self.job_deadline - self.overhead
         if self._said is None or abs(reserve - self._said) > 0.2 * self._said:
@@ -163,8 +167,8 @@ def retrain_epochs(trial: optuna.trial.FrozenTrial) -> int:
 
 def affordable_best(study: optuna.Study, complete: list[optuna.trial.FrozenTrial], n_train: int,
                      finetune_epochs: int, job_deadline: float | None, out_dir: Path | None,
-                     timeout: float | None = None, chosen: optuna.trial.FrozenTrial | None = None
-                     ) -> tuple[optuna.trial.FrozenTrial, str | None]:
+                     timeout: float | None = None, chosen: optuna.trial.FrozenTrial | None = None,
+                     factor: float = 1.0) -> tuple[optuna.trial.FrozenTrial, str | None]:
     """The trial the finish retrains: the best one, unless its retrain (and a short fine-tune) no longer fits in
     what is left of ``--timeout`` — which happens when a costlier candidate becomes the best near the end of the
     search — and another of the completed trials' does; then the best of those (and why, for the report).
@@ -200,7 +204,7 @@ def affordable_best(study: optuna.Study, complete: list[optuna.trial.FrozenTrial
         if per is None:
             return None
         epochs = retrain_epochs(trial)
-        return per * n_train * (epochs + (short_finetune(finetune_epochs, epochs) if finetune_epochs else 0))
+        return per * n_train * (epochs + (short_finetune(finetune_epochs, epochs) * factor if finetune_epochs else 0))
 
     needed = cost(best)
     if needed is None or needed <= left:

@@ -149,8 +149,8 @@ def finish_run(study: optuna.Study, space: SearchSpace, dataset: Dataset, train:
         logger.info("Pareto front: %d of %d completed trials; --pick %s: trial %d, %s", len(front), len(complete),
                     cfg.pick, chosen.number, pick_note)
     factor = cfg.finetune_factor  # the checked one-shot pruning may fine-tune twice, each on part of the split
-    best, substitute = affordable_best(study, complete, len(train), math.ceil(finetune_epochs * factor),
-                                        job_deadline, out_dir, cfg.timeout, chosen=chosen)
+    best, substitute = affordable_best(study, complete, len(train), finetune_epochs, job_deadline, out_dir,
+                                        cfg.timeout, chosen=chosen, factor=factor)
     arch = dict(best.user_attrs["architecture"])
     tcfg = TrainConfig(**best.user_attrs["training"])
     epochs = retrain_epochs(best)

@@ -9,7 +9,6 @@ Example:
 from __future__ import annotations
 
 import logging
-import math
 import os
 import time
 import warnings
@@ -209,9 +208,9 @@ def _worker_loop(ctx: _Context, storage: optuna.storages.BaseStorage, worker: in
     # k-fold the last fold's model is a fallback the budget does not count on: the retrain stays reserved.
     keep = ctx.keep_dir if ctx.cfg.search_samples is None else None
     budget = (None if deadline is None else
-              Budget(deadline, len(ctx.train), math.ceil(ctx.cfg.finetune_budget * ctx.cfg.finetune_factor),
+              Budget(deadline, len(ctx.train), ctx.cfg.finetune_budget,
                       retrain=keep is None or not isinstance(ctx.cfg.cv, float), threads=ctx.finish_threads,
-                      timeout=ctx.cfg.timeout))
+                      timeout=ctx.cfg.timeout, factor=ctx.cfg.finetune_factor))
     objective = make_objective(ctx.space, ctx.train, ctx.cfg, ctx.metric, resolve_device(ctx.cfg.device),
                                 search_deadline=budget, keep_dir=keep, objectives=ctx.objectives)
     return run_until_budget(study, objective, ctx.cfg.trial_budget, budget, callbacks or [], stopped, workers_alive)

@@ -483,6 +483,8 @@ def test_the_finish_retrains_the_best_trial_that_fits_when_the_best_no_longer_do
     # short fine-tune (2 epochs: a quarter of 4 retrain epochs, at least 2) 24 s of the 30 left
     tight = time.time() + autoarch.budget.finish_overhead(1000) + 30.0
     assert autoarch.budget.affordable_best(study, complete, 1000, 20, tight, None, 1000) == (study.best_trial, None)
+    # ... but not when each fine-tune epoch costs 1.85 (early stopping on 85%, then all of it): 30.8 s > 30
+    assert autoarch.budget.affordable_best(study, complete, 1000, 20, tight, None, 1000, factor=1.85)[0].number == 1
     # a best trial whose holdout model was kept is shipped as it is when no retrain fits, never replaced
     (tmp_path / autoarch.rundir.KEEP_DIR).mkdir()
     (tmp_path / autoarch.rundir.KEEP_DIR / "trial_0.pt").write_bytes(b"")
@@ -525,6 +527,18 @@ def test_a_short_timeout_reserves_a_share_of_itself_for_the_finish_and_the_whole
     # ... but not of a 500 s one: the short fine-tune (a quarter of the retrain's 4 epochs, at least 2)
     short = autoarch.budget.finish_estimate(study, 1000, 20, timeout=500)
     assert short == pytest.approx(autoarch.budget.finish_overhead(500) + 4.0 * (4 + 2))
+    # The one-shot pruning's fine-tune early-stops on 85% of the split, then fine-tunes on all of it: each planned
+    # epoch costs 1.85, short or whole (the airline-tweets run at 83381bb reserved 2 where the finish needed 3.7,
+    # and shipped the holdout model for lack of the retrain's time).
+    factor = autoarch.config.SearchConfig(timeout=500).finetune_factor
+    assert factor == pytest.approx(1.85)
+    short = autoarch.budget.finish_estimate(study, 1000, 20, timeout=500, factor=factor)
+    assert short == pytest.approx(autoarch.budget.finish_overhead(500) + 4.0 * (4 + 2 * 1.85))
+    budget = autoarch.budget.Budget(job_deadline=1000.0, n_train=1000, finetune_epochs=20, timeout=500,
+                                    factor=factor)
+    assert budget.search_deadline(study) == pytest.approx(1000.0 - short)
+    full = autoarch.budget.finish_estimate(study, 1000, 10, timeout=1000, factor=factor)  # 74 s of 1000: whole
+    assert full == pytest.approx(autoarch.budget.finish_overhead(1000) + 4.0 * (4 + 10 * 1.85))
 
 
 def test_kept_holdout_models_leave_the_retrain_unreserved_unless_it_is_cheap() -> None:
