@@ -7,12 +7,14 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnxruntime as ort
+
+from autoarch.compress import timing
+from autoarch.compress.timing import timed_calls
 
 __all__ = ["session", "run_onnx", "latency_ms", "isolated_latency_ms", "peak_memory"]
 
@@ -37,25 +39,22 @@ def _batch(X: np.ndarray, batch: int) -> np.ndarray:
 
 
 def latency_ms(sess: ort.InferenceSession, X: np.ndarray, batch: int, repeats: int = 30, warmup: int = 5) -> float:
-    """Median wall time of one ``batch``-sized inference, in milliseconds."""
+    """Median wall time of one ``batch``-sized inference, in milliseconds, of at least ``repeats`` calls after at
+    least ``warmup`` (:func:`~autoarch.compress.timing.timed_calls`: and at least a tenth of a second of them)."""
     name = sess.get_inputs()[0].name
     xb = _batch(X, batch)
-    for _ in range(warmup):
-        sess.run(None, {name: xb})
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        sess.run(None, {name: xb})
-        times.append(time.perf_counter() - start)
-    return float(np.median(times) * 1000.0)
+    return float(np.median(timed_calls(lambda: sess.run(None, {name: xb}), repeats, warmup)) * 1000.0)
 
 
 _LATENCY_PROBE = r"""
-import json, sys, time
+import importlib.util, json, sys
 import numpy as np
 import onnxruntime as ort
 
 spec = json.loads(sys.argv[1])
+loader = importlib.util.spec_from_file_location("autoarch_timing", spec["timing"])
+timing = importlib.util.module_from_spec(loader)
+loader.loader.exec_module(timing)
 x = np.load(spec["x"])
 opts = ort.SessionOptions()
 opts.intra_op_num_threads = spec["threads"]
@@ -66,13 +65,7 @@ name = sess.get_inputs()[0].name
 result = {}
 for batch in spec["batches"]:
     xb = np.concatenate([x] * -(-batch // len(x)))[:batch]
-    for _ in range(spec["warmup"]):
-        sess.run(None, {name: xb})
-    times = []
-    for _ in range(spec["repeats"]):
-        start = time.perf_counter()
-        sess.run(None, {name: xb})
-        times.append(time.perf_counter() - start)
+    times = timing.timed_calls(lambda: sess.run(None, {name: xb}), spec["repeats"], spec["warmup"])
     result[str(batch)] = float(np.median(times) * 1000.0)
 print(json.dumps(result))
 """
@@ -88,7 +81,7 @@ def isolated_latency_ms(path: str | Path, X: np.ndarray, batches: tuple[int, ...
         data = os.path.join(tmp, "x.npy")
         np.save(data, np.ascontiguousarray(X, dtype=np.float32))
         spec = {"path": str(path), "x": data, "batches": list(batches), "threads": threads, "repeats": repeats,
-                "warmup": warmup}
+                "warmup": warmup, "timing": timing.__file__}
         try:
             proc = subprocess.run([sys.executable, "-c", _LATENCY_PROBE, json.dumps(spec)], capture_output=True,
                                   text=True, timeout=timeout)

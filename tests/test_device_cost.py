@@ -112,3 +112,21 @@ def test_latency_is_measured_in_a_fresh_onnxruntime_only_process(tmp_path, monke
         monkeypatch.setenv(name, value)
     got = runtime.isolated_latency_ms(path, np.zeros((3, 6), np.float32), (1, 4), repeats=3, warmup=1)
     assert set(got) == {1, 4} and all(v > 0 for v in got.values())
+
+
+def test_latency_is_timed_over_a_tenth_of_a_second_as_well_as_a_count_of_calls() -> None:
+    import time
+
+    from autoarch.compress import timing
+
+    calls: list[int] = []
+
+    def call() -> None:  # about 0.1-0.2 ms, as a digits CNN at batch 1
+        calls.append(1)
+        time.sleep(0.0001)
+
+    times = timing.timed_calls(call, repeats=3, warmup=1)
+    # repeated until the timed calls add up to MEASURE_SECONDS, after a warm-up of WARMUP_SECONDS: 3 timed calls
+    # after 1 would time under a millisecond
+    assert len(times) > 30 and sum(times) >= timing.MEASURE_SECONDS
+    assert len(calls) - len(times) > 10
