@@ -97,7 +97,6 @@ def main(argv: list[str] | None = None) -> int:
     fit(model, train.X[fit_part], train.y[fit_part], train.task, cfg, X_val=train.X[val_part], y_val=train.y[val_part])
     results["lstm_hand"] = {**_scores(test.y, predict(model, test.X).argmax(1)), "seconds": time.perf_counter() - t0}
 
-
     def score(model: Path, report: dict[str, Any]) -> dict[str, Any]:
         classes = report["data"]["classes"]
         predicted = Predictor(model).predict_texts(text_test)[0]

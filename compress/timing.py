@@ -11,9 +11,9 @@ WARMUP_SECONDS = 0.05
 """Calls are timed after at least ``warmup`` of them *and* this many seconds of them, ..."""
 MEASURE_SECONDS = 0.1
 """... on at least ``repeats`` calls *and* this many seconds of them. By count alone (5 warm-up and 30 timed calls)
-a 0.03 ms digits CNN was timed over 1 ms in all, and the first ten of 30 architectures timed in a fresh run
-missed their shipped latency by up to 2x at batch 1 where the last twenty were within 6.2% (BENCHMARKS.md,
-"Device cost before training vs the shipped model")."""
+a 0.03 ms digits CNN was timed over 1 ms in all; timed so, the same int8 file in 8 fresh probes ranged up to 2.0x
+at batch 1, up to 1.7x with these minimums (BENCHMARKS.md, "Device cost before training vs the shipped model":
+whole probes still run slow at times on a 2-core virtual machine)."""
 MAX_CALLS = 100_000
 
 
