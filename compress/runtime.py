@@ -14,7 +14,6 @@ import numpy as np
 import onnxruntime as ort
 
 from autoarch.compress import timing
-from autoarch.compress.timing import timed_calls
 
 __all__ = ["session", "run_onnx", "latency_ms", "isolated_latency_ms", "peak_memory"]
 
@@ -43,7 +42,7 @@ def latency_ms(sess: ort.InferenceSession, X: np.ndarray, batch: int, repeats: i
     least ``warmup`` (:func:`~autoarch.compress.timing.timed_calls`: and at least a tenth of a second of them)."""
     name = sess.get_inputs()[0].name
     xb = _batch(X, batch)
-    return float(np.median(timed_calls(lambda: sess.run(None, {name: xb}), repeats, warmup)) * 1000.0)
+    return float(np.median(timing.timed_calls(lambda: sess.run(None, {name: xb}), repeats, warmup)) * 1000.0)
 
 
 _LATENCY_PROBE = r"""
