@@ -53,7 +53,8 @@ class EvolutionSampler(DefineByRunSampler):
     Multi-objective (a study with several ``directions``): Pareto selection. The tournament's winner is the
     contender of the lowest non-domination rank inside the population, and among equal ranks the one of the
     largest crowding distance in its front (NSGA-II's diversity measure), so the population spreads along the
-    front instead of crowding at one end; the population still ages.
+    front instead of crowding at one end; contenders still tied (both ends of a front have an infinite distance)
+    are drawn at random, so both ends grow; the population still ages.
 
     All state is derived from the study's trials, and the parents and mutated parameter are stored in each
     trial's system attributes, so several workers on one storage and a resumed study behave correctly.
@@ -118,11 +119,12 @@ class EvolutionSampler(DefineByRunSampler):
         population = sorted(members, key=lambda t: t.number)[-self.population_size:]
         with self._lock:
             fitness = _fitness(population, study.directions)
-            parent = self._tournament(population, fitness)
+            several = len(study.directions) > 1  # both ends of a front have infinite crowding distance: a tie
+            parent = self._tournament(population, fitness, several)
             other = None
             if self.crossover_prob > 0.0 and self._rng.rand() < self.crossover_prob:
                 others = [i for i, t in enumerate(population) if t is not parent]
-                other = self._tournament([population[i] for i in others], [fitness[i] for i in others])
+                other = self._tournament([population[i] for i in others], [fitness[i] for i in others], several)
             if self._seen_study != (id(storage_of(study)), study_id(study)):
                 self._seen_study, self._seen = (id(storage_of(study)), study_id(study)), {}
             seen = self._existing(trials, trial.number)
@@ -159,11 +161,17 @@ class EvolutionSampler(DefineByRunSampler):
         with self._lock:
             self._plans.pop(trial_id(trial), None)
 
-    def _tournament(self, population: list[FrozenTrial], fitness: list[tuple[float, float]]) -> FrozenTrial:
-        """The fittest of ``sample_size`` members drawn without replacement (caller holds the lock)."""
+    def _tournament(self, population: list[FrozenTrial], fitness: list[tuple[float, float]],
+                    break_ties: bool = False) -> FrozenTrial:
+        """The fittest of ``sample_size`` members drawn without replacement (caller holds the lock). Equally fit
+        contenders go to the oldest, or with ``break_ties`` to one drawn at random."""
         size = min(self.sample_size, len(population))
-        contenders = self._rng.choice(len(population), size, replace=False)
-        return population[max(sorted(contenders), key=lambda i: fitness[i])]
+        contenders = sorted(self._rng.choice(len(population), size, replace=False))
+        best = max(fitness[i] for i in contenders)
+        tied = [i for i in contenders if fitness[i] == best]
+        if break_ties and len(tied) > 1:
+            return population[tied[self._rng.randint(len(tied))]]
+        return population[tied[0]]
 
     def _mutate_all(self, base: dict[str, Any], dists: dict[str, BaseDistribution]
                     ) -> tuple[str | None, dict[str, Any]]:

@@ -68,6 +68,22 @@ def test_parent_is_the_tournament_winner_of_the_aging_population() -> None:
         assert child.number - 8 <= parent.number < child.number
 
 
+
+def test_both_ends_of_a_multi_objective_front_are_parents() -> None:
+    # Both ends of the population's front have an infinite crowding distance: a tie that went to the older end,
+    # every time, so only one end of the front grew.
+    study = optuna.create_study(directions=["maximize", "minimize"],
+                                sampler=make_sampler("evolution", seed=0, n_trials=12))  # population 4, whole
+    dist = optuna.distributions.FloatDistribution(0.0, 1.0)
+    for x, values in [(0.1, [0.9, 10.0]), (0.2, [0.8, 5.0]), (0.3, [0.5, 1.0]), (0.4, [0.4, 8.0])]:
+        study.add_trial(optuna.trial.create_trial(params={"x": x}, distributions={"x": dist}, values=values))
+    parents = []
+    for _ in range(20):  # asked, never told: the population stays the same four trials
+        study.ask({"x": dist})
+        parents.append(study.trials[-1].system_attrs["evolution:parent"])
+    assert set(parents) == {0, 2}, parents  # the ends (not the middle point 1, nor the dominated 3)
+
+
 CONDITIONAL_Q90 = 1.386
 """The 90th percentile of ``_conditional_objective`` under random sampling (10 seeds x 80 trials)."""
 
