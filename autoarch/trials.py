@@ -210,9 +210,10 @@ COST_SAMPLES = 64
 def device_cost(trial: optuna.Trial, arch: dict[str, Any], candidate: torch.nn.Module, train: Dataset,
                 cfg: SearchConfig) -> dict[str, Any]:
     """The int8 cost of the untrained ``candidate`` (:func:`autoarch.compress.cost.int8_cost` at batch 1 and
-    ``--latency-batch``), reused from an earlier trial of the same architecture in the study when there is one
-    (the cost does not depend on the training hyperparameters or the weights)."""
-    from autoarch.compress.cost import int8_cost
+    ``--latency-batch``), pruned first as the winner would ship (:func:`~autoarch.compress.cost.shipped_pruning`),
+    reused from an earlier trial of the same architecture in the study when there is one (the cost does not depend
+    on the training hyperparameters or the weights)."""
+    from autoarch.compress.cost import int8_cost, shipped_pruning
 
     key = json.dumps(arch, sort_keys=True)
     for t in trial.study.get_trials(deepcopy=False):
@@ -220,7 +221,9 @@ def device_cost(trial: optuna.Trial, arch: dict[str, Any], candidate: torch.nn.M
         if (cached and t.number != trial.number and f"latency_b{cfg.latency_batch}_ms" in cached
                 and json.dumps(t.user_attrs.get("architecture"), sort_keys=True) == key):
             return dict(cached)
-    return int8_cost(candidate, train.X[:COST_SAMPLES], batches=(1, cfg.latency_batch))
+    ratio, round_to = shipped_pruning(cfg.compression)
+    return int8_cost(candidate, train.X[:COST_SAMPLES], batches=(1, cfg.latency_batch), prune=ratio,
+                     round_to=round_to)
 
 
 def trial_costs(attrs: dict[str, Any], latency_batch: int) -> dict[str, float]:

@@ -4,7 +4,9 @@ the int8 file's size and its onnxruntime latency on this machine (1 thread, medi
 onnxruntime-only process as the pipeline's stage rows are: :func:`~autoarch.compress.runtime.isolated_latency_ms`).
 
 Neither depends on the weights' values, so the untrained network (calibrated on a sample of training inputs)
-stands for the trained one; the search's pruning only makes the shipped model smaller and faster than this.
+stands for the trained one. The search's winner ships pruned: with ``prune`` (:func:`shipped_pruning` of the
+search's compression), the untrained network is first pruned the same way (one shot, the same share of every
+layer's channels, counts rounded alike), so the figures are those of the network that ships, not an upper bound.
 
 Example:
     >>> cost = int8_cost(model, train.X[:64], batches=(1, 64))  # doctest: +SKIP
@@ -13,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import tempfile
 import time
 from collections.abc import Sequence
@@ -23,28 +26,55 @@ import numpy as np
 import torch
 from torch import nn
 
+from autoarch.compress.config import CompressConfig
 from autoarch.compress.export import export_onnx
+from autoarch.compress.pruning import prune as prune_channels
 from autoarch.compress.quantize import choose_int8
 from autoarch.compress.runtime import isolated_latency_ms
+from autoarch.exceptions import AutoArchError
 
-__all__ = ["int8_cost", "COST_REPEATS"]
+__all__ = ["int8_cost", "shipped_pruning", "COST_REPEATS"]
 
 COST_REPEATS = 30
 """Timed runs per batch size (after 5 warm-up runs); the median is kept, as the pipeline's stage rows do."""
 
 
+def shipped_pruning(config: CompressConfig) -> tuple[float, int]:
+    """``(ratio, round_to)`` of the pruning a search ships its winner with, as far as it is known before training:
+    a channel target pruned uniformly (``--prune R``: ``(R, round_to)``). ``(0.0, 1)`` otherwise: other targets are
+    reached by measuring the trained model, and global pruning spreads the ratio by the trained weights."""
+    kind, keep = config.target
+    if kind != "channels" or config.global_pruning:
+        return 0.0, 1
+    return round(1.0 - keep, 12), config.round_to
+
+
 def int8_cost(model: nn.Module, sample: np.ndarray, *, batches: Sequence[int] = (1,), threads: int = 1,
-              repeats: int = COST_REPEATS) -> dict[str, Any]:
+              repeats: int = COST_REPEATS, prune: float = 0.0, round_to: int = 1) -> dict[str, Any]:
     """The int8 model of ``model`` (eval mode, weights as they are): ``int8_kb`` (its ONNX file), ``int8_method``
-    (static / dynamic, as ``choose_int8`` decides), ``latency_b<N>_ms`` for every batch size in ``batches`` and
-    ``cost_seconds`` (how long measuring took). ``sample`` is a few raw training inputs: the example of the
-    export and the int8 calibration data."""
+    (static / dynamic, as ``choose_int8`` decides), ``latency_b<N>_ms`` for every batch size in ``batches``,
+    ``pruned`` (the ratio of channels removed first) and ``cost_seconds`` (how long measuring took). ``sample`` is
+    a few raw training inputs: the example of the export and the int8 calibration data.
+
+    With ``prune`` > 0, a copy of ``model`` loses that share of every hidden layer's channels first (kept counts
+    rounded to the nearest multiple of ``round_to``), as the pipeline prunes a channel target; a network that
+    cannot be pruned so is measured whole (``pruned`` 0), as it would ship."""
     started = time.perf_counter()
     sample = np.asarray(sample, dtype=np.float32)
+    example = torch.as_tensor(sample[:2])
+    net, pruned = model.eval().cpu(), 0.0
+    if prune > 0:
+        try:
+            copied = copy.deepcopy(net)
+            prune_channels(copied, example, prune, round_to=round_to, rounding="nearest")
+            net, pruned = copied.eval(), prune
+        except AutoArchError:
+            pass
     with tempfile.TemporaryDirectory(prefix="autoarch-cost-") as tmp:
-        fp32 = export_onnx(model.eval().cpu(), torch.as_tensor(sample[:2]), Path(tmp) / "model.onnx")
+        fp32 = export_onnx(net, example, Path(tmp) / "model.onnx")
         path, decision = choose_int8(fp32, Path(tmp) / "model.int8.onnx", sample, sample, repeats=10)
-        cost: dict[str, Any] = {"int8_kb": round(path.stat().st_size / 1024, 3), "int8_method": decision["method"]}
+        cost: dict[str, Any] = {"int8_kb": round(path.stat().st_size / 1024, 3), "int8_method": decision["method"],
+                                "pruned": pruned}
         latency = isolated_latency_ms(path, sample, tuple(dict.fromkeys(batches)), threads=threads, repeats=repeats)
         cost.update({f"latency_b{batch}_ms": ms for batch, ms in latency.items()})
     cost["cost_seconds"] = round(time.perf_counter() - started, 3)

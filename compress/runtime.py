@@ -38,11 +38,11 @@ def _batch(X: np.ndarray, batch: int) -> np.ndarray:
 
 
 def latency_ms(sess: ort.InferenceSession, X: np.ndarray, batch: int, repeats: int = 30, warmup: int = 5) -> float:
-    """Median wall time of one ``batch``-sized inference, in milliseconds, of at least ``repeats`` calls after at
-    least ``warmup`` (:func:`~autoarch.compress.timing.timed_calls`: and at least a tenth of a second of them)."""
+    """Wall time of one ``batch``-sized inference, in milliseconds: the least median of
+    :func:`~autoarch.compress.timing.latencies`' rounds of at least ``repeats`` calls, after at least ``warmup``."""
     name = sess.get_inputs()[0].name
     xb = _batch(X, batch)
-    return float(np.median(timing.timed_calls(lambda: sess.run(None, {name: xb}), repeats, warmup)) * 1000.0)
+    return timing.latencies({batch: lambda: sess.run(None, {name: xb})}, repeats, warmup)[batch] * 1000.0
 
 
 _LATENCY_PROBE = r"""
@@ -61,21 +61,20 @@ opts.inter_op_num_threads = 1
 opts.log_severity_level = 3
 sess = ort.InferenceSession(spec["path"], sess_options=opts, providers=["CPUExecutionProvider"])
 name = sess.get_inputs()[0].name
-result = {}
-for batch in spec["batches"]:
-    xb = np.concatenate([x] * -(-batch // len(x)))[:batch]
-    times = timing.timed_calls(lambda: sess.run(None, {name: xb}), spec["repeats"], spec["warmup"])
-    result[str(batch)] = float(np.median(times) * 1000.0)
-print(json.dumps(result))
+feeds = {str(b): {name: np.concatenate([x] * -(-b // len(x)))[:b]} for b in spec["batches"]}
+runs = {b: (lambda feed=feed: sess.run(None, feed)) for b, feed in feeds.items()}
+result = timing.latencies(runs, spec["repeats"], spec["warmup"])
+print(json.dumps({b: s * 1000.0 for b, s in result.items()}))
 """
 
 
 def isolated_latency_ms(path: str | Path, X: np.ndarray, batches: tuple[int, ...] = (1, 64), threads: int = 1,
                         repeats: int = 30, warmup: int = 5, timeout: float = 300.0) -> dict[int, float]:
-    """:func:`latency_ms` of ``path`` at each of ``batches``, measured in a fresh interpreter that imports only
-    numpy and onnxruntime, as on the device. Measured in the process that has just trained, the figures are
-    inflated by torch's busy threads: a digits CNN's int8 model timed 0.073 ms at batch 1 right after its
-    fine-tune and 0.033 ms on its own (BENCHMARKS.md). Falls back to measuring here when the probe fails."""
+    """:func:`latency_ms` of ``path`` at each of ``batches`` (their rounds taking turns), measured in a fresh
+    interpreter that imports only numpy and onnxruntime, as on the device. Measured in the process that has just
+    trained, the figures are inflated by torch's busy threads: a digits CNN's int8 model timed 0.073 ms at batch 1
+    right after its fine-tune and 0.033 ms on its own (BENCHMARKS.md). Falls back to measuring here when the
+    probe fails."""
     with tempfile.TemporaryDirectory() as tmp:
         data = os.path.join(tmp, "x.npy")
         np.save(data, np.ascontiguousarray(X, dtype=np.float32))
