@@ -210,10 +210,12 @@ COST_SAMPLES = 64
 def device_cost(trial: optuna.Trial, arch: dict[str, Any], candidate: torch.nn.Module, train: Dataset,
                 cfg: SearchConfig) -> dict[str, Any]:
     """The int8 cost of the untrained ``candidate`` (:func:`autoarch.compress.cost.int8_cost` at batch 1 and
-    ``--latency-batch``), pruned first as the winner would ship (:func:`~autoarch.compress.cost.shipped_pruning`),
+    ``--latency-batch``), pruned first as the winner would ship (:func:`~autoarch.compress.cost.shipped_pruning`)
+    and carrying the model's metadata (:func:`~autoarch.compress.export.model_metadata`),
     reused from an earlier trial of the same architecture in the study when there is one (the cost does not depend
     on the training hyperparameters or the weights)."""
     from autoarch.compress.cost import int8_cost, shipped_pruning
+    from autoarch.compress.export import model_metadata
 
     key = json.dumps(arch, sort_keys=True)
     for t in trial.study.get_trials(deepcopy=False):
@@ -222,8 +224,11 @@ def device_cost(trial: optuna.Trial, arch: dict[str, Any], candidate: torch.nn.M
                 and json.dumps(t.user_attrs.get("architecture"), sort_keys=True) == key):
             return dict(cached)
     ratio, round_to = shipped_pruning(cfg.compression)
+    # the shipped file's own metadata (preprocessing, classes, a text model's tokenizer), less the run's records
+    metadata = model_metadata(candidate, task=train.task, classes=train.classes, input_shape=train.input_shape,
+                              feature_names=train.feature_names)
     return int8_cost(candidate, train.X[:COST_SAMPLES], batches=(1, cfg.latency_batch), prune=ratio,
-                     round_to=round_to)
+                     round_to=round_to, metadata=metadata)
 
 
 def trial_costs(attrs: dict[str, Any], latency_batch: int) -> dict[str, float]:

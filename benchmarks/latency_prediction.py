@@ -2,13 +2,15 @@
 
 For N architectures sampled at random from a space (seeded), on digits: the untrained candidate's int8 latency
 and size as a search measures them (``autoarch.compress.cost.int8_cost`` with ``shipped_pruning`` of the
-compression: pruned first as the winner ships; what ``--max-latency-ms`` / ``--max-size-kb`` decide on), then
+compression: pruned first as the winner ships, batch norm given trained-like statistics, the model's metadata
+attached; what ``--max-latency-ms`` / ``--max-size-kb`` decide on), then
 the same architecture trained briefly and shipped as a search ships its winner (``compress`` with a channel
 target: one-shot pruning at ``--prune``, fine-tune, ONNX, int8), and the shipped int8 file's latency and size
 measured the same way (a fresh onnxruntime-only process, 1 thread, ``compress.timing``). Reports Spearman's rank
 correlation and the share within +-10%, for latency at batch 1 and 64 and for size, with and without pruning
 (``--prune 0``: the shipped network is the measured one, so only the weights and the calibration differ). With
-pruning, the prediction of the unpruned candidate (as searches measured before 2026-12-07) is reported too.
+pruning, the prediction of the unpruned candidate (as searches measured before 2026-12-07, but with the
+batch-norm statistics and metadata) is reported too.
 
     python benchmarks/latency_prediction.py --n 30 --out runs/bench-latency   # alone on the machine
 
@@ -31,6 +33,7 @@ from scipy.stats import spearmanr
 
 from autoarch.compress import CompressConfig, compress
 from autoarch.compress.cost import int8_cost, shipped_pruning
+from autoarch.compress.export import model_metadata
 from autoarch.compress.runtime import isolated_latency_ms
 from autoarch.data import train_test_split
 from autoarch.evaluate import build_model
@@ -63,8 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     for i in range(args.n):
         arch = space.suggest(study.ask())
         model = build_model(space, arch, train)
-        before = int8_cost(model, sample, batches=(1, 64), prune=ratio, round_to=round_to)
-        unpruned = int8_cost(model, sample, batches=(1, 64)) if ratio > 0 else before
+        metadata = model_metadata(model, task=train.task, classes=train.classes, input_shape=train.input_shape,
+                                  feature_names=train.feature_names)  # as trials.device_cost gives it
+        before = int8_cost(model, sample, batches=(1, 64), prune=ratio, round_to=round_to, metadata=metadata)
+        unpruned = int8_cost(model, sample, batches=(1, 64), metadata=metadata) if ratio > 0 else before
         t0 = time.perf_counter()
         fit(model, train.X, train.y, train.task, tcfg, seed=i, epochs=args.epochs)
         with tempfile.TemporaryDirectory() as tmp:

@@ -58,6 +58,32 @@ def test_the_cost_is_of_the_network_pruned_as_it_ships() -> None:
     assert shipped_pruning(CompressConfig(target_channels=0.85, global_pruning=True)) == (0.0, 1)
 
 
+
+def test_an_untrained_network_with_batch_norm_costs_what_it_will_once_trained(tmp_path) -> None:
+    import torch
+
+    from autoarch.compress.cost import int8_cost
+    from autoarch.compress.export import export_onnx
+    from autoarch.compress.quantize import choose_int8
+    from autoarch.evaluate import build_model
+    from autoarch.loaders import load_dataset
+    from autoarch.search_spaces import get_space
+    from autoarch.trainer import TrainConfig, fit
+
+    data = load_dataset("digits")
+    space = get_space("cnn", data.input_kind)
+    arch = dict(space.warm_starts())["vgg-like"]  # conv-BN-ReLU blocks
+    model = build_model(space, arch, data)
+    X = np.asarray(data.X[:64], dtype=np.float32)
+    predicted = int8_cost(model, X)["int8_kb"]
+    # the batch norm of an untrained network (mean 0, variance 1, shift 0) folds into all-zero biases, which
+    # the export leaves out; trained, they are there
+    fit(model, data.X[:256], data.y[:256], data.task, TrainConfig(max_epochs=1, batch_size=64), seed=0, epochs=1)
+    fp32 = export_onnx(model.eval(), torch.as_tensor(X[:2]), tmp_path / "model.onnx")
+    path, _ = choose_int8(fp32, tmp_path / "model.int8.onnx", X, X, repeats=1)
+    assert abs(predicted / (path.stat().st_size / 1024) - 1) < 0.02, (predicted, path.stat().st_size / 1024)
+
+
 def test_a_size_limit_rejects_candidates_before_training_and_records_their_cost(monkeypatch) -> None:
     import autoarch.budget
 
@@ -102,7 +128,7 @@ def test_the_cost_of_an_architecture_is_measured_once_per_study(monkeypatch) -> 
     real = autoarch.compress.cost.int8_cost
 
     def counted(*args, **kwargs):
-        calls.append(1)
+        calls.append(kwargs)
         return real(*args, **kwargs)
 
     monkeypatch.setattr(autoarch.compress.cost, "int8_cost", counted)
@@ -122,6 +148,8 @@ def test_the_cost_of_an_architecture_is_measured_once_per_study(monkeypatch) -> 
                                autoarch.trainer.resolve_device("cpu"))
     result.study.optimize(objective, n_trials=1)
     assert len(calls) == 1
+    # measured with what the shipped file carries: its preprocessing and classes
+    assert {"preprocessing", "classes", "task"} <= set(calls[0]["metadata"]), calls[0]
     first, second = result.study.trials[0], result.study.trials[-1]
     assert second.user_attrs["int8_cost"] == first.user_attrs["int8_cost"]
 
