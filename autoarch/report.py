@@ -57,7 +57,8 @@ def _compression_line(comp: CompressionInfo) -> str:
     """What pruning did: a one-shot channel ratio (the search's ``--prune``; every report before the ``compress``
     option), or a target pruned in steps within a budget."""
     pr = comp.pruning or {}
-    timing = "ONNX Runtime latency is the median of 30 runs on 1 thread."
+    timing = ("ONNX Runtime latency is on 1 thread, the least median of six rounds of at least 30 runs "
+              "(in a fresh process).")
     if pr.get("max_drop") is None:
         checked = (f" {pr['stop_reason'][:1].upper()}{pr['stop_reason'][1:]} (validation: {pr['validation']})."
                    if pr.get("check") or pr.get("finetune_stop") else "")

@@ -13,7 +13,7 @@ are shipped with ``autoarch export RUN_DIR --trial N``, so every front point has
 measured int8 latency. The issue's target: a front point within 0.5 point of the single arm's held-out accuracy at
 no more than half its int8 latency at batch 1, and the shipped int8 model faster than the fp32 model it came from.
 Held-out accuracy is of the shipped int8 model; latencies are the report's (a fresh onnxruntime-only process, one
-thread, median of 30 runs).
+thread, ``compress.timing``: the least median of six rounds).
 
     python benchmarks/hardware_aware.py --data digits --timeout 300 --out runs/bench-hw        # alone on the machine
     python benchmarks/hardware_aware.py --data fashion-mnist --timeout 900 --autoarch-args "--max-samples 12000" \\

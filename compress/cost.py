@@ -37,7 +37,8 @@ from autoarch.exceptions import AutoArchError
 __all__ = ["int8_cost", "shipped_pruning", "like_trained", "COST_REPEATS"]
 
 COST_REPEATS = 30
-"""Timed runs per batch size (after 5 warm-up runs); the median is kept, as the pipeline's stage rows do."""
+"""Timed runs per batch size and round, at least (:func:`~autoarch.compress.timing.latencies`), as the
+pipeline's stage rows."""
 
 
 def like_trained(model: nn.Module, seed: int = 0) -> nn.Module:

@@ -320,8 +320,9 @@ def render_markdown(summary: dict[str, Any]) -> str:
                      [[r.stage, r.params, r.macs, r.bytes, r.latency_b1_ms, r.latency_b64_ms, r.peak_memory_mb,
                        r.checker, r.opset, _parity_cell(r), r.scores.get(plain)]
                       for r in stage_rows(summary["stages"])]),
-              "", "Latency: ONNX Runtime, 1 thread, median of 30 runs. Peak MB: growth of the resident memory of "
-              "a fresh onnxruntime process loading the file and running batch 64.", ""]
+              "", "Latency: ONNX Runtime, 1 thread, the least median of six rounds of at least 30 runs. Peak MB: "
+              "growth of the resident memory of a fresh onnxruntime process loading the file and running batch 64.",
+              ""]
     int8 = summary["verification"].get("onnx_int8")
     if int8:
         lines += [f"int8: **{int8['decision']['method']}** ({int8['method']}); {int8['decision']['reason']}.", ""]
