@@ -1,10 +1,12 @@
 """What a candidate costs on the device, measured before it is trained (issue #13): its network exported to ONNX
 and quantized to int8 as the pipeline ships it (:func:`~autoarch.compress.quantize.choose_int8`, ``auto``), then
-the int8 file's size and its onnxruntime latency on this machine (1 thread, median of ``repeats``, in a fresh
-onnxruntime-only process as the pipeline's stage rows are: :func:`~autoarch.compress.runtime.isolated_latency_ms`).
+the int8 file's size and its onnxruntime latency on this machine (1 thread, :mod:`~autoarch.compress.timing`, in
+a fresh onnxruntime-only process as the pipeline's stage rows are:
+:func:`~autoarch.compress.runtime.isolated_latency_ms`).
 
 Neither depends on the weights' values, so the untrained network (calibrated on a sample of training inputs)
-stands for the trained one. The search's winner ships pruned: with ``prune`` (:func:`shipped_pruning` of the
+stands for the trained one, once its batch norm has trained-like statistics (:func:`like_trained`). The search's
+winner ships pruned: with ``prune`` (:func:`shipped_pruning` of the
 search's compression), the untrained network is first pruned the same way (one shot, the same share of every
 layer's channels, counts rounded alike), so the figures are those of the network that ships, not an upper bound.
 
