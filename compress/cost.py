@@ -88,10 +88,9 @@ def int8_cost(model: nn.Module, sample: np.ndarray, *, batches: Sequence[int] = 
     example = torch.as_tensor(sample[:2])
     net, pruned = like_trained(copy.deepcopy(model).cpu().eval()), 0.0
     if prune > 0:
-        try:
-            copied = copy.deepcopy(net)
-            prune_channels(copied, example, prune, round_to=round_to, rounding="nearest")
-            net, pruned = copied.eval(), prune
+        try:  # refuses (ConfigError, SpaceError) before it removes anything
+            prune_channels(net, example, prune, round_to=round_to, rounding="nearest")
+            pruned = prune
         except AutoArchError:
             pass
     with tempfile.TemporaryDirectory(prefix="autoarch-cost-") as tmp:

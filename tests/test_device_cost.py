@@ -29,7 +29,6 @@ def test_int8_cost_measures_the_file_it_would_ship_and_its_latency() -> None:
     assert cost["latency_b1_ms"] > 0 and cost["latency_b4_ms"] > 0 and cost["cost_seconds"] > 0
 
 
-
 def test_the_cost_is_of_the_network_pruned_as_it_ships() -> None:
     from autoarch.compress.config import CompressConfig
     from autoarch.compress.cost import int8_cost, shipped_pruning
@@ -56,7 +55,6 @@ def test_the_cost_is_of_the_network_pruned_as_it_ships() -> None:
     # reached by measuring the trained model, or spread by its weights: not known before training
     assert shipped_pruning(CompressConfig(target_macs=0.5)) == (0.0, 1)
     assert shipped_pruning(CompressConfig(target_channels=0.85, global_pruning=True)) == (0.0, 1)
-
 
 
 def test_an_untrained_network_with_batch_norm_costs_what_it_will_once_trained(tmp_path) -> None:

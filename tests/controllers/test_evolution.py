@@ -68,7 +68,6 @@ def test_parent_is_the_tournament_winner_of_the_aging_population() -> None:
         assert child.number - 8 <= parent.number < child.number
 
 
-
 def test_both_ends_of_a_multi_objective_front_are_parents() -> None:
     # Both ends of the population's front have an infinite crowding distance: a tie that went to the older end,
     # every time, so only one end of the front grew.
