@@ -3,8 +3,10 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+import onnx
 import pytest
 import torch
+from torch import nn
 
 from autoarch.compress import (
     CompressConfig,
@@ -21,6 +23,7 @@ from autoarch.compress import (
     run_onnx,
     session,
 )
+from autoarch.compress.quantize import pools_as_depthwise
 from autoarch.data import train_test_split
 from autoarch.evaluate import build_model
 from autoarch.exceptions import ConfigError
@@ -82,6 +85,42 @@ def test_export_and_int8_quantization(trained, tmp_path) -> None:
     agree = (run_onnx(session(int8), test.X).argmax(1) == out.argmax(1)).mean()
     assert agree > 0.95
     assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave no temporaries
+
+
+def _ops(path) -> list[str]:
+    return [node.op_type for node in onnx.load(str(path)).graph.node]
+
+
+def test_unpadded_average_pools_become_depthwise_convolutions_that_compute_the_same(tmp_path) -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 6, 3, padding=1), nn.AvgPool2d((2, 4)), nn.ReLU(),
+                          nn.AvgPool2d(3, stride=1, padding=1),  # padded: left as it is
+                          nn.AdaptiveAvgPool2d(2), nn.Flatten()).eval()
+    x = torch.randn(5, 1, 8, 8)
+    path = export_onnx(model, x[:2], tmp_path / "m.onnx")
+    onnx.shape_inference.infer_shapes_path(str(path))  # channel counts, as the quantizer's pre-processing gives
+    before = run_onnx(session(path), x.numpy())
+    assert _ops(path).count("AveragePool") == 3
+    assert pools_as_depthwise(path) == 2
+    assert _ops(path).count("AveragePool") == 1 and _ops(path).count("Conv") == 3
+    assert check_onnx(path)["checker"] == "ok"
+    np.testing.assert_allclose(run_onnx(session(path), x.numpy()), before, rtol=1e-5, atol=1e-6)
+
+
+def test_int8_quantizes_average_pools_as_depthwise_convolutions(tmp_path) -> None:
+    """onnxruntime's QLinearAveragePool pools in float (several times slower than the fp32 model's pool)."""
+    data = load_dataset("digits")
+    train, test = train_test_split(data, 0.2, seed=0)
+    torch.manual_seed(0)
+    model = build_model(CNNSpace(), {**ARCH, "pooling": "avg", "head_pool": 2}, train)
+    fit(model, train.X, train.y, "classification", TrainConfig(lr=3e-3, batch_size=64), epochs=2)
+    fp32 = export_onnx(model.eval(), torch.as_tensor(train.X[:2]), tmp_path / "m.onnx")
+    assert _ops(fp32).count("AveragePool") == 2
+    int8 = quantize_int8(fp32, tmp_path / "m.int8.onnx", train.X[:128])
+    assert "AveragePool" not in _ops(int8)
+    assert _ops(fp32) == _ops(tmp_path / "m.onnx")  # the fp32 file is not changed
+    out = run_onnx(session(fp32), test.X)
+    assert (run_onnx(session(int8), test.X).argmax(1) == out.argmax(1)).mean() > 0.95
 
 
 def test_uint8_pixels_calibrate_and_feed_onnx_like_their_float32_values(trained, tmp_path) -> None:
