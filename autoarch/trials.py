@@ -212,18 +212,21 @@ def device_cost(trial: optuna.Trial, arch: dict[str, Any], candidate: torch.nn.M
     """The int8 cost of the untrained ``candidate`` (:func:`autoarch.compress.cost.int8_cost` at batch 1 and
     ``--latency-batch``), pruned first as the winner would ship (:func:`~autoarch.compress.cost.shipped_pruning`)
     and carrying the model's metadata (:func:`~autoarch.compress.export.model_metadata`),
-    reused from an earlier trial of the same architecture in the study when there is one (the cost does not depend
-    on the training hyperparameters or the weights)."""
-    from autoarch.compress.cost import int8_cost, shipped_pruning
+    reused from an earlier trial of the same architecture in the study when there is one measured the same way (the
+    cost does not depend on the training hyperparameters or the weights; a study resumed with another ``--prune`` or
+    after a change of :data:`~autoarch.compress.cost.COST_VERSION` measures again)."""
+    from autoarch.compress.cost import int8_cost, measured_with, shipped_pruning
     from autoarch.compress.export import model_metadata
 
     key = json.dumps(arch, sort_keys=True)
+    ratio, round_to = shipped_pruning(cfg.compression)
+    how = measured_with(ratio, round_to)
     for t in trial.study.get_trials(deepcopy=False):
         cached = t.user_attrs.get("int8_cost")
         if (cached and t.number != trial.number and f"latency_b{cfg.latency_batch}_ms" in cached
+                and cached.get("measured_with") == how
                 and json.dumps(t.user_attrs.get("architecture"), sort_keys=True) == key):
             return dict(cached)
-    ratio, round_to = shipped_pruning(cfg.compression)
     # the shipped file's own metadata (preprocessing, classes, a text model's tokenizer), less the run's records
     metadata = model_metadata(candidate, task=train.task, classes=train.classes, input_shape=train.input_shape,
                               feature_names=train.feature_names)

@@ -43,6 +43,13 @@ COST_REPEATS = 30
 pipeline's stage rows."""
 
 
+COST_VERSION = 3
+"""How :func:`int8_cost` measures, recorded with every cost so that a study resumed across a change does not
+reuse costs measured another way: 1, the whole untrained network; 2 (2026-12-07), pruned as it ships, batch norm
+:func:`like_trained`, the model's metadata; 3, average pools quantized as depthwise convolutions
+(:func:`~autoarch.compress.quantize.pools_as_depthwise`)."""
+
+
 def like_trained(model: nn.Module, seed: int = 0) -> nn.Module:
     """``model`` with the batch-norm statistics and shifts of a trained network (in place; returned). An untrained
     layer's (mean 0, variance 1, shift 0) folds into the convolution before it with an all-zero bias, which the
@@ -68,6 +75,12 @@ def shipped_pruning(config: CompressConfig) -> tuple[float, int]:
     if kind != "channels" or config.global_pruning:
         return 0.0, 1
     return round(1.0 - keep, 12), config.round_to
+
+
+def measured_with(prune: float, round_to: int) -> dict[str, Any]:
+    """What an :func:`int8_cost` asked to prune ``prune`` (rounded to ``round_to``) records as ``measured_with``: a
+    cached cost is reused only where this is the same."""
+    return {"version": COST_VERSION, "prune": prune, "round_to": round_to}
 
 
 def int8_cost(model: nn.Module, sample: np.ndarray, *, batches: Sequence[int] = (1,), threads: int = 1,
@@ -97,7 +110,7 @@ def int8_cost(model: nn.Module, sample: np.ndarray, *, batches: Sequence[int] = 
         fp32 = export_onnx(net, example, Path(tmp) / "model.onnx", metadata=metadata)
         path, decision = choose_int8(fp32, Path(tmp) / "model.int8.onnx", sample, sample, repeats=10)
         cost: dict[str, Any] = {"int8_kb": round(path.stat().st_size / 1024, 3), "int8_method": decision["method"],
-                                "pruned": pruned}
+                                "pruned": pruned, "measured_with": measured_with(prune, round_to)}
         latency = isolated_latency_ms(path, sample, tuple(dict.fromkeys(batches)), threads=threads, repeats=repeats)
         cost.update({f"latency_b{batch}_ms": ms for batch, ms in latency.items()})
     cost["cost_seconds"] = round(time.perf_counter() - started, 3)

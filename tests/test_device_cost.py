@@ -193,3 +193,34 @@ def test_a_latency_is_the_fastest_round_of_calls_timed_for_a_while_as_well_as_a_
     # ... and the two runs take turns, round by round
     turns = sum(1 for x, y in zip(calls[:-1], calls[1:], strict=True) if x != y)
     assert turns >= 2 * timing.ROUNDS - 1, turns
+
+
+def test_a_cached_cost_is_reused_only_where_it_was_measured_the_same_way() -> None:
+    """A study resumed after a change of how costs are measured, or with another --prune, measures again."""
+    from autoarch.compress.cost import COST_VERSION, measured_with, shipped_pruning
+    from autoarch.config import SearchConfig
+    from autoarch.data import from_arrays
+    from autoarch.evaluate import build_model
+    from autoarch.search_spaces import get_space
+    from autoarch.trials import device_cost
+
+    X = np.random.default_rng(0).normal(size=(64, 10)).astype(np.float32)
+    data = from_arrays(X, np.arange(64) % 3)
+    space = get_space("mlp", "tabular")
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    arch = space.suggest(study.ask())
+    cfg = SearchConfig(**{**TINY, "prune": 0.25, "search_samples": None})
+    same = measured_with(*shipped_pruning(cfg.compression))  # (0.25, 8)
+    assert same["version"] == COST_VERSION
+    fake = {"int8_kb": 1.0, "latency_b1_ms": 123.0, "int8_method": "static", "pruned": 0.25}
+    for how in (None, {**same, "version": COST_VERSION - 1}, measured_with(0.5, same["round_to"]), same):
+        cached = fake if how is None else {**fake, "measured_with": how}
+        study.add_trial(optuna.trial.create_trial(value=0.5, user_attrs={"architecture": arch, "int8_cost": cached}))
+    trial = study.ask()
+    assert device_cost(trial, arch, build_model(space, arch, data), data, cfg)["latency_b1_ms"] == 123.0
+    study = optuna.create_study()
+    for how in (None, {**same, "version": COST_VERSION - 1}, measured_with(0.5, same["round_to"])):
+        cached = fake if how is None else {**fake, "measured_with": how}
+        study.add_trial(optuna.trial.create_trial(value=0.5, user_attrs={"architecture": arch, "int8_cost": cached}))
+    cost = device_cost(study.ask(), arch, build_model(space, arch, data), data, cfg)
+    assert cost["latency_b1_ms"] != 123.0 and cost["measured_with"] == same
