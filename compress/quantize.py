@@ -30,12 +30,12 @@ from autoarch.exceptions import ConfigError
 from autoarch.rundir import copy_file
 
 __all__ = ["quantize_int8", "quantize_dynamic_int8", "choose_int8", "has_convolutions", "float_weights",
-           "pools_as_depthwise", "thin_convolutions"]
+           "pools_as_depthwise"]
 
 logger = logging.getLogger(__name__)
 
 STATIC = ("static QDQ: per-channel int8 weights, uint8 activations calibrated (min/max) on training samples; "
-          "average pools as depthwise convolutions; thin convolutions (a few input and output channels) in float")
+          "average pools as depthwise convolutions")
 DYNAMIC = "dynamic: int8 weights, activations quantized at run time (MatMulInteger)"
 
 
@@ -136,38 +136,6 @@ def pools_as_depthwise(path: str | Path) -> int:
     return rewritten
 
 
-THIN_REDUCTION = 32
-"""A 2-D convolution that sums fewer products than this per output (input channels x kernel area, not grouped),
-into at most :data:`THIN_OUTPUTS` channels, is kept in float by :func:`quantize_int8`."""
-THIN_OUTPUTS = 16
-
-
-def thin_convolutions(path: str | Path) -> list[str]:
-    """The names of the 2-D ``Conv`` nodes of the ONNX file at ``path`` that sum fewer than :data:`THIN_REDUCTION`
-    products per output (input channels x kernel area; grouped and depthwise convolutions excluded) into at most
-    :data:`THIN_OUTPUTS` channels, which :func:`quantize_int8` keeps in float: typically the first convolution
-    of a one- or three-channel image into a few channels.
-
-    onnxruntime's int8 convolution is slower than its float one there: a 3x3 convolution of a one-channel 8x8
-    image into 16 channels took 115 us at batch 64 in int8 against 21 us in float. On two-convolution networks
-    keeping the first in float was faster at batch 1 and 64 for one input channel (3x3 and 5x5) and three (3x3:
-    27 products), about as fast for three 5x5 (75) and slower for eight (72 and 200; 8x8, 28x28 and 32x32 images;
-    ``compress.timing``, 1 thread). On 30 random digits CNNs (``benchmarks/int8_pools.py``) it paid where the
-    first convolution had 8 or 16 channels (the int8 file 0.76-1.06x as long at batch 1, 0.41-1.38x at batch 64)
-    and not with 32 to 128, whose float output is then quantized at full size (up to 1.68x as long at batch 64).
-    A depthwise convolution has its own int8 kernel and is not thin in this sense."""
-    graph = onnx.load(str(path), load_external_data=False).graph
-    shapes = {init.name: list(init.dims) for init in graph.initializer}
-    return [node.name for node in graph.node if node.name and _thin(node, shapes)]
-
-
-def _thin(node: onnx.NodeProto, shapes: dict[str, list[int]]) -> bool:
-    weight = shapes.get(node.input[1]) if node.op_type == "Conv" and len(node.input) > 1 else None
-    group = next((helper.get_attribute_value(a) for a in node.attribute if a.name == "group"), 1)
-    return (bool(weight) and len(weight) == 4 and group == 1 and weight[0] <= THIN_OUTPUTS
-            and int(np.prod(weight[1:])) < THIN_REDUCTION)
-
-
 def quantize_int8(fp32_path: str | Path, out_path: str | Path, calibration: np.ndarray,
                   short_names: bool = True) -> Path:
     """Static int8 quantization (QDQ format, per-channel int8 weights, uint8 activations).
@@ -177,14 +145,13 @@ def quantize_int8(fp32_path: str | Path, out_path: str | Path, calibration: np.n
     model is carried over (plus ``quantization``), and with ``short_names`` the quantizer's long tensor names
     are shortened (:func:`~autoarch.compress.export.compact_names`) and its inner shape annotations and unused
     opset imports dropped (:func:`~autoarch.compress.export.drop_annotations`). Average pools are quantized as
-    depthwise convolutions (:func:`pools_as_depthwise`), and convolutions too thin for onnxruntime's int8 kernel
-    stay in float (:func:`thin_convolutions`). The output is written atomically.
+    depthwise convolutions (:func:`pools_as_depthwise`). The output is written atomically.
     """
     def run(pre: str, quantized: str) -> None:
         pools_as_depthwise(pre)
         quantize_static(pre, quantized, _Batches(calibration), quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        nodes_to_exclude=_encoder_nodes(pre, fp32_path) + thin_convolutions(pre))
+                        nodes_to_exclude=_encoder_nodes(pre, fp32_path))
 
     return _quantize(fp32_path, out_path, "static", short_names, run)
 
@@ -220,14 +187,13 @@ def float_weights(path: str | Path) -> dict[str, int]:
     ``path`` still read unquantized, by operator type: what int8 quantization left in float. onnxruntime's
     quantizers have an int8 LSTM (``DynamicQuantizeLSTM``, dynamic mode only: static QDQ leaves an LSTM in float)
     but none for ``GRU`` or ``RNN`` nodes, whose weights therefore stay fp32 while everything around them is
-    quantized. Convolutions kept in float on purpose (:func:`thin_convolutions`) are not counted."""
+    quantized."""
     graph = onnx.load(str(path), load_external_data=False).graph
     floats = {init.name: int(np.prod(init.dims)) * 4 for init in graph.initializer
               if init.data_type == onnx.TensorProto.FLOAT and int(np.prod(init.dims)) >= 64}
-    shapes = {init.name: list(init.dims) for init in graph.initializer}
     left: dict[str, int] = {}
     for node in graph.node:
-        if node.op_type in WEIGHTED_OPS and not _thin(node, shapes):
+        if node.op_type in WEIGHTED_OPS:
             size = sum(floats.get(name, 0) for name in node.input)
             if size:
                 left[node.op_type] = left.get(node.op_type, 0) + size

@@ -23,7 +23,7 @@ from autoarch.compress import (
     run_onnx,
     session,
 )
-from autoarch.compress.quantize import choose_int8, pools_as_depthwise, thin_convolutions
+from autoarch.compress.quantize import pools_as_depthwise
 from autoarch.data import train_test_split
 from autoarch.evaluate import build_model
 from autoarch.exceptions import ConfigError
@@ -121,29 +121,6 @@ def test_int8_quantizes_average_pools_as_depthwise_convolutions(tmp_path) -> Non
     assert _ops(fp32) == _ops(tmp_path / "m.onnx")  # the fp32 file is not changed
     out = run_onnx(session(fp32), test.X)
     assert (run_onnx(session(int8), test.X).argmax(1) == out.argmax(1)).mean() > 0.95
-
-
-def test_convolutions_too_thin_for_the_int8_kernel_stay_in_float(tmp_path) -> None:
-    """onnxruntime's int8 convolution of a one-channel image is several times slower than its float one."""
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(),  # 9 products per output: thin
-                          nn.Conv2d(16, 16, 3, padding=1, groups=16), nn.ReLU(),  # depthwise: its own int8 kernel
-                          nn.Conv2d(16, 8, 1), nn.ReLU(),  # 16 products per output: thin
-                          nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(),  # 72 products
-                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 3)).eval()
-    x = torch.randn(64, 1, 8, 8)
-    fp32 = export_onnx(model, x[:2], tmp_path / "m.onnx")
-    thin = thin_convolutions(fp32)
-    assert len(thin) == 2  # the one-channel 3x3 (9 products) and the 16-channel 1x1 (16 products)
-    int8, decision = choose_int8(fp32, tmp_path / "m.int8.onnx", x.numpy(), x.numpy())
-    graph = onnx.load(str(int8)).graph
-    floats = {i.name for i in graph.initializer if i.data_type == onnx.TensorProto.FLOAT and len(i.dims) == 4}
-    convs = [n for n in graph.node if n.op_type == "Conv"]
-    assert len(convs) == 4 and sum(n.input[1] in floats for n in convs) == 2  # the other two read int8 weights
-    assert "float_weights" not in decision  # kept in float on purpose: no warning
-    np.testing.assert_allclose(run_onnx(session(int8), x.numpy()), model(x).detach().numpy(), atol=0.1)
-    wide = nn.Sequential(nn.Conv2d(1, 32, 3), nn.ReLU(), nn.Flatten()).eval()  # 9 products into 32 channels
-    assert thin_convolutions(export_onnx(wide, x[:2], tmp_path / "wide.onnx")) == []
 
 
 def test_uint8_pixels_calibrate_and_feed_onnx_like_their_float32_values(trained, tmp_path) -> None:
