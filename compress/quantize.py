@@ -125,7 +125,8 @@ def pools_as_depthwise(path: str | Path) -> int:
             graph.initializer.append(numpy_helper.from_array(
                 np.full((c, 1, *kernel), 1.0 / float(np.prod(kernel)), dtype=np.float32), weight))
             nodes.append(helper.make_node("Conv", [node.input[0], weight], list(node.output), name=node.name,
-                                          group=c, kernel_shape=kernel, strides=list(attrs.get("strides", kernel))))
+                                          group=c, kernel_shape=kernel,
+                                          strides=list(attrs.get("strides", [1] * len(kernel)))))
             rewritten += 1
         else:
             nodes.append(node)
@@ -179,7 +180,6 @@ def _quantize(fp32_path: str | Path, out_path: str | Path, method: str, short_na
             run(pre, quantized)
         _copy_metadata(fp32_path, quantized, out_path, method, short_names)
     return out_path
-
 
 
 def float_weights(path: str | Path) -> dict[str, int]:

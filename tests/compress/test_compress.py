@@ -105,6 +105,16 @@ def test_unpadded_average_pools_become_depthwise_convolutions_that_compute_the_s
     assert _ops(path).count("AveragePool") == 1 and _ops(path).count("Conv") == 3
     assert check_onnx(path)["checker"] == "ok"
     np.testing.assert_allclose(run_onnx(session(path), x.numpy()), before, rtol=1e-5, atol=1e-6)
+    # an AveragePool without ``strides`` moves by 1 (ONNX's default), as its convolution must
+    pool = onnx.helper.make_node("AveragePool", ["x"], ["y"], kernel_shape=[2, 2])
+    graph = onnx.helper.make_graph([pool], "g", [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT,
+                                                                                    [None, 3, 4, 4])],
+                                   [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)])
+    onnx.save(onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)]), tmp_path / "p.onnx")
+    x = np.random.default_rng(0).normal(size=(2, 3, 4, 4)).astype(np.float32)
+    before = run_onnx(session(tmp_path / "p.onnx"), x)
+    assert before.shape == (2, 3, 3, 3) and pools_as_depthwise(tmp_path / "p.onnx") == 1
+    np.testing.assert_allclose(run_onnx(session(tmp_path / "p.onnx"), x), before, rtol=1e-5, atol=1e-6)
 
 
 def test_int8_quantizes_average_pools_as_depthwise_convolutions(tmp_path) -> None:
