@@ -102,7 +102,7 @@ def pools_as_depthwise(path: str | Path) -> int:
     Quantized, an ``AveragePool`` becomes onnxruntime's ``QLinearAveragePool``, which dequantizes its input and
     pools in float (microsoft/onnxruntime PRs #6896, #8514), and onnxruntime fuses the Dequantize -> AveragePool ->
     Quantize left around a pool excluded from quantization into the same operator: on 12 random digits CNNs a
-    model's int8 file ran up to 3.2x slower than its fp32 one (1498 against 292 us at batch 64), and the same
+    model's int8 file ran up to 5x slower than its fp32 one (1498 against 292 us at batch 64), and the same
     model with the pools as depthwise convolutions (``QLinearConv``, int8 throughout) 470 us. The weights
     ``1 / k`` are exact in per-channel int8 (the scale is the weight / 127). Pools with padding, ``ceil_mode``,
     dilations or an unknown channel count are left as they are."""
