@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +24,8 @@ import numpy as np
 from autoarch.objectives import Objective
 
 __all__ = ["gains", "nondominated_rank", "crowding_distance", "knee_index", "PickRule", "parse_pick",
-           "front_trials", "pick_point"]
+           "front_trials", "pick_point", "among_best", "pareto_stop",
+           "STOPPED_AT"]
 
 
 def gains(values: Sequence[Sequence[float]], directions: Sequence[Any]) -> np.ndarray:
@@ -64,6 +66,62 @@ def crowding_distance(g: np.ndarray) -> np.ndarray:
         if span > 0:
             distance[order[1:-1]] += (g[order[2:], k] - g[order[:-2], k]) / span
     return distance
+
+
+STOPPED_AT = "pareto_stopped_at"
+"""User attribute of a multi-objective trial that ``--early-stop`` stopped: ``{"step": s, "values": [...]}``, its
+objective values (as the study's) after ``s`` epochs. optuna keeps no values for a pruned multi-objective trial;
+the evolution controller ranks such a trial by them, below every complete one (multi-fidelity)."""
+PARETO_STARTUP = 5
+"""``--early-stop median`` with several objectives stops no candidate before this many trials completed (as
+optuna's ``MedianPruner(n_startup_trials=5)`` of a single objective)."""
+REDUCTION = 3
+"""``--early-stop halving`` with several objectives: a candidate goes on past a rung (epoch 1, 3, 9, ...) when it
+is among the best ``1 / REDUCTION`` of the candidates that reached the rung (as ``SuccessiveHalvingPruner``)."""
+
+
+def among_best(own: Sequence[float], others: Sequence[Sequence[float]], keep: int) -> bool:
+    """Whether the point ``own`` (a row of gains) is among the ``keep`` best of itself and ``others`` in
+    NSGA-II's order: the lower non-domination rank first, then the larger crowding distance in its front. A point
+    tied with the ``keep``-th (both ends of a front have an infinite distance) is among them."""
+    own = np.asarray(own, dtype=float).reshape(1, -1)
+    g = np.vstack([own, np.asarray(others, dtype=float).reshape(len(others), own.shape[1])])
+    rank = nondominated_rank(g)
+    crowding = np.zeros(len(g))
+    members = np.flatnonzero(rank == rank[0])
+    crowding[members] = crowding_distance(g[members])
+    ahead = (rank < rank[0]).sum() + ((rank == rank[0]) & (crowding > crowding[0])).sum()
+    return bool(ahead < keep)
+
+
+def pareto_stop(rule: str, step: int, own: Sequence[float], started: Sequence[Sequence[float]],
+                completed: Sequence[Sequence[float]]) -> str | None:
+    """Why a candidate of a multi-objective search stops after ``step`` epochs under ``--early-stop rule``, or
+    None to go on. optuna's pruners follow one objective; these rules are theirs with Pareto ranks
+    (:func:`among_best`) in place of values, the cost objectives (measured before training) beside the metrics
+    at ``step`` (``own`` and each other trial's, as gains):
+
+    * ``halving`` (and ``hyperband``, one bracket): at the rungs 1, 3, 9, ... epochs, go on when among the best
+      ``1 / REDUCTION`` (at least one) of the candidates that reached the rung, ``started`` (multi-objective
+      successive halving: Schmucker et al., 2021);
+    * ``median``: at every step, once :data:`PARETO_STARTUP` trials completed, go on when in the better half of
+      the ``completed`` trials' values at that step and itself;
+    * ``none``: never stop.
+    """
+    if rule in ("halving", "hyperband"):
+        rung = 1
+        while rung < step:
+            rung *= REDUCTION
+        keep = max(1, (len(started) + 1) // REDUCTION)
+        if rung != step or among_best(own, started, keep):
+            return None
+        return f"not among the best {keep} of {len(started) + 1} candidates at epoch {step} by Pareto rank"
+    if rule == "median":
+        keep = math.ceil((len(completed) + 1) / 2)
+        if len(completed) < PARETO_STARTUP or among_best(own, completed, keep):
+            return None
+        return f"not in the better half of {len(completed) + 1} candidates at epoch {step} by Pareto rank"
+    return None
 
 
 def knee_index(g: np.ndarray) -> int:

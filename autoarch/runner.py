@@ -158,9 +158,10 @@ def _prepare(data: Any, y: Any, target: str | None, task: str | None, options: M
                     "x".join(map(str, dataset.input_shape[1:])), "searched" if augment == "search" else "off",
                     AUGMENT_MIN_SIDE)
     if len(objectives) > 1 and cfg.early_stop != "none":
-        logger.info("%d objectives: --early-stop %s does not stop candidates between epochs (optuna's pruners "
-                    "follow one objective); the chance-level and divergence stops still apply",
-                    len(objectives), cfg.early_stop)
+        logger.info("%d objectives: --early-stop %s stops candidates by Pareto rank (the metrics after an epoch "
+                    "beside the costs measured before training; optuna's pruners follow one objective)%s",
+                    len(objectives), cfg.early_stop,
+                    ": hyperband runs as one bracket of successive halving" if cfg.early_stop == "hyperband" else "")
     return _Context(dataset, train, test, space, cfg, metric, target, objectives=objectives,
                     data_sha256=data_digest(dataset))
 

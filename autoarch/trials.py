@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
 import pandas as pd
 import torch
@@ -25,6 +26,7 @@ from autoarch.evaluate import build_model, cross_validate
 from autoarch.exceptions import TimeLimitError
 from autoarch.metrics import objective_value
 from autoarch.objectives import Objective
+from autoarch.pareto import STOPPED_AT, gains, pareto_stop
 from autoarch.rundir import crash_point, save_state_dict
 from autoarch.search_spaces import SearchSpace
 from autoarch.trainer import suggest_training
@@ -64,8 +66,9 @@ def make_objective(space: SearchSpace, train: Dataset, cfg: SearchConfig, metric
     the budget (a resumed run starts another), so ``--timeout`` bounds the search, not just when trials start.
 
     With several ``objectives`` (the first is ``metric``) the function returns one value per objective: the
-    cross-validated metrics, and the costs (:data:`~autoarch.objectives.COSTS`) measured before training. The
-    per-epoch reports to optuna's pruner are then skipped (optuna prunes single-objective studies only).
+    cross-validated metrics, and the costs (:data:`~autoarch.objectives.COSTS`) measured before training.
+    optuna's pruners follow one objective, so ``--early-stop`` then stops candidates by Pareto rank instead
+    (:func:`pareto_early_stop`): the metrics after each epoch are recorded in the trial's ``step_scores``.
 
     After every epoch the objective metric on the fold's early-stopping part is reported to optuna (step
     ``fold * epochs + epoch``) so that the pruner of ``--early-stop`` can stop the candidate; a classifier still
@@ -117,6 +120,7 @@ def make_objective(space: SearchSpace, train: Dataset, cfg: SearchConfig, metric
                 raise optuna.TrialPruned()
             first_loss: list[float] = []
             trained = [0]
+            step_scores: dict[str, dict[str, float]] = {}  # several objectives: the metrics after each epoch
             rows = fold_rows(len(train), cfg.cv, cfg.search_samples)
             watch_divergence = rows >= DIVERGENCE_BATCHES * tcfg.batch_size
             chance_epoch = max(getattr(space, "chance_epochs", CHANCE_EPOCHS),
@@ -143,6 +147,18 @@ def make_objective(space: SearchSpace, train: Dataset, cfg: SearchConfig, metric
                                                          f"{majority:.3f})")
                     raise optuna.TrialPruned()
                 if multi:
+                    step = fold * cfg.epochs + epoch
+                    val = {k[4:]: v for k, v in record.items() if k.startswith("val_")}
+                    step_scores[str(step)] = {o.metric: float(val[o.metric]) for o in objectives
+                                              if not o.is_cost and o.metric in val}
+                    trial.set_user_attr(STEP_SCORES, step_scores)
+                    stop = None if warm else pareto_early_stop(trial, step, cfg, objectives)
+                    if stop:
+                        reason, values = stop
+                        trial.set_user_attr(STOPPED_AT, {"step": step, "values": values})
+                        trial.set_user_attr("pruned_reason", f"--early-stop {cfg.early_stop} after {trained[0]} "
+                                                             f"epoch(s) (fold {fold + 1}, epoch {epoch}): {reason}")
+                        raise optuna.TrialPruned()
                     return
                 trial.report(objective_value(metric, {k[4:]: v for k, v in record.items() if k.startswith("val_")}),
                              fold * cfg.epochs + epoch)
@@ -201,6 +217,48 @@ def make_objective(space: SearchSpace, train: Dataset, cfg: SearchConfig, metric
         return value
 
     return objective
+
+
+STEP_SCORES = "step_scores"
+"""User attribute of a multi-objective trial: its metric objectives on the early-stopping part after each epoch
+(``{"step": {"accuracy": 0.91}}``), what :func:`pareto_early_stop` compares candidates by."""
+
+
+def pareto_early_stop(trial: optuna.Trial, step: int, cfg: SearchConfig, objectives: Sequence[Objective]
+                      ) -> tuple[str, list[float]] | None:
+    """Why ``--early-stop`` stops the multi-objective ``trial`` after ``step`` epochs and its objective values
+    there, or None (:func:`autoarch.pareto.pareto_stop`): its metrics at ``step`` and its costs, against the other
+    trials' that reached ``step`` (their ``step_scores`` and costs); a trial without every objective at ``step``
+    is not compared."""
+    if cfg.early_stop == "none":
+        return None
+    directions = [o.direction for o in objectives]
+
+    def values(attrs: dict[str, Any]) -> list[float] | None:
+        scores = {**trial_costs(attrs, cfg.latency_batch), **(attrs.get(STEP_SCORES) or {}).get(str(step), {})}
+        try:
+            out = [float(o.value(scores)) for o in objectives]
+        except KeyError:
+            return None
+        return out if all(math.isfinite(v) for v in out) else None
+
+    def point(attrs: dict[str, Any]) -> np.ndarray | None:
+        row = values(attrs)
+        return None if row is None else gains([row], directions)[0]
+
+    mine = values(trial.user_attrs)
+    if mine is None:
+        return None
+    own = gains([mine], directions)[0]
+    started, completed = [], []
+    for t in trial.study.get_trials(deepcopy=False):
+        other = point(t.user_attrs) if t.number != trial.number else None
+        if other is not None:
+            started.append(other)
+            if t.state == TrialState.COMPLETE:
+                completed.append(other)
+    reason = pareto_stop(cfg.early_stop, step, own, started, completed)
+    return None if reason is None else (reason, mine)
 
 
 COST_SAMPLES = 64

@@ -16,7 +16,17 @@ import pytest
 import autoarch
 from autoarch.exceptions import ConfigError, DataError
 from autoarch.objectives import Objective, check_objectives
-from autoarch.pareto import crowding_distance, front_trials, knee_index, nondominated_rank, parse_pick, pick_point
+from autoarch.pareto import (
+    STOPPED_AT,
+    among_best,
+    crowding_distance,
+    front_trials,
+    knee_index,
+    nondominated_rank,
+    pareto_stop,
+    parse_pick,
+    pick_point,
+)
 
 TINY = dict(cv=2, epochs=2, patience=1, finetune_epochs=1, calibration_samples=16, seed=0, workers=1)
 METRICS = ("accuracy", "f1_macro")
@@ -39,6 +49,35 @@ def test_crowding_distance_is_infinite_at_the_extremes_and_larger_where_sparse()
 def test_knee_is_the_point_nearest_the_ideal() -> None:
     g = np.array([[1.0, 0.0], [0.9, 0.8], [0.0, 1.0]])  # (accuracy, -latency) scaled: the middle one
     assert knee_index(g) == 1
+
+
+def test_among_best_orders_by_rank_then_crowding() -> None:
+    others = [[0.9, -3.0], [0.5, -1.0], [0.7, -2.0], [0.6, -2.5]]  # (accuracy, -latency); the last is dominated
+    # an inner point of the front (0.6, -2.5 is behind it): behind the two ends and the sparser inner (0.7, -2.0)
+    assert among_best([0.8, -2.4], others, keep=4)
+    assert not among_best([0.8, -2.4], others, keep=3)
+    assert among_best([0.5, -1.0], [], keep=1)  # the first candidate at a rung
+    assert among_best([0.95, -3.5], others, keep=1)  # an end of the front (infinite distance) ties the other end
+    assert not among_best([0.55, -2.6], others, keep=4)  # dominated by (0.6, -2.5) and (0.7, -2.0): rank 1
+
+
+def test_pareto_halving_stops_the_dominated_at_rungs_only() -> None:
+    started = [[0.9, -0.4], [0.8, -0.2], [0.85, -0.3], [0.6, -0.9], [0.7, -0.8]]
+    dominated, cheap = [0.5, -0.5], [0.3, -0.1]  # cheap: the worst accuracy, the lowest latency
+    assert pareto_stop("halving", 1, dominated, started, []) is not None
+    assert pareto_stop("halving", 2, dominated, started, []) is None  # not a rung: 1, 3, 9, ...
+    assert pareto_stop("hyperband", 3, dominated, started, []) is not None
+    assert pareto_stop("halving", 9, cheap, started, []) is None  # an end of the front goes on
+    assert "best 2 of 6" in pareto_stop("halving", 1, dominated, started, [])
+    assert pareto_stop("none", 1, dominated, started, started) is None
+
+
+def test_pareto_median_waits_for_five_completed_trials() -> None:
+    completed = [[0.9, -0.4], [0.8, -0.2], [0.85, -0.3], [0.6, -0.9]]
+    own = [0.5, -0.5]
+    assert pareto_stop("median", 2, own, completed, completed) is None  # four completed: no stop yet
+    assert "better half of 6" in pareto_stop("median", 2, own, completed + [[0.7, -0.8]], completed + [[0.7, -0.8]])
+    assert pareto_stop("median", 2, [0.95, -0.1], completed * 2, completed * 2) is None  # dominates every one
 
 
 def test_objectives_costs_are_minimised_and_plain() -> None:
@@ -174,6 +213,24 @@ def test_reinforce_runs_a_multi_objective_search_on_params() -> None:
             assert t.values[1] == t.user_attrs["params"]
     assert "int8_cost" not in result.study.trials[0].user_attrs  # nothing measured that no objective needs
     assert "best-under:params=100000" in result.report["best"]["picked"]
+
+
+def test_early_stop_stops_multi_objective_candidates_by_pareto_rank() -> None:
+    # optuna's pruners follow one objective; with several, --early-stop compares (metric after an epoch, costs)
+    options = dict(trials=8, objectives="accuracy,params", prune=0.0, warm_start=False, cv=0.3, epochs=6,
+                   patience=6, finetune_epochs=1, calibration_samples=16, seed=0, workers=1)
+    stopped = autoarch.search("iris", early_stop="halving", **options).study.trials
+    assert not [t for t in stopped if t.state.name == "FAIL"]
+    pruned = [t for t in stopped if t.state.name == "PRUNED"]
+    assert pruned and all("by Pareto rank" in t.user_attrs["pruned_reason"] for t in pruned)
+    assert all(t.user_attrs["epochs_trained"] in (1, 3) for t in pruned)  # at the rungs
+    # the values where it stopped, for the evolution controller (optuna keeps none of a pruned trial here)
+    assert all(t.user_attrs[STOPPED_AT]["step"] == t.user_attrs["epochs_trained"]
+               and t.user_attrs[STOPPED_AT]["values"][1] == t.user_attrs["params"] for t in pruned)
+    complete = [t for t in stopped if t.state.name == "COMPLETE"]
+    assert all(set(t.user_attrs["step_scores"]) == {str(s) for s in range(1, 7)} for t in complete)
+    kept = autoarch.search("iris", early_stop="none", **options).study.trials
+    assert not [t for t in kept if t.state.name == "PRUNED"]
 
 
 @pytest.mark.parametrize("options, message", [

@@ -19,7 +19,7 @@ from autoarch._compat import (
     trial_id,
 )
 from autoarch.controllers._base import DefineByRunSampler
-from autoarch.pareto import crowding_distance, gains, nondominated_rank
+from autoarch.pareto import STOPPED_AT, crowding_distance, gains, nondominated_rank
 
 __all__ = ["EvolutionSampler"]
 
@@ -48,10 +48,13 @@ class EvolutionSampler(DefineByRunSampler):
     trial beats any pruned one, a trial pruned after 9 epochs beats one pruned after 3 (successive halving
     promoted it), and equal fidelities compare by value. Without this, a search whose pruner stops most
     candidates early would rarely fill its population and would stay random. Trials rejected before training
-    (no intermediate value) are not members.
+    (no intermediate value) are not members. In a multi-objective study optuna records neither values nor
+    intermediate values of a pruned trial; autoarch's Pareto early stopping stores the values at the step it
+    stopped as the user attribute :data:`~autoarch.pareto.STOPPED_AT`, and such a trial is a member likewise.
 
     Multi-objective (a study with several ``directions``): Pareto selection. The tournament's winner is the
-    contender of the lowest non-domination rank inside the population, and among equal ranks the one of the
+    contender of the highest fidelity (complete, else stopped later), then of the lowest non-domination rank
+    among the population's members of that fidelity, and among equal ranks the one of the
     largest crowding distance in its front (NSGA-II's diversity measure), so the population spreads along the
     front instead of crowding at one end; contenders still tied (both ends of a front have an infinite distance)
     are drawn at random, so both ends grow; the population still ages.
@@ -110,8 +113,9 @@ class EvolutionSampler(DefineByRunSampler):
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
         trials = study.get_trials(deepcopy=False)
-        members = [t for t in trials if t.state == TrialState.COMPLETE
-                   or (t.state == TrialState.PRUNED and t.intermediate_values)]
+        several = len(study.directions) > 1
+        members = [t for t in trials if t.state == TrialState.COMPLETE or (t.state == TrialState.PRUNED and (
+                   STOPPED_AT in t.user_attrs if several else t.intermediate_values))]
         if len(members) < self.population_size:
             with self._lock:
                 self._plans[trial_id(trial)] = None
@@ -119,7 +123,7 @@ class EvolutionSampler(DefineByRunSampler):
         population = sorted(members, key=lambda t: t.number)[-self.population_size:]
         with self._lock:
             fitness = _fitness(population, study.directions)
-            several = len(study.directions) > 1  # both ends of a front have infinite crowding distance: a tie
+            # several objectives: both ends of a front have infinite crowding distance, a tie
             parent = self._tournament(population, fitness, several)
             other = None
             if self.crossover_prob > 0.0 and self._rng.rand() < self.crossover_prob:
@@ -161,7 +165,7 @@ class EvolutionSampler(DefineByRunSampler):
         with self._lock:
             self._plans.pop(trial_id(trial), None)
 
-    def _tournament(self, population: list[FrozenTrial], fitness: list[tuple[float, float]],
+    def _tournament(self, population: list[FrozenTrial], fitness: list[tuple[float, ...]],
                     break_ties: bool = False) -> FrozenTrial:
         """The fittest of ``sample_size`` members drawn without replacement (caller holds the lock). Equally fit
         contenders go to the oldest, or with ``break_ties`` to one drawn at random."""
@@ -219,19 +223,25 @@ class EvolutionSampler(DefineByRunSampler):
         return trans.untransform(self._rng.uniform(0.0, 1.0, size=x.shape))["p"]
 
 
-def _fitness(population: list[FrozenTrial], directions: list[StudyDirection]) -> list[tuple[float, float]]:
-    """Larger is fitter: :func:`_rank` for a single objective; (minus the non-domination rank, crowding
-    distance in its front) for several (only complete trials: multi-objective trials report no epochs)."""
+def _fitness(population: list[FrozenTrial], directions: list[StudyDirection]) -> list[tuple[float, ...]]:
+    """Larger is fitter: :func:`_rank` for a single objective; for several (fidelity, minus the non-domination
+    rank, crowding distance in its front), ranks and fronts among the members of one fidelity: a complete trial's
+    values, a stopped one's at the step it stopped (:data:`~autoarch.pareto.STOPPED_AT`)."""
     if len(directions) == 1:
         sign = 1.0 if directions[0] == StudyDirection.MAXIMIZE else -1.0
         return [_rank(t, sign) for t in population]
-    g = gains([t.values for t in population], directions)
-    rank = nondominated_rank(g)
-    crowding = np.zeros(len(population))
-    for level in np.unique(rank):
-        members = np.flatnonzero(rank == level)
-        crowding[members] = crowding_distance(g[members])
-    return [(-float(r), float(c)) for r, c in zip(rank, crowding, strict=True)]
+    fidelity = np.array([math.inf if t.state == TrialState.COMPLETE else float(t.user_attrs[STOPPED_AT]["step"])
+                         for t in population])
+    g = gains([t.values if t.state == TrialState.COMPLETE else t.user_attrs[STOPPED_AT]["values"]
+               for t in population], directions)
+    rank, crowding = np.zeros(len(population)), np.zeros(len(population))
+    for level in np.unique(fidelity):
+        same = np.flatnonzero(fidelity == level)
+        rank[same] = nondominated_rank(g[same])
+        for r in np.unique(rank[same]):
+            members = same[rank[same] == r]
+            crowding[members] = crowding_distance(g[members])
+    return [(float(f), -float(r), float(c)) for f, r, c in zip(fidelity, rank, crowding, strict=True)]
 
 
 def _rank(trial: FrozenTrial, sign: float) -> tuple[float, float]:

@@ -8,6 +8,7 @@ from optuna.testing.pytest_samplers import BasicSamplerTestCase, MultiObjectiveS
 
 from autoarch.controllers import CONTROLLERS, EvolutionSampler, make_sampler
 from autoarch.exceptions import ConfigError
+from autoarch.pareto import STOPPED_AT
 
 
 class TestEvolutionSamplerContract(BasicSamplerTestCase, MultiObjectiveSamplerTestCase):
@@ -81,6 +82,31 @@ def test_both_ends_of_a_multi_objective_front_are_parents() -> None:
         study.ask({"x": dist})
         parents.append(study.trials[-1].system_attrs["evolution:parent"])
     assert set(parents) == {0, 2}, parents  # the ends (not the middle point 1, nor the dominated 3)
+
+
+def test_stopped_multi_objective_trials_are_members_below_every_complete_one() -> None:
+    # optuna keeps no values of a pruned multi-objective trial; the Pareto early stop stores them (STOPPED_AT)
+    study = optuna.create_study(directions=["maximize", "minimize"],
+                                sampler=make_sampler("evolution", seed=0, n_trials=12))  # population 4, whole
+    dist = optuna.distributions.FloatDistribution(0.0, 1.0)
+    for x, step, values in [(0.1, 1, [0.99, 0.1]), (0.2, 3, [0.95, 0.2]), (0.3, 1, [0.98, 0.3])]:
+        study.add_trial(optuna.trial.create_trial(params={"x": x}, distributions={"x": dist},
+                                                  state=optuna.trial.TrialState.PRUNED,
+                                                  user_attrs={STOPPED_AT: {"step": step, "values": values}}))
+    study.ask({"x": dist})  # three stopped members, no complete one: the population is not full yet
+    assert "evolution:parent" not in study.trials[-1].system_attrs
+    study.add_trial(optuna.trial.create_trial(params={"x": 0.4}, distributions={"x": dist}, values=[0.5, 9.0]))
+    for _ in range(5):
+        study.ask({"x": dist})  # full: the complete trial, dominated by every stopped one's values, is the parent
+        assert study.trials[-1].system_attrs["evolution:parent"] == 4
+    study.add_trial(optuna.trial.create_trial(params={"x": 0.5}, distributions={"x": dist},
+                                              state=optuna.trial.TrialState.PRUNED))  # rejected: no values
+    study.add_trial(optuna.trial.create_trial(params={"x": 0.6}, distributions={"x": dist}, values=[0.4, 1.0]))
+    parents = set()
+    for _ in range(20):  # population: trials 1 (step 3), 2 (step 1), 4 and 11 (complete; the two ends of a front)
+        study.ask({"x": dist})
+        parents.add(study.trials[-1].system_attrs["evolution:parent"])
+    assert parents == {4, 11}, parents
 
 
 CONDITIONAL_Q90 = 1.386
