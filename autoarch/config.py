@@ -46,7 +46,8 @@ EARLY_STOP = ("auto", "none", "median", "halving", "hyperband")
 """Optuna pruners that stop poor candidates after an epoch: MedianPruner, SuccessiveHalvingPruner, HyperbandPruner;
 ``auto`` = successive halving when validating on a holdout split (large data), the median pruner for k-fold
 (the README's digits job, five splits: shipped int8 mean 0.9933-0.9939 in two runs with it, 0.9906 without,
-60-168 s instead of 140-173 s; BENCHMARKS.md)."""
+60-168 s instead of 140-173 s; BENCHMARKS.md); with several objectives (stopped by Pareto rank,
+:func:`autoarch.pareto.pareto_stop`) successive halving on a holdout split and none for k-fold."""
 HOLDOUT = 0.1
 """Share of the training split that ``--cv holdout`` validates on."""
 LARGE_DATA = 10_000
@@ -208,8 +209,9 @@ class SearchConfig:
         "reproducible run (default: %(default)s)", group="workers and storage", metavar="N|auto", parse=_workers)
     early_stop: str = option(
         "auto", "multi-fidelity: stop poor candidates after an epoch with optuna's median, successive-halving (a "
-        "third promoted at 1, 3, 9, ... epochs) or hyperband pruner; auto = halving with holdout validation, "
-        "median with k-fold (default: %(default)s)", group="validation and budget", choices=EARLY_STOP)
+        "third promoted at 1, 3, 9, ... epochs) or hyperband pruner (with several --objectives: by Pareto rank); "
+        "auto = halving with holdout validation, median with k-fold (none with k-fold and several objectives) "
+        "(default: %(default)s)", group="validation and budget", choices=EARLY_STOP)
     trial_timeout: float | None = option(
         None, "fail a candidate whose cross-validation runs longer than this", group="validation and budget",
         metavar="SECONDS")

@@ -233,6 +233,11 @@ def test_early_stop_stops_multi_objective_candidates_by_pareto_rank() -> None:
     assert not [t for t in kept if t.state.name == "PRUNED"]
 
 
+def test_early_stop_auto_is_none_for_several_objectives_on_k_fold(mo_run) -> None:
+    result, _ = mo_run  # cv=2: the median rule for one objective, every candidate to the end for several
+    assert result.report["config"]["early_stop"] == "none"
+
+
 @pytest.mark.parametrize("options, message", [
     (dict(objectives="accuracy,speed"), "unknown objective 'speed'"),
     (dict(objectives="latency,accuracy"), "the first of --objectives must be a metric"),
