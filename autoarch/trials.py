@@ -147,6 +147,8 @@ def make_objective(space: SearchSpace, train: Dataset, cfg: SearchConfig, metric
                                                          f"{majority:.3f})")
                     raise optuna.TrialPruned()
                 if multi:
+                    if cfg.early_stop == "none":  # nothing compares the epochs: no write to the storage
+                        return
                     step = fold * cfg.epochs + epoch
                     val = {k[4:]: v for k, v in record.items() if k.startswith("val_")}
                     step_scores[str(step)] = {o.metric: float(val[o.metric]) for o in objectives

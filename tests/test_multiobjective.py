@@ -27,6 +27,7 @@ from autoarch.pareto import (
     parse_pick,
     pick_point,
 )
+from autoarch.trials import STEP_SCORES
 
 TINY = dict(cv=2, epochs=2, patience=1, finetune_epochs=1, calibration_samples=16, seed=0, workers=1)
 METRICS = ("accuracy", "f1_macro")
@@ -236,6 +237,7 @@ def test_early_stop_stops_multi_objective_candidates_by_pareto_rank() -> None:
 def test_early_stop_auto_is_none_for_several_objectives_on_k_fold(mo_run) -> None:
     result, _ = mo_run  # cv=2: the median rule for one objective, every candidate to the end for several
     assert result.report["config"]["early_stop"] == "none"
+    assert not any(STEP_SCORES in t.user_attrs for t in result.study.trials)  # nothing written per epoch
 
 
 @pytest.mark.parametrize("options, message", [
