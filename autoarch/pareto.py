@@ -24,8 +24,7 @@ import numpy as np
 from autoarch.objectives import Objective
 
 __all__ = ["gains", "nondominated_rank", "crowding_distance", "knee_index", "PickRule", "parse_pick",
-           "front_trials", "pick_point", "among_best", "pareto_stop",
-           "STOPPED_AT"]
+           "front_trials", "pick_point", "among_best", "pareto_stop", "STOPPED_AT"]
 
 
 def gains(values: Sequence[Sequence[float]], directions: Sequence[Any]) -> np.ndarray:
