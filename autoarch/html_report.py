@@ -19,6 +19,7 @@ from typing import Any
 
 from autoarch.compress.rows import Stage
 from autoarch.objectives import Objective
+from autoarch.pareto import STOPPED_AT
 from autoarch.runreport import RunReport, as_report
 
 __all__ = ["render_html"]
@@ -53,15 +54,18 @@ def _first(trial: Any) -> float | None:
 
 
 def _score(trial: Any) -> tuple[float | None, str]:
-    """The value a trial is drawn at and its kind: complete (its value), stopped (its last reported value)."""
+    """The value a trial is drawn at and its kind: complete (its value), stopped (its last reported value; with
+    several objectives, its first objective where Pareto early stopping stopped it)."""
     state = trial.state.name
     if state == "COMPLETE" and _first(trial) is not None:
         return _first(trial), "complete"
+    value = None
     if trial.intermediate_values:
-        last = max(trial.intermediate_values)
-        value = trial.intermediate_values[last]
-        if value is not None and math.isfinite(value):
-            return float(value), "stopped"
+        value = trial.intermediate_values[max(trial.intermediate_values)]
+    elif STOPPED_AT in trial.user_attrs:
+        value = trial.user_attrs[STOPPED_AT]["values"][0]
+    if value is not None and math.isfinite(value):
+        return float(value), "stopped"
     return None, "failed" if state == "FAIL" else ("rejected" if trial.user_attrs.get("rejected") else "other")
 
 

@@ -12,7 +12,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import optuna
 import pandas as pd
 import torch
@@ -232,8 +231,6 @@ def pareto_early_stop(trial: optuna.Trial, step: int, cfg: SearchConfig, objecti
     there, or None (:func:`autoarch.pareto.pareto_stop`): its metrics at ``step`` and its costs, against the other
     trials' that reached ``step`` (their ``step_scores`` and costs); a trial without every objective at ``step``
     is not compared."""
-    if cfg.early_stop == "none":
-        return None
     directions = [o.direction for o in objectives]
 
     def values(attrs: dict[str, Any]) -> list[float] | None:
@@ -244,22 +241,18 @@ def pareto_early_stop(trial: optuna.Trial, step: int, cfg: SearchConfig, objecti
             return None
         return out if all(math.isfinite(v) for v in out) else None
 
-    def point(attrs: dict[str, Any]) -> np.ndarray | None:
-        row = values(attrs)
-        return None if row is None else gains([row], directions)[0]
-
     mine = values(trial.user_attrs)
     if mine is None:
         return None
-    own = gains([mine], directions)[0]
     started, completed = [], []
     for t in trial.study.get_trials(deepcopy=False):
-        other = point(t.user_attrs) if t.number != trial.number else None
+        other = values(t.user_attrs) if t.number != trial.number else None
         if other is not None:
             started.append(other)
             if t.state == TrialState.COMPLETE:
                 completed.append(other)
-    reason = pareto_stop(cfg.early_stop, step, own, started, completed)
+    reason = pareto_stop(cfg.early_stop, step, gains([mine], directions)[0], gains(started, directions),
+                         gains(completed, directions))
     return None if reason is None else (reason, mine)
 
 

@@ -234,6 +234,17 @@ def test_early_stop_stops_multi_objective_candidates_by_pareto_rank() -> None:
     assert not [t for t in kept if t.state.name == "PRUNED"]
 
 
+def test_the_search_history_draws_a_trial_stopped_by_pareto_rank_where_it_stopped() -> None:
+    from autoarch.html_report import _score
+
+    stopped = SimpleNamespace(state=SimpleNamespace(name="PRUNED"), values=None, intermediate_values={},
+                              user_attrs={STOPPED_AT: {"step": 3, "values": [0.81, 0.05]}})
+    assert _score(stopped) == (0.81, "stopped")  # was "other", which the chart does not draw
+    rejected = SimpleNamespace(state=SimpleNamespace(name="PRUNED"), values=None, intermediate_values={},
+                               user_attrs={"rejected": True})
+    assert _score(rejected) == (None, "rejected")
+
+
 def test_early_stop_auto_is_none_for_several_objectives_on_k_fold(mo_run) -> None:
     result, _ = mo_run  # cv=2: the median rule for one objective, every candidate to the end for several
     assert result.report["config"]["early_stop"] == "none"
