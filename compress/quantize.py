@@ -30,13 +30,20 @@ from autoarch.exceptions import ConfigError
 from autoarch.rundir import copy_file
 
 __all__ = ["quantize_int8", "quantize_dynamic_int8", "choose_int8", "has_convolutions", "float_weights",
-           "pools_as_depthwise"]
+           "pools_as_depthwise", "stem_nodes", "pools_before_activations"]
 
 logger = logging.getLogger(__name__)
 
 STATIC = ("static QDQ: per-channel int8 weights, uint8 activations calibrated (min/max) on training samples; "
           "average pools as depthwise convolutions")
 DYNAMIC = "dynamic: int8 weights, activations quantized at run time (MatMulInteger)"
+FLOAT_STEM = "; the stem (every node before the first weighted one that reads more than 4 channels) kept in float"
+STEM_CHANNELS = 4
+"""A convolution reading at most this many channels (the image's 1 or 3, or a few more) is part of the stem that
+``choose_int8`` tries in float: onnxruntime's int8 convolution of a one-channel input into 8 channels ran 5.4x as
+long as the fp32 one (2,495 against 463 us at batch 64, a LeNet-like Fashion-MNIST network)."""
+MONOTONE = ("Relu", "LeakyRelu", "Elu", "Selu", "Celu", "Sigmoid", "Tanh", "HardSigmoid", "Softplus")
+"""Element-wise activations that never decrease (LeakyRelu with a slope >= 0): max-pooling commutes with them."""
 
 
 class _NotOnnxRuntime(logging.Filter):
@@ -137,8 +144,69 @@ def pools_as_depthwise(path: str | Path) -> int:
     return rewritten
 
 
+def stem_nodes(path: str | Path) -> list[str]:
+    """The names of the nodes of the ONNX file at ``path`` before its first weighted node (convolution, matrix
+    product) that reads more than :data:`STEM_CHANNELS` channels: the stem of an image network, which works on the
+    image's few channels. Empty when the first weighted node already reads more (or none has a known weight)."""
+    graph = onnx.load(str(path), load_external_data=False).graph
+    shapes = {init.name: list(init.dims) for init in graph.initializer}
+    for i, node in enumerate(graph.node):
+        if node.op_type in WEIGHTED_OPS:
+            weight = shapes.get(node.input[1]) if len(node.input) > 1 else None
+            if node.op_type in ("Conv", "ConvTranspose") and weight and len(weight) >= 3:
+                group = next((a.i for a in node.attribute if a.name == "group"), 1)
+                reads = weight[1] * group if node.op_type == "Conv" else weight[0]
+            else:
+                reads = STEM_CHANNELS + 1
+            if reads > STEM_CHANNELS:
+                stem = [n.name for n in graph.node[:i]]
+                return stem if all(stem) else []  # the quantizer excludes nodes by name
+    return []
+
+
+def pools_before_activations(path: str | Path, names: list[str] | None = None) -> int:
+    """Rewrite the ONNX file at ``path`` (in place) so that every ``MaxPool`` that reads the only use of a
+    never-decreasing activation (:data:`MONOTONE`) runs before it: ``act(maxpool(x)) == maxpool(act(x))``, exactly,
+    on a quarter of the values for a 2x2 pool. With ``names``, only nodes of that list are considered. Returns how
+    many were moved.
+
+    Why: onnxruntime moves a ``QuantizeLinear`` back across a ``MaxPool`` (its QDQ propagation), so a float stem
+    ending in a max pool would pool uint8 values in NCHW layout, the slowest of its pools (1,078 against 127 us in
+    float at batch 64, LeNet-like Fashion-MNIST network); it does not move it across an activation."""
+    proto = onnx.load(str(path))
+    graph = proto.graph
+    keep = set(names) if names is not None else None
+    nodes = list(graph.node)
+    producer = {out: i for i, node in enumerate(nodes) for out in node.output}
+    uses: dict[str, int] = {}
+    for node in nodes:
+        for name in node.input:
+            uses[name] = uses.get(name, 0) + 1
+    outputs = {o.name for o in graph.output}
+    moved = 0
+    for p, pool in enumerate(nodes):
+        a = producer.get(pool.input[0], -1) if pool.op_type == "MaxPool" and pool.input else -1
+        act = nodes[a] if a >= 0 else None
+        if (act is None or act.op_type not in MONOTONE or len(pool.output) != 1 or len(act.input) != 1
+                or uses.get(act.output[0]) != 1 or act.output[0] in outputs
+                or any(att.name == "alpha" and att.f < 0 for att in act.attribute if act.op_type == "LeakyRelu")
+                or (keep is not None and not {pool.name, act.name} <= keep)):
+            continue
+        x, mid, y = act.input[0], act.output[0], pool.output[0]
+        pool.input[0], pool.output[0] = x, mid
+        act.input[0], act.output[0] = mid, y
+        nodes[a], nodes[p] = pool, act  # the pool in the activation's place: still in topological order
+        moved += 1
+    if moved:
+        copies = [onnx.NodeProto.FromString(n.SerializeToString()) for n in nodes]
+        del graph.node[:]
+        graph.node.extend(copies)
+        onnx.save(proto, str(path))
+    return moved
+
+
 def quantize_int8(fp32_path: str | Path, out_path: str | Path, calibration: np.ndarray,
-                  short_names: bool = True) -> Path:
+                  short_names: bool = True, float_stem: bool = False) -> Path:
     """Static int8 quantization (QDQ format, per-channel int8 weights, uint8 activations).
 
     Activation ranges are calibrated (min/max) on ``calibration``, a sample of *training* inputs. The graph is
@@ -146,13 +214,19 @@ def quantize_int8(fp32_path: str | Path, out_path: str | Path, calibration: np.n
     model is carried over (plus ``quantization``), and with ``short_names`` the quantizer's long tensor names
     are shortened (:func:`~autoarch.compress.export.compact_names`) and its inner shape annotations and unused
     opset imports dropped (:func:`~autoarch.compress.export.drop_annotations`). Average pools are quantized as
-    depthwise convolutions (:func:`pools_as_depthwise`). The output is written atomically.
+    depthwise convolutions (:func:`pools_as_depthwise`). With ``float_stem``, the nodes of :func:`stem_nodes` stay
+    in float, a max pool there moved before its activation (:func:`pools_before_activations`). The output is
+    written atomically.
     """
     def run(pre: str, quantized: str) -> None:
         pools_as_depthwise(pre)
+        exclude = _encoder_nodes(pre, fp32_path)
+        if float_stem:
+            stem = stem_nodes(pre)
+            pools_before_activations(pre, stem)
+            exclude += stem
         quantize_static(pre, quantized, _Batches(calibration), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        nodes_to_exclude=_encoder_nodes(pre, fp32_path))
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=exclude)
 
     return _quantize(fp32_path, out_path, "static", short_names, run)
 
@@ -240,10 +314,7 @@ def _choose_int8(fp32_path: str | Path, out_path: str | Path, calibration: np.nd
         return quantize_dynamic_int8(fp32_path, out_path), {"method": "dynamic", "description": DYNAMIC,
                                                             "reason": reason}
     if conv:
-        return quantize_int8(fp32_path, out_path, calibration), {
-            "method": "static", "description": STATIC,
-            "reason": "the model has convolutions: static QDQ (dynamic int8 is only tried on Linear-only models; "
-                      "it makes convolutions several times slower)"}
+        return _choose_stem(fp32_path, out_path, calibration, bench_X, repeats)
     with tempfile.TemporaryDirectory() as tmp:
         paths = {"static": quantize_int8(fp32_path, Path(tmp) / "static.onnx", calibration),
                  "dynamic": quantize_dynamic_int8(fp32_path, Path(tmp) / "dynamic.onnx")}
@@ -256,4 +327,32 @@ def _choose_int8(fp32_path: str | Path, out_path: str | Path, calibration: np.nd
         "reason": f"Linear-only model: both measured at batch 64 (1 thread, median of {repeats}); {method} "
                   f"{timed[method]:.4f} ms vs {other} {timed[other]:.4f} ms, kept the faster",
         "candidates": {name: {"latency_b64_ms": ms} for name, ms in timed.items()},
+    }
+
+
+def _choose_stem(fp32_path: str | Path, out_path: Path, calibration: np.ndarray, bench_X: np.ndarray,
+                 repeats: int) -> tuple[Path, dict[str, Any]]:
+    """A model with convolutions: static QDQ, and where it has a stem (:func:`stem_nodes`) the same with the stem
+    in float, both timed at batch 1 and 64 (1 thread, median of ``repeats``); the float stem is kept when the
+    geometric mean of its two time ratios is below 1."""
+    reason = ("the model has convolutions: static QDQ (dynamic int8 is only tried on Linear-only models; it makes "
+              "convolutions several times slower)")
+    if not stem_nodes(fp32_path):
+        return quantize_int8(fp32_path, out_path, calibration), {"method": "static", "description": STATIC,
+                                                                 "reason": reason}
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = {"int8 stem": quantize_int8(fp32_path, Path(tmp) / "int8.onnx", calibration),
+                 "float stem": quantize_int8(fp32_path, Path(tmp) / "float.onnx", calibration, float_stem=True)}
+        timed = {name: {f"latency_b{b}_ms": latency_ms(session(p), bench_X, b, repeats=repeats) for b in (1, 64)}
+                 for name, p in paths.items()}
+        ratio = float(np.sqrt(np.prod([timed["float stem"][k] / timed["int8 stem"][k] for k in timed["int8 stem"]])))
+        kept = "float stem" if ratio < 1.0 else "int8 stem"
+        copy_file(paths[kept], out_path)
+    times = "; ".join(f"{name} {t['latency_b1_ms']:.4f} / {t['latency_b64_ms']:.4f} ms" for name, t in timed.items())
+    return out_path, {
+        "method": "static", "description": STATIC + (FLOAT_STEM if kept == "float stem" else ""),
+        "stem": kept.split()[0],
+        "reason": f"{reason}; with the stem in int8 and in float, timed at batch 1 / 64 (1 thread, median of "
+                  f"{repeats}): {times}; kept the {kept} (geometric mean of the ratios {ratio:.2f})",
+        "candidates": timed,
     }

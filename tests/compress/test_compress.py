@@ -17,13 +17,14 @@ from autoarch.compress import (
     count_macs_params,
     export_onnx,
     prune,
+    quantize,
     quantize_int8,
     read_metadata,
     replay_pruning,
     run_onnx,
     session,
 )
-from autoarch.compress.quantize import pools_as_depthwise
+from autoarch.compress.quantize import choose_int8, pools_as_depthwise, pools_before_activations, stem_nodes
 from autoarch.data import train_test_split
 from autoarch.evaluate import build_model
 from autoarch.exceptions import ConfigError
@@ -131,6 +132,72 @@ def test_int8_quantizes_average_pools_as_depthwise_convolutions(tmp_path) -> Non
     assert _ops(fp32) == _ops(tmp_path / "m.onnx")  # the fp32 file is not changed
     out = run_onnx(session(fp32), test.X)
     assert (run_onnx(session(int8), test.X).argmax(1) == out.argmax(1)).mean() > 0.95
+
+
+def test_a_max_pool_moves_before_a_never_decreasing_activation_and_computes_the_same(tmp_path) -> None:
+    torch.manual_seed(0)
+    x = torch.randn(4, 1, 8, 8)
+    for act, moves in ((nn.ReLU(), True), (nn.LeakyReLU(0.1), True), (nn.Tanh(), True),
+                       (nn.GELU(), False), (nn.LeakyReLU(-0.5), False)):  # GELU and a negative slope: not monotone
+        model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), act, nn.MaxPool2d(2), nn.Conv2d(4, 8, 3)).eval()
+        path = export_onnx(model, x[:2], tmp_path / "m.onnx")
+        before = run_onnx(session(path), x.numpy())
+        assert pools_before_activations(path) == int(moves)
+        assert (_ops(path)[1] == "MaxPool") == moves, _ops(path)  # Conv, MaxPool, the activation, Conv
+        np.testing.assert_allclose(run_onnx(session(path), x.numpy()), before, rtol=1e-6, atol=1e-6)
+    # only the nodes named, when a list is given
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)).eval()
+    path = export_onnx(model, x[:2], tmp_path / "m.onnx")
+    assert pools_before_activations(path, names=[]) == 0 and _ops(path)[-1] == "MaxPool"
+
+
+def test_the_stem_is_every_node_before_the_first_weighted_one_reading_more_than_four_channels(tmp_path) -> None:
+    x = torch.randn(2, 1, 8, 8)
+    lenet = nn.Sequential(nn.Conv2d(1, 8, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(8, 8, 3), nn.Flatten()).eval()
+    path = export_onnx(lenet, x, tmp_path / "m.onnx")
+    nodes = onnx.load(str(path)).graph.node
+    second = [i for i, n in enumerate(nodes) if n.op_type == "Conv"][1]
+    assert stem_nodes(path) == [n.name for n in nodes[:second]] and len(stem_nodes(path)) >= 3
+    wide = nn.Sequential(nn.Conv2d(8, 8, 3), nn.ReLU()).eval()
+    assert stem_nodes(export_onnx(wide, torch.randn(2, 8, 8, 8), tmp_path / "w.onnx")) == []
+
+
+def test_int8_with_a_float_stem_keeps_the_stem_convolution_in_float(trained, tmp_path) -> None:
+    model, train, test, _ = trained
+    fp32 = export_onnx(model, torch.as_tensor(train.X[:2]), tmp_path / "m.onnx")
+    out = run_onnx(session(fp32), test.X)
+    quantized = {}
+    for float_stem in (False, True):
+        path = quantize_int8(fp32, tmp_path / f"{float_stem}.int8.onnx", train.X[:128], float_stem=float_stem)
+        graph = onnx.load(str(path)).graph
+        floats = {i.name for i in graph.initializer if i.data_type == onnx.TensorProto.FLOAT and len(i.dims) == 4}
+        first = next(n for n in graph.node if n.op_type == "Conv")
+        quantized[float_stem] = first.input[1] not in floats  # its weight comes through a DequantizeLinear
+        assert sum(n.op_type == "DequantizeLinear" for n in graph.node) > 3  # the rest is int8
+        assert (run_onnx(session(path), test.X).argmax(1) == out.argmax(1)).mean() > 0.95
+    assert quantized == {False: True, True: False}
+
+
+def test_auto_int8_of_a_cnn_times_the_stem_in_int8_and_in_float_and_ships_the_faster(trained, tmp_path,
+                                                                                     monkeypatch) -> None:
+    model, train, _, _ = trained
+    fp32 = export_onnx(model, torch.as_tensor(train.X[:2]), tmp_path / "m.onnx")
+    float_first = {}
+    for faster in ("float", "int8"):
+        def fake_latency(sess, X, batch, repeats=30, faster=faster):  # the faster file takes 1 ms, the other 2
+            graph = onnx.load(sess._model_path).graph
+            floats = {i.name for i in graph.initializer if i.data_type == onnx.TensorProto.FLOAT}
+            stem = "float" if next(n for n in graph.node if n.op_type == "Conv").input[1] in floats else "int8"
+            return 1.0 if stem == faster else 2.0
+        monkeypatch.setattr(quantize, "latency_ms", fake_latency)
+        path, decision = choose_int8(fp32, tmp_path / f"{faster}.int8.onnx", train.X[:64], train.X[:64])
+        assert decision["stem"] == faster and decision["method"] == "static"
+        assert decision["candidates"][f"{faster} stem"] == {"latency_b1_ms": 1.0, "latency_b64_ms": 1.0}
+        assert ("kept in float" in decision["description"]) == (faster == "float")
+        graph = onnx.load(str(path)).graph
+        floats = {i.name for i in graph.initializer if i.data_type == onnx.TensorProto.FLOAT}
+        float_first[faster] = next(n for n in graph.node if n.op_type == "Conv").input[1] in floats
+    assert float_first == {"float": True, "int8": False}
 
 
 def test_uint8_pixels_calibrate_and_feed_onnx_like_their_float32_values(trained, tmp_path) -> None:
