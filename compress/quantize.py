@@ -23,6 +23,7 @@ from onnxruntime.quantization import (
     quantize_static,
 )
 
+from autoarch.compress import timing
 from autoarch.compress.config import INT8_MODES
 from autoarch.compress.export import compact_names, drop_annotations, save_atomic, set_metadata
 from autoarch.compress.runtime import latency_ms, session
@@ -183,7 +184,7 @@ def pools_before_activations(path: str | Path, names: list[str] | None = None) -
         for name in node.input:
             uses[name] = uses.get(name, 0) + 1
     outputs = {o.name for o in graph.output}
-    moved = 0
+    moved, stale = 0, set()
     for p, pool in enumerate(nodes):
         a = producer.get(pool.input[0], -1) if pool.op_type == "MaxPool" and pool.input else -1
         act = nodes[a] if a >= 0 else None
@@ -196,11 +197,15 @@ def pools_before_activations(path: str | Path, names: list[str] | None = None) -
         pool.input[0], pool.output[0] = x, mid
         act.input[0], act.output[0] = mid, y
         nodes[a], nodes[p] = pool, act  # the pool in the activation's place: still in topological order
+        stale.add(mid)  # now the pooled shape
         moved += 1
     if moved:
         copies = [onnx.NodeProto.FromString(n.SerializeToString()) for n in nodes]
         del graph.node[:]
         graph.node.extend(copies)
+        infos = [info for info in graph.value_info if info.name not in stale]
+        del graph.value_info[:]
+        graph.value_info.extend(infos)
         onnx.save(proto, str(path))
     return moved
 
@@ -280,18 +285,20 @@ def has_convolutions(path: str | Path) -> bool:
 
 
 def choose_int8(fp32_path: str | Path, out_path: str | Path, calibration: np.ndarray, bench_X: np.ndarray,
-                mode: str = "auto", repeats: int = 50) -> tuple[Path, dict[str, Any]]:
+                mode: str = "auto", repeats: int = 50, rounds: int = timing.ROUNDS) -> tuple[Path, dict[str, Any]]:
     """Quantize ``fp32_path`` to int8 with the method ``mode`` asks for, and say which and why.
 
-    ``auto``: static QDQ for models with convolutions; for Linear-only models, both static and dynamic are
-    built and timed at batch 64 (1 thread, median of ``repeats``) and the faster is kept.
+    ``auto``: static QDQ for models with convolutions, with the stem in int8 or in float, whichever runs faster
+    (:func:`_choose_stem`); for Linear-only models, both static and dynamic are built and timed at batch 64
+    (1 thread, median of ``repeats``) and the faster is kept. Timings are the least median of ``rounds`` rounds
+    (:func:`~autoarch.compress.timing.latencies`).
 
     Returns:
         ``(path, decision)``: ``decision`` has ``method`` (``static`` / ``dynamic``), ``reason``, the
         measured ``candidates`` when both were tried, and ``float_weights`` (:func:`float_weights`) when some
         weights stayed in float.
     """
-    path, decision = _choose_int8(fp32_path, out_path, calibration, bench_X, mode, repeats)
+    path, decision = _choose_int8(fp32_path, out_path, calibration, bench_X, mode, repeats, rounds)
     left = float_weights(path)
     if left:
         decision["float_weights"] = left
@@ -299,7 +306,7 @@ def choose_int8(fp32_path: str | Path, out_path: str | Path, calibration: np.nda
 
 
 def _choose_int8(fp32_path: str | Path, out_path: str | Path, calibration: np.ndarray, bench_X: np.ndarray,
-                 mode: str, repeats: int) -> tuple[Path, dict[str, Any]]:
+                 mode: str, repeats: int, rounds: int) -> tuple[Path, dict[str, Any]]:
     if mode not in INT8_MODES or mode == "none":
         raise ConfigError(f"int8 mode must be one of {[m for m in INT8_MODES if m != 'none']}, but got {mode!r}.")
     out_path = Path(out_path)
@@ -314,11 +321,11 @@ def _choose_int8(fp32_path: str | Path, out_path: str | Path, calibration: np.nd
         return quantize_dynamic_int8(fp32_path, out_path), {"method": "dynamic", "description": DYNAMIC,
                                                             "reason": reason}
     if conv:
-        return _choose_stem(fp32_path, out_path, calibration, bench_X, repeats)
+        return _choose_stem(fp32_path, out_path, calibration, bench_X, repeats, rounds)
     with tempfile.TemporaryDirectory() as tmp:
         paths = {"static": quantize_int8(fp32_path, Path(tmp) / "static.onnx", calibration),
                  "dynamic": quantize_dynamic_int8(fp32_path, Path(tmp) / "dynamic.onnx")}
-        timed = {name: latency_ms(session(p), bench_X, 64, repeats=repeats) for name, p in paths.items()}
+        timed = {name: latency_ms(session(p), bench_X, 64, repeats=repeats, rounds=rounds) for name, p in paths.items()}
         method = min(timed, key=lambda k: timed[k])
         other = "dynamic" if method == "static" else "static"
         copy_file(paths[method], out_path)
@@ -331,7 +338,7 @@ def _choose_int8(fp32_path: str | Path, out_path: str | Path, calibration: np.nd
 
 
 def _choose_stem(fp32_path: str | Path, out_path: Path, calibration: np.ndarray, bench_X: np.ndarray,
-                 repeats: int) -> tuple[Path, dict[str, Any]]:
+                 repeats: int, rounds: int) -> tuple[Path, dict[str, Any]]:
     """A model with convolutions: static QDQ, and where it has a stem (:func:`stem_nodes`) the same with the stem
     in float, both timed at batch 1 and 64 (1 thread, median of ``repeats``); the float stem is kept when the
     geometric mean of its two time ratios is below 1."""
@@ -343,7 +350,8 @@ def _choose_stem(fp32_path: str | Path, out_path: Path, calibration: np.ndarray,
     with tempfile.TemporaryDirectory() as tmp:
         paths = {"int8 stem": quantize_int8(fp32_path, Path(tmp) / "int8.onnx", calibration),
                  "float stem": quantize_int8(fp32_path, Path(tmp) / "float.onnx", calibration, float_stem=True)}
-        timed = {name: {f"latency_b{b}_ms": latency_ms(session(p), bench_X, b, repeats=repeats) for b in (1, 64)}
+        timed = {name: {f"latency_b{b}_ms": latency_ms(session(p), bench_X, b, repeats=repeats, rounds=rounds)
+                        for b in (1, 64)}
                  for name, p in paths.items()}
         ratio = float(np.sqrt(np.prod([timed["float stem"][k] / timed["int8 stem"][k] for k in timed["int8 stem"]])))
         kept = "float stem" if ratio < 1.0 else "int8 stem"
