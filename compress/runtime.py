@@ -37,12 +37,14 @@ def _batch(X: np.ndarray, batch: int) -> np.ndarray:
     return np.concatenate([X] * reps)[:batch].astype(np.float32)
 
 
-def latency_ms(sess: ort.InferenceSession, X: np.ndarray, batch: int, repeats: int = 30, warmup: int = 5) -> float:
+def latency_ms(sess: ort.InferenceSession, X: np.ndarray, batch: int, repeats: int = 30, warmup: int = 5,
+               rounds: int = timing.ROUNDS) -> float:
     """Wall time of one ``batch``-sized inference, in milliseconds: the least median of
-    :func:`~autoarch.compress.timing.latencies`' rounds of at least ``repeats`` calls, after at least ``warmup``."""
+    :func:`~autoarch.compress.timing.latencies`' ``rounds`` rounds of at least ``repeats`` calls, after at least
+    ``warmup``."""
     name = sess.get_inputs()[0].name
     xb = _batch(X, batch)
-    return timing.latencies({batch: lambda: sess.run(None, {name: xb})}, repeats, warmup)[batch] * 1000.0
+    return timing.latencies({batch: lambda: sess.run(None, {name: xb})}, repeats, warmup, rounds)[batch] * 1000.0
 
 
 _LATENCY_PROBE = r"""
