@@ -328,13 +328,15 @@ def leaderboard(study: optuna.Study, space: SearchSpace | None = None,
     """One row per trial: state, objective, CV metrics (mean and std), size, time, architecture, and why a trial
     failed or was pruned; best first (by the first objective, in its direction). A study of several objectives
     also gets one ``value_<name>`` column per objective (``objectives`` names them; else ``value_0``, ...);
-    ``value`` is the first."""
+    ``value`` is the first. A trial stopped early has the values where it stopped (optuna keeps the last reported
+    value of a pruned trial of one objective; of several, autoarch keeps them in
+    :data:`~autoarch.pareto.STOPPED_AT`)."""
     n = len(study.directions)
     names = [o.name for o in objectives] if objectives else [str(i) for i in range(n)]
     rows = []
     for t in study.get_trials(deepcopy=False):
         arch = t.user_attrs.get("architecture")
-        values = t.values or [None] * n
+        values = t.values or t.user_attrs.get(STOPPED_AT, {}).get("values") or [None] * n
         row: dict[str, Any] = {"trial": t.number, "state": t.state.name, "value": values[0]}
         if n > 1:
             row.update({f"value_{name}": v for name, v in zip(names, values, strict=True)})

@@ -27,7 +27,7 @@ from autoarch.pareto import (
     parse_pick,
     pick_point,
 )
-from autoarch.trials import STEP_SCORES
+from autoarch.trials import STEP_SCORES, leaderboard
 
 TINY = dict(cv=2, epochs=2, patience=1, finetune_epochs=1, calibration_samples=16, seed=0, workers=1)
 METRICS = ("accuracy", "f1_macro")
@@ -220,7 +220,8 @@ def test_early_stop_stops_multi_objective_candidates_by_pareto_rank() -> None:
     # optuna's pruners follow one objective; with several, --early-stop compares (metric after an epoch, costs)
     options = dict(trials=8, objectives="accuracy,params", prune=0.0, warm_start=False, cv=0.3, epochs=6,
                    patience=6, finetune_epochs=1, calibration_samples=16, seed=0, workers=1)
-    stopped = autoarch.search("iris", early_stop="halving", **options).study.trials
+    study = autoarch.search("iris", early_stop="halving", **options).study
+    stopped = study.trials
     assert not [t for t in stopped if t.state.name == "FAIL"]
     pruned = [t for t in stopped if t.state.name == "PRUNED"]
     assert pruned and all("by Pareto rank" in t.user_attrs["pruned_reason"] for t in pruned)
@@ -230,6 +231,10 @@ def test_early_stop_stops_multi_objective_candidates_by_pareto_rank() -> None:
                and t.user_attrs[STOPPED_AT]["values"][1] == t.user_attrs["params"] for t in pruned)
     complete = [t for t in stopped if t.state.name == "COMPLETE"]
     assert all(set(t.user_attrs["step_scores"]) == {str(s) for s in range(1, 7)} for t in complete)
+    board = leaderboard(study, objectives=[Objective("accuracy"), Objective("params")]).set_index("trial")
+    for t in pruned:  # the leaderboard shows where it stopped
+        assert [board.at[t.number, "value_accuracy"], board.at[t.number, "value_params"]] == \
+            t.user_attrs[STOPPED_AT]["values"]
     kept = autoarch.search("iris", early_stop="none", **options).study.trials
     assert not [t for t in kept if t.state.name == "PRUNED"]
 
