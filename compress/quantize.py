@@ -44,7 +44,8 @@ STEM_CHANNELS = 4
 ``choose_int8`` tries in float: onnxruntime's int8 convolution of a one-channel input into 8 channels ran 5.4x as
 long as the fp32 one (2,495 against 463 us at batch 64, a LeNet-like Fashion-MNIST network)."""
 MONOTONE = ("Relu", "LeakyRelu", "Elu", "Selu", "Celu", "Sigmoid", "Tanh", "HardSigmoid", "Softplus")
-"""Element-wise activations that never decrease (LeakyRelu with a slope >= 0): max-pooling commutes with them."""
+"""Element-wise activations that never decrease (with an ``alpha`` >= 0 where they have one, as LeakyRelu's slope):
+max-pooling commutes with them."""
 
 
 class _NotOnnxRuntime(logging.Filter):
@@ -190,7 +191,7 @@ def pools_before_activations(path: str | Path, names: list[str] | None = None) -
         act = nodes[a] if a >= 0 else None
         if (act is None or act.op_type not in MONOTONE or len(pool.output) != 1 or len(act.input) != 1
                 or uses.get(act.output[0]) != 1 or act.output[0] in outputs
-                or any(att.name == "alpha" and att.f < 0 for att in act.attribute if act.op_type == "LeakyRelu")
+                or any(att.name == "alpha" and att.f < 0 for att in act.attribute)
                 or (keep is not None and not {pool.name, act.name} <= keep)):
             continue
         x, mid, y = act.input[0], act.output[0], pool.output[0]
