@@ -1,6 +1,7 @@
 """Shared by the benchmark scripts: the run directories of ``benchmarks/search_digits.py --seeds ... --out
-DIR`` (for the pruning, fine-tuning, ONNX and initialisation benchmarks), and ``autoarch search`` run as a user
-runs it, in a subprocess, with its outcome recorded (for the end-to-end data-set benchmarks)."""
+DIR`` (for the pruning, fine-tuning, ONNX and initialisation benchmarks), ``autoarch search`` run as a user
+runs it, in a subprocess, with its outcome recorded (for the end-to-end data-set benchmarks), and random CNNs
+of a data set's space (for the int8 benchmarks)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -92,3 +93,62 @@ def write_summary(out: Path, lines: list[str], entry: dict[str, Any]) -> int:
     (out / "summary.md").write_text(text + "\n")
     print(text)
     return 0 if entry["rc"] == 0 else 1
+
+
+def random_cnn_args(doc: str, argv: list[str] | None, data: str) -> argparse.Namespace:
+    """The options of a benchmark over random CNNs (``--n``, ``--data``, ``--seed``, ``--out``), parsed; ``--out``
+    is created."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--n", type=int, default=30)
+    parser.add_argument("--data", default=data)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    return args
+
+
+def random_cnns(data_name: str, n: int, seed: int) -> Iterator[tuple[int, str, dict[str, Any], Any, Any]]:
+    """``n`` architectures sampled at random (optuna's random sampler, ``seed``) from the CNN space of
+    ``data_name``, each built untrained with trained-like batch norm (``compress.cost.like_trained``; latency does
+    not depend on the weights): ``(i, description, architecture, model, sample)``, ``sample`` the first 64
+    training inputs as float32."""
+    import numpy as np
+    import optuna
+
+    from autoarch.compress.cost import like_trained
+    from autoarch.data import train_test_split
+    from autoarch.evaluate import build_model
+    from autoarch.loaders import load_dataset
+    from autoarch.search_spaces import get_space
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    data = load_dataset(data_name)
+    train, _ = train_test_split(data, 0.2, seed=0)
+    space = get_space("cnn", data.input_kind)
+    sample = np.asarray(train.X[:64], dtype=np.float32)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    for i in range(n):
+        arch = space.suggest(study.ask())
+        yield i, space.describe(arch), arch, like_trained(build_model(space, arch, train).eval(), seed=i), sample
+
+
+def int8_against_fp32(rows: list[dict[str, Any]], names: tuple[str, ...], batch: int) -> dict[str, dict[str, Any]]:
+    """For each file ``name`` of an int8 benchmark's ``rows`` (``<name>_b<batch>_ms`` beside ``fp32_b<batch>_ms``):
+    ``<name>_b<batch>`` -> how many ran faster than fp32, and the median and largest int8 / fp32 time ratio."""
+    import numpy as np
+
+    fp32 = np.array([r[f"fp32_b{batch}_ms"] for r in rows])
+    out = {}
+    for name in names:
+        ratio = np.array([r[f"{name}_b{batch}_ms"] for r in rows]) / fp32
+        out[f"{name}_b{batch}"] = {"faster_than_fp32": int(np.sum(ratio < 1)), "median_int8_over_fp32":
+                                   float(np.median(ratio)), "max_int8_over_fp32": float(np.max(ratio))}
+    return out
+
+
+def spread(ratio: Any) -> dict[str, float]:
+    """The median, least and largest of an array of ratios."""
+    import numpy as np
+
+    return {"median": float(np.median(ratio)), "min": float(np.min(ratio)), "max": float(np.max(ratio))}

@@ -17,47 +17,31 @@ Run it alone: latency is a timing.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
-import optuna
 import torch
+from _runs import (  # benchmarks/_runs.py (the script's own folder is on sys.path)
+    int8_against_fp32,
+    random_cnn_args,
+    random_cnns,
+    spread,
+)
 
 from autoarch.compress import quantize
-from autoarch.compress.cost import like_trained
 from autoarch.compress.export import export_onnx
 from autoarch.compress.runtime import isolated_latency_ms
-from autoarch.data import train_test_split
-from autoarch.evaluate import build_model
-from autoarch.loaders import load_dataset
-from autoarch.search_spaces import get_space
 
 BATCHES = (1, 64)
 FILES = ("fp32", "int8_all", "int8_float_stem", "shipped")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=30)
-    parser.add_argument("--data", default="fashion-mnist")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args(argv)
-    args.out.mkdir(parents=True, exist_ok=True)
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    data = load_dataset(args.data)
-    train, _ = train_test_split(data, 0.2, seed=0)
-    space = get_space("cnn", data.input_kind)
-    sample = np.asarray(train.X[:64], dtype=np.float32)
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=args.seed))
+    args = random_cnn_args(__doc__, argv, "fashion-mnist")
     rows = []
-    for i in range(args.n):
-        arch = space.suggest(study.ask())
-        model = like_trained(build_model(space, arch, train).eval(), seed=i)
+    for i, described, _arch, model, sample in random_cnns(args.data, args.n, args.seed):
         with tempfile.TemporaryDirectory() as tmp:
             fp32 = export_onnx(model, torch.as_tensor(sample[:2]), Path(tmp) / "m.onnx")
             files = {"fp32": fp32,
@@ -66,23 +50,16 @@ def main(argv: list[str] | None = None) -> int:
                                                                float_stem=True)}
             files["shipped"], decision = quantize.choose_int8(fp32, Path(tmp) / "shipped.int8.onnx", sample, sample)
             ms = {name: isolated_latency_ms(path, sample, BATCHES) for name, path in files.items()}
-        rows.append({"i": i, "architecture": space.describe(arch), "stem": decision.get("stem", "none"),
+        rows.append({"i": i, "architecture": described, "stem": decision.get("stem", "none"),
                      **{f"{k}_b{b}_ms": v[b] for k, v in ms.items() for b in BATCHES}})
-        print(f"{i:3d} {space.describe(arch)[:56]:<56} kept {decision.get('stem', 'none'):5s} " + "  ".join(
+        print(f"{i:3d} {described[:56]:<56} kept {decision.get('stem', 'none'):5s} " + "  ".join(
             f"b{b} " + " ".join(f"{ms[name][b]:.4f}" for name in FILES) for b in BATCHES), flush=True)
     summary: dict[str, object] = {"command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])]),
                                   "n": len(rows), "data": args.data, "order": list(FILES),
                                   "kept": {s: sum(r["stem"] == s for r in rows) for s in ("float", "int8", "none")}}
     for b in BATCHES:
-        fp32 = np.array([r[f"fp32_b{b}_ms"] for r in rows])
-        for name in FILES[1:]:
-            int8 = np.array([r[f"{name}_b{b}_ms"] for r in rows])
-            summary[f"{name}_b{b}"] = {"faster_than_fp32": int(np.sum(int8 < fp32)),
-                                       "median_int8_over_fp32": float(np.median(int8 / fp32)),
-                                       "max_int8_over_fp32": float(np.max(int8 / fp32))}
-        ratio = np.array([r[f"shipped_b{b}_ms"] / r[f"int8_all_b{b}_ms"] for r in rows])
-        summary[f"shipped_over_all_b{b}"] = {"median": float(np.median(ratio)), "min": float(ratio.min()),
-                                             "max": float(ratio.max())}
+        summary.update(int8_against_fp32(rows, FILES[1:], b))
+        summary[f"shipped_over_all_b{b}"] = spread([r[f"shipped_b{b}_ms"] / r[f"int8_all_b{b}_ms"] for r in rows])
     (args.out / "int8_stem.json").write_text(json.dumps({"summary": summary, "rows": rows}, indent=2))
     print(json.dumps(summary, indent=2))
     return 0
