@@ -38,7 +38,6 @@ logger = logging.getLogger(__name__)
 STATIC = ("static QDQ: per-channel int8 weights, uint8 activations calibrated (min/max) on training samples; "
           "average pools as depthwise convolutions")
 DYNAMIC = "dynamic: int8 weights, activations quantized at run time (MatMulInteger)"
-FLOAT_STEM = "; the stem (every node before the first weighted one that reads more than 4 channels) kept in float"
 STEM_CHANNELS = 4
 """A convolution reading at most this many channels (the image's 1 or 3, or a few more) is part of the stem that
 ``choose_int8`` tries in float: onnxruntime's int8 convolution of a one-channel input into 8 channels ran 5.4x as
@@ -46,6 +45,8 @@ long as the fp32 one (2,495 against 463 us at batch 64, a LeNet-like Fashion-MNI
 MONOTONE = ("Relu", "LeakyRelu", "Elu", "Selu", "Celu", "Sigmoid", "Tanh", "HardSigmoid", "Softplus")
 """Element-wise activations that never decrease (with an ``alpha`` >= 0 where they have one, as LeakyRelu's slope):
 max-pooling commutes with them."""
+FLOAT_STEM = (f"; the stem (every node before the first weighted one that reads more than {STEM_CHANNELS} channels) "
+              "kept in float")
 
 
 class _NotOnnxRuntime(logging.Filter):
@@ -201,9 +202,8 @@ def pools_before_activations(path: str | Path, names: list[str] | None = None) -
         stale.add(mid)  # now the pooled shape
         moved += 1
     if moved:
-        copies = [onnx.NodeProto.FromString(n.SerializeToString()) for n in nodes]
         del graph.node[:]
-        graph.node.extend(copies)
+        graph.node.extend(nodes)
         infos = [info for info in graph.value_info if info.name not in stale]
         del graph.value_info[:]
         graph.value_info.extend(infos)
