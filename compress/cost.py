@@ -50,12 +50,13 @@ with the six rounds of the shipped model's choice the two files' four timings we
 measuring a Fashion-MNIST candidate took."""
 
 
-COST_VERSION = 4
+COST_VERSION = 5
 """How :func:`int8_cost` measures, recorded with every cost so that a study resumed across a change does not
 reuse costs measured another way: 1, the whole untrained network; 2 (2026-12-07), pruned as it ships, batch norm
 :func:`like_trained`, the model's metadata; 3, average pools quantized as depthwise convolutions
 (:func:`~autoarch.compress.quantize.pools_as_depthwise`); 4, a CNN's stem in int8 or float, whichever ran faster
-(:func:`~autoarch.compress.quantize.choose_int8`)."""
+(:func:`~autoarch.compress.quantize.choose_int8`); 5, adaptive pooling with windows of different sizes exported as
+matrix products (:func:`~autoarch.compress.export.uneven_pools_as_matmuls`)."""
 
 
 def like_trained(model: nn.Module, seed: int = 0) -> nn.Module:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import json
 import logging
@@ -19,7 +20,7 @@ from autoarch._compat import rnn_dynamic_steps
 from autoarch.rundir import atomic_path
 
 __all__ = ["export_onnx", "dynamic_steps", "check_onnx", "compact_names", "drop_annotations", "set_metadata",
-           "read_metadata", "model_metadata"]
+           "read_metadata", "model_metadata", "WindowMeans2d", "uneven_pools_as_matmuls"]
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +38,9 @@ def export_onnx(model: nn.Module, example_input: torch.Tensor, path: str | Path,
     example (``uint8`` pixels sliced from a :class:`~autoarch.data.Dataset`) is converted to ``float32``: the
     graph's input is the type of the example, and the model takes float32 raw values. The file is written
     atomically: a crash never leaves a half-written model behind.
+
+    An adaptive average pooling whose windows differ in size is exported as two matrix products
+    (:func:`uneven_pools_as_matmuls`, on a copy: ``model`` keeps its modules).
     """
     path = Path(path)
     model = model.eval().cpu()
@@ -44,6 +48,7 @@ def export_onnx(model: nn.Module, example_input: torch.Tensor, path: str | Path,
         example_input = example_input.float()
     if example_input.shape[0] < 2:
         example_input = example_input.repeat(2, *([1] * (example_input.dim() - 1)))
+    model = uneven_pools_as_matmuls(model, example_input)
     proto = None
     if dynamic_steps(model) and example_input.dim() >= 2:
         try:
@@ -62,6 +67,74 @@ def export_onnx(model: nn.Module, example_input: torch.Tensor, path: str | Path,
         set_metadata(proto, metadata)
     save_atomic(proto, path)
     return path
+
+
+def _windows(size: int, out: int) -> list[tuple[int, int]]:
+    """The ``[start, end)`` windows of adaptive pooling from ``size`` to ``out`` (as torch computes them)."""
+    return [((i * size) // out, -(-((i + 1) * size) // out)) for i in range(out)]
+
+
+def _window_means(size: int, out: int) -> torch.Tensor:
+    """``(out, size)``: row ``i`` averages window ``i`` of adaptive pooling from ``size`` to ``out``."""
+    matrix = torch.zeros(out, size)
+    for i, (start, end) in enumerate(_windows(size, out)):
+        matrix[i, start:end] = 1.0 / (end - start)
+    return matrix
+
+
+class WindowMeans2d(nn.Module):
+    """``nn.AdaptiveAvgPool2d`` of a fixed ``(height, width)`` input as ``rows @ x @ cols``: the mean over a
+    rectangle is the mean over its rows of the means over its columns, so the result is the same (to float
+    rounding). Exported, it is two ``MatMul`` nodes; torch's exporter writes a pooling whose windows differ in size
+    (7x7 to 4x4: windows of 2, 3, 3 and 2) as a dozen gathers and adds, which onnxruntime runs outside the int8
+    kernels (BENCHMARKS.md, "Adaptive pooling heads")."""
+
+    def __init__(self, size: tuple[int, int], output_size: tuple[int, int]) -> None:
+        super().__init__()
+        self.size, self.output_size = size, output_size
+        self.register_buffer("rows", _window_means(size[0], output_size[0]), persistent=False)
+        self.register_buffer("cols", _window_means(size[1], output_size[1]).T.contiguous(), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.rows @ (x @ self.cols)
+
+
+def uneven_pools_as_matmuls(model: nn.Module, example_input: torch.Tensor) -> nn.Module:
+    """``model``, or a copy of it in which every ``nn.AdaptiveAvgPool2d`` whose windows differ in size at the
+    input size it sees on ``example_input`` is a :class:`WindowMeans2d`. Pools with even windows (global pooling,
+    sizes that divide) export as ``ReduceMean`` / ``AveragePool`` and stay, as does a pool module reached at two
+    input sizes. The copy is only for export: ONNX files of these models have a fixed input size (only the batch
+    is dynamic), so the fixed matrices fit every input the file accepts."""
+    pools = {name: m for name, m in model.named_modules() if name and isinstance(m, nn.AdaptiveAvgPool2d)}
+    if not pools:
+        return model
+    seen: dict[str, set[tuple[int, int]]] = {name: set() for name in pools}
+    hooks = [m.register_forward_pre_hook(lambda _m, args, name=name: seen[name].add(tuple(args[0].shape[-2:])))
+             for name, m in pools.items()]
+    try:
+        with torch.no_grad():
+            model(example_input)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    swaps: dict[str, tuple[tuple[int, int], tuple[int, int]]] = {}
+    for name, sizes in seen.items():
+        if len(sizes) != 1:
+            continue
+        size = next(iter(sizes))
+        wanted = pools[name].output_size
+        wanted = (wanted, wanted) if isinstance(wanted, int) else wanted
+        out = tuple(s if o is None else int(o) for o, s in zip(wanted, size, strict=True))
+        windows = [{end - start for start, end in _windows(s, o)} for s, o in zip(size, out, strict=True)]
+        if any(len(lengths) > 1 for lengths in windows):
+            swaps[name] = (size, out)
+    if not swaps:
+        return model
+    model = copy.deepcopy(model)
+    for name, (size, out) in swaps.items():
+        parent, _, attr = name.rpartition(".")
+        setattr(model.get_submodule(parent), attr, WindowMeans2d(size, out))
+    return model
 
 
 def dynamic_steps(model: nn.Module) -> bool:

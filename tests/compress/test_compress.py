@@ -118,6 +118,26 @@ def test_unpadded_average_pools_become_depthwise_convolutions_that_compute_the_s
     np.testing.assert_allclose(run_onnx(session(tmp_path / "p.onnx"), x), before, rtol=1e-5, atol=1e-6)
 
 
+def test_an_adaptive_pool_of_uneven_windows_exports_as_two_matmuls_that_compute_the_same(tmp_path) -> None:
+    """7 to 4 (windows of 2, 3, 3, 2): torch's exporter writes gathers and adds, which onnxruntime runs slowly."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.AdaptiveAvgPool2d((4, None)),  # 7x7 -> 4x7: uneven rows
+                          nn.ReLU(), nn.AdaptiveAvgPool2d((2, 7)), nn.Flatten()).eval()  # 4x7 -> 2x7: even, stays
+    x = torch.randn(5, 1, 9, 9)
+    path = export_onnx(model, x[:2], tmp_path / "m.onnx")
+    assert "Gather" not in _ops(path) and _ops(path).count("MatMul") == 2
+    assert isinstance(model[1], nn.AdaptiveAvgPool2d)  # the caller's model keeps its modules
+    np.testing.assert_allclose(run_onnx(session(path), x.numpy()), model(x).detach().numpy(), rtol=1e-5, atol=1e-6)
+    # the VGG-like warm start on 28x28 images: 7x7 feature maps into a 4x4 head
+    vgg = dict(CNNSpace().warm_starts())["vgg-like"]
+    net = CNNSpace().build(vgg, (1, 28, 28), 10).eval()
+    images = torch.rand(3, 1, 28, 28)
+    path = export_onnx(net, images[:2], tmp_path / "vgg.onnx")
+    assert "Gather" not in _ops(path)
+    np.testing.assert_allclose(run_onnx(session(path), images.numpy()), net(images).detach().numpy(), rtol=1e-4,
+                               atol=1e-5)
+
+
 def test_int8_quantizes_average_pools_as_depthwise_convolutions(tmp_path) -> None:
     """onnxruntime's QLinearAveragePool pools in float (several times slower than the fp32 model's pool)."""
     data = load_dataset("digits")
