@@ -40,7 +40,8 @@ def export_onnx(model: nn.Module, example_input: torch.Tensor, path: str | Path,
     atomically: a crash never leaves a half-written model behind.
 
     An adaptive average pooling whose windows differ in size is exported as two matrix products
-    (:func:`uneven_pools_as_matmuls`, on a copy: ``model`` keeps its modules).
+    (:func:`uneven_pools_as_matmuls`, on a copy: ``model`` keeps its modules), except in a model exported with a
+    dynamic sequence length.
     """
     path = Path(path)
     model = model.eval().cpu()
@@ -48,7 +49,8 @@ def export_onnx(model: nn.Module, example_input: torch.Tensor, path: str | Path,
         example_input = example_input.float()
     if example_input.shape[0] < 2:
         example_input = example_input.repeat(2, *([1] * (example_input.dim() - 1)))
-    model = uneven_pools_as_matmuls(model, example_input)
+    if not dynamic_steps(model):  # a dynamic sequence length would not fit fixed pooling matrices
+        model = uneven_pools_as_matmuls(model, example_input)
     proto = None
     if dynamic_steps(model) and example_input.dim() >= 2:
         try:
