@@ -71,11 +71,12 @@ def main(argv: list[str] | None = None) -> int:
     sample = np.asarray(train.X[:64], dtype=np.float32)
     randoms = ((described, model) for _i, described, _a, model, _s in random_cnns(args.data, 50 * args.n, args.seed))
     for described, model in [*starts, *randoms]:
+        uneven = _uneven(model, sample)
         if not described.startswith("warm start"):
             drawn += 1
-            if not _uneven(model, sample):
+            if not uneven:
                 continue
-        row = {"architecture": described, "uneven": _uneven(model, sample), **_measure(model, sample)}
+        row = {"architecture": described, "uneven": uneven, **_measure(model, sample)}
         rows.append(row)
         print(f"{described[:60]:<60} " + "  ".join(
             f"{name} b{b} {row[f'gathers_{name}_b{b}_ms']:.4f}->{row[f'matmuls_{name}_b{b}_ms']:.4f}"

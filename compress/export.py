@@ -93,7 +93,6 @@ class WindowMeans2d(nn.Module):
 
     def __init__(self, size: tuple[int, int], output_size: tuple[int, int]) -> None:
         super().__init__()
-        self.size, self.output_size = size, output_size
         self.register_buffer("rows", _window_means(size[0], output_size[0]), persistent=False)
         self.register_buffer("cols", _window_means(size[1], output_size[1]).T.contiguous(), persistent=False)
 
@@ -105,8 +104,9 @@ def uneven_pools_as_matmuls(model: nn.Module, example_input: torch.Tensor) -> nn
     """``model``, or a copy of it in which every ``nn.AdaptiveAvgPool2d`` whose windows differ in size at the
     input size it sees on ``example_input`` is a :class:`WindowMeans2d`. Pools with even windows (global pooling,
     sizes that divide) export as ``ReduceMean`` / ``AveragePool`` and stay, as does a pool module reached at two
-    input sizes. The copy is only for export: ONNX files of these models have a fixed input size (only the batch
-    is dynamic), so the fixed matrices fit every input the file accepts."""
+    input sizes. The copy is only for an export with a fixed input size (only the batch dynamic: ``export_onnx``
+    does not call this for a model it gives a dynamic sequence length), so the matrices fit every input the file
+    accepts."""
     pools = {name: m for name, m in model.named_modules() if name and isinstance(m, nn.AdaptiveAvgPool2d)}
     if not pools:
         return model

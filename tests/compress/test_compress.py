@@ -138,6 +138,28 @@ def test_an_adaptive_pool_of_uneven_windows_exports_as_two_matmuls_that_compute_
                                atol=1e-5)
 
 
+class _PooledLSTM(nn.Module):
+    """An LSTM whose outputs (steps x 8 features) are pooled to 4 x 8: uneven windows at 7 steps."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn, self.pool, self.head = nn.LSTM(3, 8, batch_first=True), nn.AdaptiveAvgPool2d((4, 8)), nn.Linear(32, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.pool(self.rnn(x)[0].unsqueeze(1)).flatten(1))
+
+
+def test_a_model_exported_with_a_dynamic_sequence_length_keeps_its_adaptive_pool(tmp_path) -> None:
+    """Fixed pooling matrices would fit the example's length only (the export would lose its dynamic axis)."""
+    torch.manual_seed(0)
+    model = _PooledLSTM().eval()
+    path = export_onnx(model, torch.randn(2, 7, 3), tmp_path / "m.onnx")
+    for steps in (7, 10):
+        x = torch.randn(3, steps, 3)
+        np.testing.assert_allclose(run_onnx(session(path), x.numpy()), model(x).detach().numpy(), rtol=1e-5,
+                                   atol=1e-6)
+
+
 def test_int8_quantizes_average_pools_as_depthwise_convolutions(tmp_path) -> None:
     """onnxruntime's QLinearAveragePool pools in float (several times slower than the fp32 model's pool)."""
     data = load_dataset("digits")
